@@ -1,0 +1,51 @@
+# The two commands a newcomer needs: `make run` (the whole system) and `make test` (every test).
+SHELL := /bin/bash
+UV ?= uv
+export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/sns_telegram
+export RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672/
+
+.PHONY: install run test test-unit test-integration test-e2e test-faults lint fmt bench docs up down check-services
+
+install:  ## install the locked dependencies (and uv itself if missing)
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+check-services:
+	@$(UV) run python scripts/check_services.py
+
+run: install check-services  ## migrate, then run all services with the Telegram stand-in
+	$(UV) run sns-telegram migrate
+	$(UV) run sns-telegram dev
+
+test: install  ## unit, integration and e2e tests against real PostgreSQL and RabbitMQ
+	$(UV) run pytest
+
+test-unit: install
+	$(UV) run pytest -m unit
+
+test-integration: install
+	$(UV) run pytest -m integration
+
+test-e2e: install
+	$(UV) run pytest -m e2e
+
+lint: install  ## ruff format check, ruff lint, mypy
+	$(UV) run ruff format --check .
+	$(UV) run ruff check .
+	$(UV) run mypy
+
+fmt: install
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+bench: install  ## benchmarks; results in bench/results/
+	$(UV) run python -m bench
+
+docs: install  ## regenerate docs/asyncapi.json from the code
+	$(UV) run python -m services.asyncapi > docs/asyncapi.json
+
+up:  ## the whole system in containers
+	docker compose -f deploy/docker-compose.yml --profile dev up -d --build
+
+down:
+	docker compose -f deploy/docker-compose.yml --profile dev down

@@ -1,0 +1,277 @@
+"""The wire contract between the SNS platform and the Telegram services.
+
+Other teams code against these names and models; change them only with a version bump
+(see DESIGN.md section 2). Everything about the wire is defined here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    ValidationError,
+    field_validator,
+)
+
+CONTRACT_VERSION = "1.0.0"
+
+EXCHANGE = "sns.events"
+"""Topic exchange every event is published to; the routing key is the event type."""
+DLX_EXCHANGE = "sns.events.dlx"
+"""Dead-letter exchange of the notifier queue."""
+NOTIFIER_QUEUE = "notifier.events"
+NOTIFIER_DLQ = "notifier.events.dlq"
+LINKER_QUEUE = "linker.events"
+"""The linker's queue for the notifier's `telegram.*` events (blocked, chat migrated)."""
+
+DLQ_REASON_HEADER = "x-dlq-reason"
+"""Header naming why a message was dead-lettered (`invalid`, `undeliverable`, ...)."""
+DLQ_ERROR_HEADER = "x-dlq-error"
+"""Header with the human-readable error that put the message in the DLQ."""
+
+MAX_EVENT_BYTES = 256 * 1024
+"""Bodies larger than this are rejected as invalid without being parsed."""
+
+
+class EventType(StrEnum):
+    """Every routing key on `sns.events` that this system publishes or consumes."""
+
+    POST_SUCCESS = "post_success"
+    POST_FAILURE = "post_failure"
+    AUTOMATION_EXECUTED = "automation_executed"
+    DAILY_SUMMARY = "daily_summary"
+    # Internal events of the Telegram services.
+    TELEGRAM_LINKED = "telegram.linked"
+    TELEGRAM_UNLINKED = "telegram.unlinked"
+    TELEGRAM_BLOCKED = "telegram.blocked"
+    TELEGRAM_CHAT_MIGRATED = "telegram.chat_migrated"
+
+
+NOTIFICATION_TYPES: tuple[EventType, ...] = (
+    EventType.POST_SUCCESS,
+    EventType.POST_FAILURE,
+    EventType.AUTOMATION_EXECUTED,
+    EventType.DAILY_SUMMARY,
+)
+"""The types the notifier queue is bound to."""
+
+ACTIVITY_TYPES: tuple[EventType, ...] = (
+    EventType.POST_SUCCESS,
+    EventType.POST_FAILURE,
+    EventType.AUTOMATION_EXECUTED,
+)
+"""The platform's own events, recorded for the daily summary."""
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+
+class _Data(BaseModel):
+    """Base of every `data` payload: unknown extra fields are tolerated and kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class PostSuccessData(_Data):
+    """`data` of `post_success`: a post was published."""
+
+    platform: NonBlank
+    content: str = ""
+    post_url: str | None = None
+    likes: NonNegativeInt = 0
+    comments: NonNegativeInt = 0
+    post_id: str | None = None
+
+
+class PostFailureData(_Data):
+    """`data` of `post_failure`: a post could not be published."""
+
+    platform: NonBlank
+    error: str
+    post_id: str | None = None
+
+
+class AutomationExecutedData(_Data):
+    """`data` of `automation_executed`: an automation rule ran."""
+
+    automation_name: NonBlank
+    platforms: list[NonBlank] = Field(min_length=1)
+    execution_time: str
+
+
+class PlatformStats(_Data):
+    """One platform's line of the daily summary."""
+
+    posts: NonNegativeInt
+    engagement: NonNegativeInt
+
+
+class DailySummaryData(_Data):
+    """`data` of `daily_summary`: the scheduler's trigger for one user and one local day.
+
+    `date` is the local day being summarised. The totals are optional: when a publisher
+    supplies them (the seed's `send_sns_notification` shape) they are rendered as given,
+    otherwise the notifier aggregates the user's recorded activity for that day.
+    """
+
+    date: date
+    timezone: str = "UTC"
+    resend: bool = False
+    total_posts: NonNegativeInt | None = None
+    successful_posts: NonNegativeInt | None = None
+    failed_posts: NonNegativeInt | None = None
+    total_engagement: NonNegativeInt | None = None
+    platforms: dict[str, PlatformStats] | None = None
+
+    @property
+    def has_totals(self) -> bool:
+        """True when the publisher supplied the report's numbers."""
+        return self.total_posts is not None
+
+
+class TelegramLinkData(_Data):
+    """`data` of `telegram.linked` / `telegram.unlinked`."""
+
+    chat_type: str | None = None
+
+
+class TelegramBlockedData(_Data):
+    """`data` of `telegram.blocked`: Telegram refused the chat for good."""
+
+    reason: str
+    error_code: int
+
+
+class TelegramChatMigratedData(_Data):
+    """`data` of `telegram.chat_migrated`: a group became a supergroup with a new id."""
+
+    new_chat_id: int
+
+
+DATA_MODELS: dict[EventType, type[_Data]] = {
+    EventType.POST_SUCCESS: PostSuccessData,
+    EventType.POST_FAILURE: PostFailureData,
+    EventType.AUTOMATION_EXECUTED: AutomationExecutedData,
+    EventType.DAILY_SUMMARY: DailySummaryData,
+    EventType.TELEGRAM_LINKED: TelegramLinkData,
+    EventType.TELEGRAM_UNLINKED: TelegramLinkData,
+    EventType.TELEGRAM_BLOCKED: TelegramBlockedData,
+    EventType.TELEGRAM_CHAT_MIGRATED: TelegramChatMigratedData,
+}
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must include a time zone (e.g. 2026-02-26T10:30:00Z)")
+    return value.astimezone(UTC)
+
+
+class Event(BaseModel):
+    """The envelope of every message on `sns.events` (DESIGN.md section 2)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID
+    type: EventType
+    user_id: NonBlank = Field(max_length=128)
+    occurred_at: Annotated[datetime, AfterValidator(_utc)]
+    data: dict[str, Any]
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _user_id_as_text(cls, value: Any) -> Any:
+        # The seed passes integer user ids around; accept them, carry them as text.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    def typed_data(self) -> Any:
+        """The `data` validated against the model of this event's type."""
+        return DATA_MODELS[self.type].model_validate(self.data)
+
+    def to_json(self) -> bytes:
+        """The exact bytes that go on the wire."""
+        return self.model_dump_json().encode()
+
+
+class InvalidEvent(ValueError):
+    """A message that does not follow the contract; `str()` names every problem."""
+
+
+def _describe(error: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in item["loc"]) or "body"
+        parts.append(f"{prefix}{location}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(body: bytes | str) -> tuple[Event, Any]:
+    """Parse and validate one message body: the envelope and its typed `data`.
+
+    Raises `InvalidEvent` with a message naming each offending field.
+    """
+    if len(body) > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"body is {len(body)} bytes, larger than {MAX_EVENT_BYTES}")
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidEvent(f"body is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidEvent("body must be a JSON object")
+    try:
+        event = Event.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(_describe(exc)) from None
+    try:
+        data = event.typed_data()
+    except ValidationError as exc:
+        raise InvalidEvent(_describe(exc, prefix="data.")) from None
+    return event, data
+
+
+def new_event(
+    type: EventType | str,
+    user_id: str | int,
+    data: BaseModel | dict[str, Any],
+    *,
+    event_id: uuid.UUID | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """Build a valid event (its `data` is checked against the type's model)."""
+    payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else dict(data)
+    event = Event(
+        event_id=event_id or uuid.uuid4(),
+        type=EventType(type),
+        user_id=str(user_id),
+        occurred_at=occurred_at or datetime.now(UTC),
+        data=payload,
+    )
+    try:
+        event.typed_data()
+    except ValidationError as exc:
+        raise InvalidEvent(_describe(exc, prefix="data.")) from None
+    return event
+
+
+def daily_summary_event_id(user_id: str, day: date) -> uuid.UUID:
+    """The deterministic id of the scheduled summary trigger for (user, day)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"sns-telegram:daily_summary:{user_id}:{day}")
+
+
+DeadLetterReason = Literal["invalid", "undeliverable", "retries_exhausted", "processing_error"]

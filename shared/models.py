@@ -1,0 +1,174 @@
+"""Database tables (SQLModel). Each table has exactly one owning service, named in its docstring;
+only the owner writes it. Schema changes go through alembic (`shared/migrations`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _tz(nullable: bool = True, index: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class TelegramLink(SQLModel, table=True):
+    """A platform user's Telegram link and notification settings. Owner: linker.
+
+    `chat_id` is stored encrypted when CHAT_ID_ENCRYPTION_KEY is set; `chat_lookup` is a keyed
+    digest of the chat id so a chat can be found without decrypting every row.
+    """
+
+    __tablename__ = "telegram_links"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    chat_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    chat_lookup: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    chat_type: str | None = Field(default=None, max_length=32)
+    enabled: bool = Field(default=False)
+    linked_at: datetime | None = Field(default=None, sa_column=_tz())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    timezone: str = Field(default="UTC", max_length=64)
+    summary_time: time = Field(default=time(9, 0))
+    language: str = Field(default="ko", max_length=8)
+    muted_types: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )
+
+
+class LinkToken(SQLModel, table=True):
+    """A one-time deep-link token, stored only as its SHA-256 hash. Owner: linker."""
+
+    __tablename__ = "link_tokens"
+    __table_args__ = (
+        Index("ix_link_tokens_user_unused", "user_id", postgresql_where=text("used_at IS NULL")),
+    )
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    expires_at: datetime = Field(sa_column=_tz(nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=_tz())
+    revoked_at: datetime | None = Field(default=None, sa_column=_tz())
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """The notifier's inbox: one row per event id it has accepted (idempotency). Owner: notifier."""
+
+    __tablename__ = "processed_events"
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    type: str = Field(max_length=64)
+    user_id: str = Field(max_length=128)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+
+
+class Activity(SQLModel, table=True):
+    """What each platform event says, for the daily summary. Owner: notifier."""
+
+    __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_user_time", "user_id", "occurred_at"),)
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    user_id: str = Field(max_length=128)
+    type: str = Field(max_length=64)
+    occurred_at: datetime = Field(sa_column=_tz(nullable=False))
+    platform: str | None = Field(default=None, max_length=64)
+    likes: int = 0
+    comments: int = 0
+    details: dict[str, object] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
+    )
+
+
+class Delivery(SQLModel, table=True):
+    """One Telegram message the notifier meant to send, and what became of it. Owner: notifier.
+
+    `dedupe_key` makes sending idempotent: the event id, or `daily_summary:<user>:<date>` so a
+    summary goes out at most once per user and day (a deliberate resend has its own key).
+    Status: `sending` (intent recorded), `sent`, `skipped` (no link, disabled, muted),
+    `undeliverable` (Telegram refused the chat for good), `uncertain` (the request timed out after
+    it was sent; it may have been delivered), `failed` (retries exhausted).
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("dedupe_key", name="uq_deliveries_dedupe_key"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    dedupe_key: str = Field(max_length=200)
+    event_id: uuid.UUID = Field(index=True)
+    event_type: str = Field(max_length=64)
+    user_id: str = Field(max_length=128, index=True)
+    chat_ref: str | None = Field(default=None, max_length=32)
+    status: str = Field(max_length=16)
+    telegram_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=_tz())
+
+
+class SummaryRun(SQLModel, table=True):
+    """One daily-summary trigger for one user and local day. Owner: scheduler.
+
+    The unique (user_id, summary_date, kind) row is written before the trigger is published, so
+    each scheduled trigger is emitted once however many scheduler replicas run.
+    """
+
+    __tablename__ = "summary_runs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "summary_date", "kind", name="uq_summary_runs_user_date"),
+        Index(
+            "ix_summary_runs_unpublished", "due_at", postgresql_where=text("published_at IS NULL")
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    user_id: str = Field(max_length=128)
+    summary_date: date
+    kind: str = Field(default="scheduled", max_length=64)
+    event_id: uuid.UUID
+    due_at: datetime = Field(sa_column=_tz(nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    published_at: datetime | None = Field(default=None, sa_column=_tz())
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    job_run_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+
+
+class JobRun(SQLModel, table=True):
+    """One run of a scheduler job (cron or manual), with its counts. Owner: scheduler."""
+
+    __tablename__ = "job_runs"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    job_id: str = Field(max_length=64, index=True)
+    trigger: str = Field(max_length=16)
+    started_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False, index=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_tz())
+    emitted: int = 0
+    failed: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    details: dict[str, object] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
+    )
