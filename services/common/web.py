@@ -1,0 +1,138 @@
+"""HTTP pieces every service exposes: /healthz, /readyz, /metrics, request ids and JSON errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.common.logging import log_context
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+"""Raises when a dependency is not reachable."""
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"]
+)
+
+
+def database_check(engine: AsyncEngine) -> ReadinessCheck:
+    """A readiness check that runs `SELECT 1`."""
+
+    async def check() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    return check
+
+
+def broker_check(is_connected: Callable[[], bool]) -> ReadinessCheck:
+    """A readiness check on a broker connection's state."""
+
+    async def check() -> None:
+        if not is_connected():
+            raise ConnectionError("broker connection is closed")
+
+    return check
+
+
+def health_router(checks: dict[str, ReadinessCheck], timeout: float = 3.0) -> APIRouter:
+    """`/healthz` (process alive), `/readyz` (every dependency reachable), `/metrics`."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), timeout)
+                results[name] = "ok"
+            except Exception as exc:  # readiness reports any failure as not ready
+                results[name] = f"error: {type(exc).__name__}"
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": results},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def error_body(status: int, detail: Any, code: str | None = None) -> dict[str, Any]:
+    """The one JSON error shape of every API, in the spec's style of `status` + `message`."""
+    return {"status": "error", "code": code or _code(status), "message": detail}
+
+
+def _code(status: int) -> str:
+    return {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "conflict",
+        410: "gone",
+        422: "invalid_request",
+        429: "rate_limited",
+        502: "telegram_error",
+        503: "unavailable",
+    }.get(status, "error")
+
+
+def install_common(app: FastAPI, service: str) -> None:
+    """Request ids, request metrics and the JSON error shape for every error a client can cause."""
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Any) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        with log_context(request_id=request_id):
+            response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
+        response.headers["x-request-id"] = request_id
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        code = None
+        if isinstance(detail, dict):
+            code, detail = detail.get("code"), detail.get("message", detail)
+        return JSONResponse(
+            error_body(exc.status_code, detail, code),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        body = error_body(422, "request is invalid")
+        body["details"] = problems
+        return JSONResponse(body, status_code=422)
