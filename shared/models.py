@@ -43,12 +43,15 @@ class TelegramLink(SQLModel, table=True):
     chat_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     chat_lookup: str | None = Field(default=None, sa_column=Column(String(64), index=True))
     chat_type: str | None = Field(default=None, max_length=32)
-    enabled: bool = Field(default=False)
+    enabled: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
     linked_at: datetime | None = Field(default=None, sa_column=_tz())
-    updated_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
-    timezone: str = Field(default="UTC", max_length=64)
-    summary_time: time = Field(default=time(9, 0))
-    language: str = Field(default="ko", max_length=8)
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+    timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
+    summary_time: time = Field(default=time(9, 0), sa_column_kwargs={"server_default": "09:00"})
+    language: str = Field(default="ko", max_length=8, sa_column_kwargs={"server_default": "ko"})
     muted_types: list[str] = Field(
         default_factory=list,
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),

@@ -127,12 +127,24 @@ def upgrade() -> None:
         sa.Column("chat_id", sa.Text(), nullable=True),
         sa.Column("chat_lookup", sa.String(length=64), nullable=True),
         sa.Column("chat_type", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("linked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("timezone", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("summary_time", sa.Time(), nullable=False),
-        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "timezone",
+            sqlmodel.sql.sqltypes.AutoString(length=64),
+            server_default="UTC",
+            nullable=False,
+        ),
+        sa.Column("summary_time", sa.Time(), server_default="09:00", nullable=False),
+        sa.Column(
+            "language",
+            sqlmodel.sql.sqltypes.AutoString(length=8),
+            server_default="ko",
+            nullable=False,
+        ),
         sa.Column(
             "muted_types",
             postgresql.ARRAY(sa.Text()),

@@ -1,0 +1,281 @@
+"""Composition root of the notifier: settings, engine, broker, bot, processor, health server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.logging import configure_logging, log_context
+from services.common.telegram import make_bot
+from services.common.web import broker_check, database_check, health_router
+from services.linker.crypto import ChatIdCipher
+from services.notifier import metrics
+from services.notifier.processor import Outcome, Processor, ProcessorConfig
+from services.notifier.ratelimit import Limits, RateLimiter
+from services.notifier.store import NotifierStore
+from services.notifier.telegram import AiogramSender, SendError, TelegramSender
+from services.notifier.topology import (
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
+    declare,
+    notifier_queue,
+)
+from shared.contract import (
+    DLQ_ERROR_HEADER,
+    DLQ_REASON_HEADER,
+    NOTIFICATION_TYPES,
+    DeadLetterReason,
+    EventType,
+    InvalidEvent,
+    TelegramBlockedData,
+    TelegramChatMigratedData,
+    new_event,
+    parse_event,
+)
+from shared.db import create_engine
+from shared.publisher import EventPublisher
+from shared.settings import BaseServiceSettings
+
+log = logging.getLogger("notifier")
+
+PAID_BROADCAST_RATE = 1000
+
+
+class NotifierSettings(BaseServiceSettings):
+    """The notifier's configuration (environment variables of the same names)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    notifier_port: int = 8002
+    telegram_rate_global: float = 30
+    telegram_rate_per_chat: float = 1
+    telegram_rate_per_group_per_min: float = 20
+    telegram_allow_paid_broadcast: bool = False
+    telegram_timeout_seconds: float = 10
+    notifier_prefetch: int = 500
+    notifier_batch_size: int = 100
+    notifier_max_attempts: int = 6
+    notifier_delivery_limit: int = 5
+    notifier_shutdown_seconds: float = 8
+
+    def limits(self) -> Limits:
+        """The send limits; paid broadcast raises the global one to 1000/s."""
+        global_rate = self.telegram_rate_global
+        if self.telegram_allow_paid_broadcast:
+            global_rate = max(global_rate, PAID_BROADCAST_RATE)
+        return Limits(
+            global_rate, self.telegram_rate_per_chat, self.telegram_rate_per_group_per_min
+        )
+
+
+class PublishedInternalEvents:
+    """`InternalEvents` published to `sns.events` for the linker (with confirms)."""
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self._publisher = publisher
+
+    async def chat_gone(self, user_id: str, error: SendError) -> None:
+        """Tell the linker Telegram refused the chat for good (403, chat not found)."""
+        data = TelegramBlockedData(reason=error.description, error_code=error.error_code or 0)
+        await self._publisher.publish(
+            new_event(EventType.TELEGRAM_BLOCKED, user_id, data), mandatory=False
+        )
+
+    async def chat_migrated(self, user_id: str, new_chat_id: int) -> None:
+        """Tell the linker the group became a supergroup with a new id."""
+        data = TelegramChatMigratedData(new_chat_id=new_chat_id)
+        await self._publisher.publish(
+            new_event(EventType.TELEGRAM_CHAT_MIGRATED, user_id, data), mandatory=False
+        )
+
+
+@dataclass
+class Notifier:
+    """The running notifier's parts."""
+
+    settings: NotifierSettings
+    engine: AsyncEngine
+    broker: RabbitBroker
+    publisher: EventPublisher
+    processor: Processor
+    sender: TelegramSender
+    close_sender: Any
+
+
+def build(
+    settings: NotifierSettings, *, sender: TelegramSender | None = None, close_sender: Any = None
+) -> Notifier:
+    """Wire the notifier (connects nothing yet)."""
+    engine = create_engine(settings.database_url.get_secret_value(), pool_size=5)
+    broker = RabbitBroker(settings.rabbitmq_url.get_secret_value(), logger=None)
+    publisher = EventPublisher(settings.rabbitmq_url.get_secret_value())
+    if sender is None:
+        bot = make_bot(settings, timeout=settings.telegram_timeout_seconds, limit=200)
+        sender = AiogramSender(bot, allow_paid_broadcast=settings.telegram_allow_paid_broadcast)
+        close_sender = bot.session.close
+    processor = Processor(
+        engine=engine,
+        store=NotifierStore(engine),
+        sender=sender,
+        limiter=RateLimiter(settings.limits()),
+        chat_ids=ChatIdCipher(settings.encryption_keys()),
+        internal_events=PublishedInternalEvents(publisher),
+        config=ProcessorConfig(
+            batch_size=settings.notifier_batch_size, max_attempts=settings.notifier_max_attempts
+        ),
+    )
+    notifier = Notifier(settings, engine, broker, publisher, processor, sender, close_sender)
+    subscribe(notifier)
+    return notifier
+
+
+def subscribe(notifier: Notifier) -> None:
+    """Register the queue consumer on the broker."""
+    broker = notifier.broker
+    processor = notifier.processor
+
+    @broker.subscriber(
+        notifier_queue(notifier.settings.notifier_delivery_limit),
+        EVENTS_EXCHANGE,
+        channel=Channel(prefetch_count=notifier.settings.notifier_prefetch),
+        ack_policy=AckPolicy.MANUAL,
+        no_reply=True,
+        title="notifier.events",
+        description="SNS events rendered and sent to each linked user's Telegram chat.",
+    )
+    async def on_event(message: RabbitMessage) -> None:
+        body = message.body
+        try:
+            event, data = parse_event(body)
+            if event.type not in NOTIFICATION_TYPES:
+                raise InvalidEvent(f"type: {event.type} is not a notification type")
+        except InvalidEvent as exc:
+            metrics.EVENTS.labels("invalid", "invalid").inc()
+            await dead_letter(broker, message, "invalid", str(exc))
+            return
+        with log_context(event_id=str(event.event_id), user_id=event.user_id):
+            outcome = await processor.handle(event, data)
+            await settle(broker, message, outcome)
+
+
+async def settle(broker: RabbitBroker, message: RabbitMessage, outcome: Outcome) -> None:
+    """Acknowledge, or dead-letter with the reason."""
+    if outcome.dead_letter is not None:
+        await dead_letter(broker, message, outcome.dead_letter, outcome.reason or outcome.status)
+    else:
+        await message.ack()
+
+
+async def dead_letter(
+    broker: RabbitBroker, message: RabbitMessage, reason: DeadLetterReason, error: str
+) -> None:
+    """Publish the message as received to the DLQ with its reason (confirmed), then ack it."""
+    raw = message.raw_message
+    log.warning("dead-lettering message %s: %s: %s", message.message_id, reason, error[:500])
+    metrics.DEAD_LETTERED.labels(reason).inc()
+    headers = dict(raw.headers or {})
+    headers.update(
+        {
+            DLQ_REASON_HEADER: reason,
+            DLQ_ERROR_HEADER: error[:2000],
+            "x-original-routing-key": raw.routing_key or "",
+            "x-dead-lettered-at": datetime.now(UTC).isoformat(),
+        }
+    )
+    await broker.publish(
+        raw.body,
+        exchange=DEAD_LETTER_EXCHANGE,
+        routing_key=raw.routing_key or "unknown",
+        headers=headers,
+        message_id=message.message_id,
+        content_type=raw.content_type,
+        persist=True,
+        mandatory=True,
+    )
+    await message.ack()
+
+
+def health_app(notifier: Notifier) -> FastAPI:
+    """The notifier's HTTP surface: /healthz, /readyz, /metrics."""
+    app = FastAPI(title="notifier", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def broker_up() -> bool:
+        connection = notifier.broker._connection  # faststream exposes no public state
+        return connection is not None and not connection.is_closed
+
+    app.include_router(
+        health_router(
+            {"database": database_check(notifier.engine), "broker": broker_check(broker_up)}
+        )
+    )
+    return app
+
+
+async def start(notifier: Notifier) -> None:
+    """Connect, declare the topology and start consuming."""
+    await notifier.publisher.connect()
+    await notifier.broker.connect()
+    await declare(notifier.broker, notifier.settings.notifier_delivery_limit)
+    await notifier.broker.start()
+
+
+async def stop(notifier: Notifier) -> None:
+    """Stop consuming, let in-flight messages finish (bounded), close everything.
+
+    Unacknowledged messages go back to the queue when the connection closes.
+    """
+    for subscriber in notifier.broker.subscribers:
+        await subscriber.stop()
+    await notifier.processor.drain(notifier.settings.notifier_shutdown_seconds)
+    await notifier.broker.stop()
+    await notifier.publisher.close()
+    if notifier.close_sender is not None:
+        await notifier.close_sender()
+    await notifier.engine.dispose()
+
+
+async def serve(settings: NotifierSettings) -> None:
+    """Run until SIGTERM/SIGINT."""
+    notifier = build(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            health_app(notifier),
+            host="0.0.0.0",
+            port=settings.notifier_port,
+            log_config=None,
+            lifespan="off",
+        )
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await start(notifier)
+    http = asyncio.create_task(server.serve())
+    log.info("notifier consuming %s", ", ".join(t.value for t in NOTIFICATION_TYPES))
+    await stopping.wait()
+    log.info("stopping: no new messages; finishing in-flight ones")
+    await stop(notifier)
+    server.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError):
+        await http
+
+
+def run() -> None:
+    """Entry point of `sns-telegram notifier`."""
+    settings = NotifierSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    settings.validate_for_production()
+    asyncio.run(serve(settings))

@@ -1,0 +1,32 @@
+"""Prometheus metrics of the notifier (served on NOTIFIER_PORT at /metrics)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter(
+    "notifier_events_total", "Events consumed, by type and outcome", ["type", "outcome"]
+)
+SENT = Counter("notifier_messages_sent_total", "Messages Telegram accepted", ["type"])
+TELEGRAM_ERRORS = Counter(
+    "notifier_telegram_errors_total", "Failed sendMessage calls, by class", ["failure"]
+)
+RETRIES = Counter("notifier_retries_total", "Sends retried, by reason", ["reason"])
+DEAD_LETTERED = Counter("notifier_dead_lettered_total", "Messages sent to the DLQ", ["reason"])
+SEND_LATENCY = Histogram(
+    "notifier_send_seconds",
+    "Duration of one sendMessage call",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RATE_WAIT = Histogram(
+    "notifier_rate_limit_wait_seconds",
+    "Time a message waited for the rate limiter",
+    buckets=(0, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+)
+LAG = Histogram(
+    "notifier_event_lag_seconds",
+    "From the event's occurred_at to Telegram accepting the message",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+IN_FLIGHT = Gauge("notifier_in_flight", "Events being processed (unacknowledged)")
+BATCH_SIZE = Histogram(
+    "notifier_batch_size", "Events per database batch", buckets=(1, 2, 5, 10, 25, 50, 100, 250)
+)

@@ -1,0 +1,179 @@
+"""Telegram's send limits as sliding windows, and per-chat ordering.
+
+The arithmetic is pure (`SlidingWindow.next_allowed`); `RateLimiter.acquire` only sleeps until
+the earliest instant at which every window (global, per chat, per group) and any 429 pause allow
+one more message, then records it. Limits hold "in any window": never more than N sends in any
+interval of the window's length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Clock = Callable[[], float]
+"""Monotonic seconds."""
+
+
+class SlidingWindow:
+    """At most `limit` events in any interval of `period` seconds."""
+
+    __slots__ = ("limit", "period", "stamps")
+
+    def __init__(self, limit: int, period: float) -> None:
+        self.limit = limit
+        self.period = period
+        self.stamps: deque[float] = deque()
+
+    def next_allowed(self, now: float) -> float:
+        """The earliest instant ≥ now at which one more event fits."""
+        stamps = self.stamps
+        while stamps and stamps[0] <= now - self.period:
+            stamps.popleft()
+        if len(stamps) < self.limit:
+            return now
+        return stamps[len(stamps) - self.limit] + self.period
+
+    def record(self, at: float) -> None:
+        """Count one event at `at`."""
+        self.stamps.append(at)
+
+    def idle(self, now: float) -> bool:
+        """True when no event in the window constrains the future."""
+        return not self.stamps or self.stamps[-1] <= now - self.period
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Messages per second per bot and per chat, per minute per group; 0 means unlimited."""
+
+    global_per_second: float = 30
+    per_chat_per_second: float = 1
+    per_group_per_minute: float = 20
+    margin: float = 0.005
+    """Seconds added to each window, so loopback jitter never makes two sends look closer."""
+
+
+def _window(rate: float, period: float, margin: float) -> SlidingWindow | None:
+    if rate <= 0:
+        return None
+    if rate >= 1:
+        return SlidingWindow(int(rate), period + margin)
+    # Fractional rates (0.5/s) become one message per 1/rate seconds.
+    return SlidingWindow(1, period / rate + margin)
+
+
+class RateLimiter:
+    """Global, per-chat and per-group windows plus the pause a 429 imposes on every send."""
+
+    def __init__(self, limits: Limits, clock: Clock = time.monotonic) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._global = _window(limits.global_per_second, 1.0, limits.margin)
+        self._chats: dict[int, SlidingWindow] = {}
+        self._groups: dict[int, SlidingWindow] = {}
+        self._paused_until = 0.0
+        self._acquired = 0
+        self.waited_seconds = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Telegram said 429 with retry_after: no request to any chat before it elapses."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    def next_allowed(self, chat_id: int, now: float) -> float:
+        """The earliest instant a message to `chat_id` may be sent (pure arithmetic)."""
+        at = max(now, self._paused_until)
+        if self._global is not None:
+            at = max(at, self._global.next_allowed(now))
+        chat = self._chats.get(chat_id)
+        if chat is not None:
+            at = max(at, chat.next_allowed(now))
+        if chat_id < 0:
+            group = self._groups.get(chat_id)
+            if group is not None:
+                at = max(at, group.next_allowed(now))
+        return at
+
+    def record(self, chat_id: int, at: float) -> None:
+        """Count a message sent to `chat_id` at `at` in every window it belongs to."""
+        if self._global is not None:
+            self._global.record(at)
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            chat = _window(self.limits.per_chat_per_second, 1.0, self.limits.margin)
+            if chat is not None:
+                self._chats[chat_id] = chat
+        if chat is not None:
+            chat.record(at)
+        if chat_id < 0:
+            group = self._groups.get(chat_id)
+            if group is None:
+                group = _window(self.limits.per_group_per_minute, 60.0, self.limits.margin)
+                if group is not None:
+                    self._groups[chat_id] = group
+            if group is not None:
+                group.record(at)
+        self._acquired += 1
+        if self._acquired % 4096 == 0:
+            self._forget_idle(at)
+
+    async def acquire(self, chat_id: int) -> float:
+        """Wait until a message to `chat_id` is allowed, count it, return the seconds waited."""
+        started = self._clock()
+        while True:
+            now = self._clock()
+            at = self.next_allowed(chat_id, now)
+            if at <= now:
+                self.record(chat_id, now)
+                waited = now - started
+                self.waited_seconds += waited
+                return waited
+            await asyncio.sleep(at - now)
+
+    def _forget_idle(self, now: float) -> None:
+        for table in (self._chats, self._groups):
+            for key in [k for k, w in table.items() if w.idle(now)]:
+                del table[key]
+
+
+class ChatSequencer:
+    """Keeps sends to one chat in arrival order: a ticket is taken synchronously on arrival,
+    and each send waits until every earlier ticket of its chat has finished."""
+
+    def __init__(self) -> None:
+        self._queues: dict[int, deque[asyncio.Future[None]]] = {}
+
+    def enter(self, chat_id: int) -> asyncio.Future[None]:
+        """Take the next place in `chat_id`'s line; await the returned future for one's turn."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        line = self._queues.setdefault(chat_id, deque())
+        line.append(future)
+        if len(line) == 1:
+            future.set_result(None)
+        return future
+
+    def leave(self, chat_id: int, ticket: asyncio.Future[None]) -> None:
+        """Give up the turn (after sending, or on failure); wakes the next in line."""
+        line = self._queues.get(chat_id)
+        if not line:
+            return
+        was_head = line[0] is ticket
+        try:
+            line.remove(ticket)
+        except ValueError:
+            return
+        if not line:
+            del self._queues[chat_id]
+        elif was_head and not line[0].done():
+            line[0].set_result(None)
+
+    def waiting(self, chat_id: int) -> int:
+        """How many sends are queued for `chat_id` (including the one sending)."""
+        return len(self._queues.get(chat_id, ()))

@@ -1,0 +1,107 @@
+"""Sending to Telegram and classifying what went wrong (on status and parameters, not text)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import aiohttp
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+
+
+class Failure(StrEnum):
+    """What a failed send means for the message and the chat."""
+
+    RETRY_AFTER = "retry_after"
+    """429: pause every send for `retry_after`, then retry this one."""
+    MIGRATED = "migrated"
+    """400 with migrate_to_chat_id: resend to the new id and store it."""
+    CHAT_GONE = "chat_gone"
+    """403 (blocked, deactivated) or 400 chat not found: disable the link; never retry."""
+    REJECTED = "rejected"
+    """Any other 4xx: this message can never be sent as it is; dead-letter it."""
+    TRANSIENT = "transient"
+    """5xx, or a connection that failed before the request was sent: retry with backoff."""
+    UNCERTAIN = "uncertain"
+    """The request was sent but no answer came (timeout): it may have been delivered."""
+
+
+@dataclass(frozen=True)
+class SendError(Exception):
+    """A classified failure of one send."""
+
+    failure: Failure
+    description: str
+    error_code: int | None = None
+    retry_after: float | None = None
+    migrate_to_chat_id: int | None = None
+
+    def __str__(self) -> str:
+        code = f"{self.error_code} " if self.error_code else ""
+        return f"{self.failure}: {code}{self.description}"
+
+
+class TelegramSender(Protocol):
+    """The port the notifier sends through; returns the Telegram message id."""
+
+    async def send_text(self, chat_id: int, text: str) -> int: ...
+
+
+def classify(exc: Exception) -> SendError:
+    """Map an aiogram exception to a `SendError` (parameters first, then the status code)."""
+    description = str(getattr(exc, "message", exc))
+    if isinstance(exc, TelegramRetryAfter):
+        return SendError(Failure.RETRY_AFTER, description, 429, retry_after=float(exc.retry_after))
+    if isinstance(exc, TelegramMigrateToChat):
+        return SendError(
+            Failure.MIGRATED, description, 400, migrate_to_chat_id=exc.migrate_to_chat_id
+        )
+    if isinstance(exc, TelegramForbiddenError):
+        return SendError(Failure.CHAT_GONE, description, 403)
+    if isinstance(exc, TelegramBadRequest):
+        # Telegram answers 400 for a missing chat and for a bad message alike; only the chat
+        # case disables the link, and the description is the only thing that tells them apart.
+        if "chat not found" in description.lower():
+            return SendError(Failure.CHAT_GONE, description, 400)
+        return SendError(Failure.REJECTED, description, 400)
+    if isinstance(exc, TelegramUnauthorizedError):
+        return SendError(Failure.TRANSIENT, "bot token rejected (401)", 401)
+    if isinstance(exc, TelegramServerError):
+        return SendError(Failure.TRANSIENT, description, 500)
+    if isinstance(exc, TelegramNetworkError):
+        cause = exc.__cause__
+        if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+            return SendError(Failure.TRANSIENT, f"connection failed: {type(cause).__name__}")
+        if isinstance(cause, TimeoutError):
+            return SendError(Failure.UNCERTAIN, "no answer before the timeout")
+        return SendError(Failure.TRANSIENT, f"network error: {type(cause).__name__}")
+    status = getattr(exc, "status_code", None)
+    return SendError(Failure.REJECTED, f"{type(exc).__name__}: {description}", status)
+
+
+class AiogramSender:
+    """`TelegramSender` over aiogram (HTML parse mode, link previews off)."""
+
+    def __init__(self, bot: Bot, *, allow_paid_broadcast: bool = False) -> None:
+        self._bot = bot
+        self._paid = allow_paid_broadcast or None
+
+    async def send_text(self, chat_id: int, text: str) -> int:
+        """Send one message; raise `SendError` classified from Telegram's answer."""
+        try:
+            message = await self._bot.send_message(
+                chat_id=chat_id, text=text, allow_paid_broadcast=self._paid
+            )
+        except Exception as exc:  # every aiogram failure is classified, none is swallowed
+            raise classify(exc) from exc
+        return message.message_id

@@ -1,0 +1,188 @@
+"""A notifier running in-process against real RabbitMQ, PostgreSQL and the Telegram stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.notifier.main import Notifier, NotifierSettings, build, start, stop
+from services.standin.server import StandIn
+from shared.contract import DLX_EXCHANGE, EXCHANGE, NOTIFIER_DLQ, Event, new_event
+from shared.db import create_engine
+from shared.publisher import EventPublisher
+
+
+async def eventually(
+    predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02
+) -> Any:
+    """Poll `predicate` (sync or async) until it returns something truthy; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Harness:
+    notifier: Notifier
+    standin: StandIn
+    publisher: EventPublisher
+    engine: AsyncEngine
+    rabbitmq_url: str
+
+    async def link(self, user_id: str, chat_id: int, *, enabled: bool = True, **extra: Any) -> None:
+        """Insert a link as the linker would (plain chat id: no encryption key in tests)."""
+        columns = {"user_id": user_id, "chat_id": str(chat_id), "enabled": enabled, **extra}
+        names = ", ".join(columns)
+        values = ", ".join(f":{k}" for k in columns)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    f"INSERT INTO telegram_links ({names}, linked_at, updated_at) "  # noqa: S608
+                    f"VALUES ({values}, now(), now())"
+                ),
+                columns,
+            )
+
+    async def publish(self, type_: str, user_id: str, data: dict[str, Any], **kw: Any) -> Event:
+        return await self.publisher.send(type_, user_id, data, **kw)
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [m["text"] for m in self.standin.bot_messages(chat_id)]
+
+    async def wait_texts(self, chat_id: int, count: int, timeout: float = 15.0) -> list[str]:
+        await eventually(lambda: len(self.texts(chat_id)) >= count, timeout)
+        return self.texts(chat_id)
+
+    async def delivery(self, event: Event) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        text("SELECT * FROM deliveries WHERE event_id = :id"),
+                        {"id": event.event_id},
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    async def wait_delivery(
+        self, event: Event, status: str, timeout: float = 15.0
+    ) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            row = await self.delivery(event)
+            return row if row and row["status"] == status else None
+
+        return await eventually(check, timeout)
+
+    async def dead_letters(
+        self, expected: int, timeout: float = 15.0
+    ) -> list[aio_pika.abc.AbstractIncomingMessage]:
+        """Read `expected` messages from the DLQ (acking them)."""
+        connection = await aio_pika.connect(self.rabbitmq_url)
+        got: list[aio_pika.abc.AbstractIncomingMessage] = []
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.get_queue(NOTIFIER_DLQ)
+            deadline = time.monotonic() + timeout
+            while len(got) < expected and time.monotonic() < deadline:
+                message = await queue.get(fail=False)
+                if message is None:
+                    await asyncio.sleep(0.05)
+                    continue
+                await message.ack()
+                got.append(message)
+        return got
+
+    async def observe(self, routing_key: str) -> Callable[[], list[dict[str, Any]]]:
+        """Bind a queue to `routing_key` on sns.events; return a function listing what arrived."""
+        connection = await aio_pika.connect(self.rabbitmq_url)
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(f"observe-{uuid.uuid4().hex[:8]}", exclusive=True)
+        await queue.bind(exchange, routing_key)
+        seen: list[dict[str, Any]] = []
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                seen.append(json.loads(message.body))
+
+        await queue.consume(on_message)
+        self._observers.append(connection)
+        return lambda: seen
+
+    def __post_init__(self) -> None:
+        self._observers: list[aio_pika.abc.AbstractConnection] = []
+
+
+@asynccontextmanager
+async def running_notifier(
+    database_url: str,
+    rabbitmq_url: str,
+    *,
+    standin_limits: Any = None,
+    **settings: Any,
+) -> AsyncIterator[Harness]:
+    """Stand-in + notifier + publisher, all real, torn down afterwards."""
+    async with StandIn(limits=standin_limits) as standin:
+        config = NotifierSettings(
+            database_url=database_url,
+            rabbitmq_url=rabbitmq_url,
+            telegram_api_base=standin.base_url,
+            **settings,
+        )
+        notifier = build(config)
+        engine = create_engine(database_url, pool_size=2)
+        publisher = EventPublisher(rabbitmq_url)
+        await start(notifier)
+        await publisher.connect()
+        harness = Harness(notifier, standin, publisher, engine, rabbitmq_url)
+        try:
+            yield harness
+        finally:
+            await stop(notifier)
+            await publisher.close()
+            for connection in harness._observers:
+                await connection.close()
+            await engine.dispose()
+
+
+def unique_user() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}"
+
+
+def unique_chat() -> int:
+    return int(uuid.uuid4().int % 9_000_000_000) + 1_000_000_000
+
+
+NOW = datetime.now(UTC)
+__all__ = [
+    "DLX_EXCHANGE",
+    "Harness",
+    "eventually",
+    "new_event",
+    "running_notifier",
+    "unique_chat",
+    "unique_user",
+]
