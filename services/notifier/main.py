@@ -119,7 +119,11 @@ def build(
 ) -> Notifier:
     """Wire the notifier (connects nothing yet)."""
     engine = create_engine(settings.database_url.get_secret_value(), pool_size=5)
-    broker = RabbitBroker(settings.rabbitmq_url.get_secret_value(), logger=None)
+    broker = RabbitBroker(
+        settings.rabbitmq_url.get_secret_value(),
+        logger=None,
+        graceful_timeout=settings.notifier_shutdown_seconds,
+    )
     publisher = EventPublisher(settings.rabbitmq_url.get_secret_value())
     if sender is None:
         bot = make_bot(settings, timeout=settings.telegram_timeout_seconds, limit=200)
@@ -234,11 +238,17 @@ async def start(notifier: Notifier) -> None:
 async def stop(notifier: Notifier) -> None:
     """Stop consuming, let in-flight messages finish (bounded), close everything.
 
-    Unacknowledged messages go back to the queue when the connection closes.
+    The subscriber waits up to NOTIFIER_SHUTDOWN_SECONDS for running handlers; whatever is left
+    is aborted, and its unacknowledged messages go back to the queue when the channel closes.
     """
     for subscriber in notifier.broker.subscribers:
         await subscriber.stop()
-    await notifier.processor.drain(notifier.settings.notifier_shutdown_seconds)
+    if notifier.processor.in_flight:
+        log.warning(
+            "%d events still in flight at shutdown: left for redelivery",
+            notifier.processor.in_flight,
+        )
+        notifier.processor.abort()
     await notifier.broker.stop()
     await notifier.publisher.close()
     if notifier.close_sender is not None:

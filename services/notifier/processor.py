@@ -230,6 +230,15 @@ class Batcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def cancel(self) -> None:
+        """Cancel running flushes and drop queued items (their owners see cancellation)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for item in self._items:
+            future = item.future if hasattr(item, "future") else item[1]
+            future.cancel()
+        self._items = []
+
     async def _run(self, items: list[Any]) -> None:
         async with self._lock:  # batches run one at a time, in arrival order
             await self._flush(items)
@@ -263,34 +272,31 @@ class Processor:
         self._results = Batcher(200, self._config.batch_wait, self._write_results)
         self._sends: set[asyncio.Task[None]] = set()
         self.in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     async def handle(self, event: Event, data: Any) -> Outcome:
         """Process one event; returns once its outcome is durably recorded."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self.in_flight += 1
-        self._idle.clear()
         metrics.IN_FLIGHT.inc()
         try:
             self._prepare.add(_Item(event, data, future, dedupe_key(event, data)))
             outcome = await future
         finally:
             self.in_flight -= 1
-            if not self.in_flight:
-                self._idle.set()
             metrics.IN_FLIGHT.dec()
         metrics.EVENTS.labels(event.type.value, outcome.status).inc()
         return outcome
 
-    async def drain(self, seconds: float) -> bool:
-        """Wait (bounded) for in-flight events to finish; False if some are still running."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
+    def abort(self) -> None:
+        """Stop every unfinished event (shutdown after the drain deadline).
+
+        Their RabbitMQ messages stay unacknowledged and are redelivered to the next consumer;
+        their deliveries stay `sending`, so the next consumer sends them.
+        """
+        for task in list(self._sends):
+            task.cancel()
+        for batcher in (self._prepare, self._results):
+            batcher.cancel()
 
     # -- batch preparation ------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ class Harness:
         return await self.publisher.send(type_, user_id, data, **kw)
 
     def texts(self, chat_id: int) -> list[str]:
-        return [m["text"] for m in self.standin.bot_messages(chat_id)]
+        return [m["text"] for m in self.standin.messages(chat_id, "bot")]
 
     async def wait_texts(self, chat_id: int, count: int, timeout: float = 15.0) -> list[str]:
         await eventually(lambda: len(self.texts(chat_id)) >= count, timeout)

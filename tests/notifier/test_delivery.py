@@ -27,7 +27,7 @@ async def test_post_success_reaches_the_linked_chat_in_the_spec_format(database_
             f"⏰ {event.occurred_at:%Y-%m-%d %H:%M:%S} UTC"
         ]
         row = await h.wait_delivery(event, "sent")
-        assert row["telegram_message_id"] == h.standin.bot_messages(chat)[0]["message_id"]
+        assert row["telegram_message_id"] == h.standin.messages(chat, "bot")[0]["message_id"]
         assert row["attempts"] == 1
 
 

@@ -1,0 +1,65 @@
+"""Rate limits against the stand-in enforcing Telegram's limits: no 429, budget used fully."""
+
+import time
+
+import pytest
+
+from tests.notifier.harness import eventually, running_notifier, unique_chat, unique_user
+
+pytestmark = pytest.mark.integration
+
+TELEGRAM_LIMITS = {"global_per_sec": 30, "per_chat_per_sec": 1, "per_group_per_min": 20}
+
+
+async def test_a_600_message_burst_to_300_chats_gets_no_429_at_95_percent_of_the_limit(
+    database_url, rabbitmq_url
+):
+    async with running_notifier(database_url, rabbitmq_url, standin_limits=TELEGRAM_LIMITS) as h:
+        users = [(unique_user(), unique_chat()) for _ in range(300)]
+        for user, chat in users:
+            await h.link(user, chat)
+        events = []
+        for round_ in range(2):
+            for user, _ in users:
+                events.append(
+                    h.publish("post_failure", user, {"platform": "x", "error": f"round {round_}"})
+                )
+        started = time.monotonic()
+        for publish in events:
+            await publish
+        await eventually(
+            lambda: h.standin.stats["send_message_accepted"] >= 600, timeout=60, interval=0.1
+        )
+        sent = sorted(m["sent_at"] for m in h.standin.sent())
+        assert h.standin.stats["too_many_requests"] == 0
+        assert len(sent) == 600
+        # Never more than 30 in any 1-second window (the stand-in's 20 ms slack aside)...
+        busiest = max(
+            sum(1 for t in sent[i : i + 40] if t - start < 0.98) for i, start in enumerate(sent)
+        )
+        assert busiest <= 30
+        # ...while using the budget: after the first window's 30, 30 more every second.
+        rate = (len(sent) - 30) / (sent[-1] - sent[0])
+        assert rate >= 0.95 * 30, rate
+        assert time.monotonic() - started < 40
+
+
+async def test_a_group_gets_at_most_20_messages_a_minute(database_url, rabbitmq_url):
+    limits = {"global_per_sec": 30, "per_group_per_min": 5}
+    async with running_notifier(
+        database_url,
+        rabbitmq_url,
+        standin_limits=limits,
+        telegram_rate_per_group_per_min=5,
+        telegram_rate_per_chat=100,
+        notifier_shutdown_seconds=0.5,
+    ) as h:
+        user, group = unique_user(), -unique_chat()
+        await h.link(user, group)
+        for i in range(6):
+            await h.publish("post_failure", user, {"platform": "x", "error": f"#{i}"})
+        await h.wait_texts(group, 5)
+        # the sixth must wait for the 60-second window: not sent yet, and no 429 either
+        await eventually(lambda: h.notifier.processor.in_flight == 1, timeout=5)
+        assert len(h.texts(group)) == 5
+        assert h.standin.stats["too_many_requests"] == 0

@@ -1,0 +1,89 @@
+"""The rate-limit arithmetic with a fixed clock: never over the limit, no idle budget."""
+
+import asyncio
+
+import pytest
+
+from services.notifier.ratelimit import ChatSequencer, Limits, RateLimiter, SlidingWindow
+
+pytestmark = pytest.mark.unit
+
+
+def test_sliding_window_allows_limit_then_waits_for_the_oldest_to_expire():
+    window = SlidingWindow(3, 1.0)
+    for t in (0.0, 0.1, 0.2):
+        assert window.next_allowed(t) == t
+        window.record(t)
+    assert window.next_allowed(0.3) == pytest.approx(1.0)
+    assert window.next_allowed(1.05) == 1.05
+    window.record(1.05)
+    assert window.next_allowed(1.06) == pytest.approx(1.1)
+
+
+def schedule(limiter: RateLimiter, chats: list[int]) -> list[float]:
+    """Greedy send times for messages to `chats` (in order), as acquire() would produce."""
+    now, times = 0.0, []
+    for chat in chats:
+        at = limiter.next_allowed(chat, now)
+        limiter.record(chat, at)
+        times.append(at)
+        now = at
+    return times
+
+
+def max_in_window(times: list[float], period: float) -> int:
+    return max(sum(1 for t in times[i:] if t - start < period) for i, start in enumerate(times))
+
+
+def test_global_limit_holds_in_every_window_and_is_used_fully():
+    limiter = RateLimiter(Limits(30, 1, 20, margin=0.0))
+    times = schedule(limiter, list(range(1, 301)))  # 300 distinct chats
+    assert max_in_window(times, 1.0) == 30
+    assert times[-1] == pytest.approx(9.0)  # 300 messages at 30/s: the last one at t = 9 s
+
+
+def test_per_chat_limit_spaces_one_chat_while_others_proceed():
+    limiter = RateLimiter(Limits(30, 1, 20, margin=0.0))
+    times = schedule(limiter, [7, 7, 7])
+    assert times == [0.0, 1.0, 2.0]
+    assert limiter.next_allowed(8, 2.0) == 2.0
+
+
+def test_groups_get_twenty_a_minute():
+    limiter = RateLimiter(Limits(30, 100, 20, margin=0.0))
+    times = schedule(limiter, [-5] * 21)
+    assert max_in_window(times, 60.0) == 20
+    assert times[20] == pytest.approx(60.0)
+
+
+def test_a_429_pauses_every_chat():
+    clock = [100.0]
+    limiter = RateLimiter(Limits(30, 1, 20), clock=lambda: clock[0])
+    limiter.pause(5)
+    assert limiter.next_allowed(1, 100.0) == 105.0
+    assert limiter.next_allowed(2, 104.9) == 105.0
+
+
+def test_zero_means_unlimited_and_fractional_rates_space_messages():
+    unlimited = RateLimiter(Limits(0, 0, 0))
+    assert schedule(unlimited, [1] * 1000)[-1] == 0.0
+    half = RateLimiter(Limits(0, 0.5, 0, margin=0.0))
+    assert schedule(half, [1, 1, 1]) == [0.0, 2.0, 4.0]
+
+
+async def test_sequencer_releases_each_chat_in_arrival_order():
+    sequencer = ChatSequencer()
+    order: list[str] = []
+    tickets = [(name, sequencer.enter(1)) for name in "abc"]
+    other = sequencer.enter(2)
+    assert other.done()
+
+    async def run(name, ticket):
+        await ticket
+        order.append(name)
+        await asyncio.sleep(0)
+        sequencer.leave(1, ticket)
+
+    await asyncio.gather(*(run(n, t) for n, t in reversed(tickets)))
+    assert order == ["a", "b", "c"]
+    assert sequencer.waiting(1) == 0
