@@ -422,6 +422,7 @@ class Processor:
                     try:
                         message_id = await self._sender.send_text(chat_id, send.text)
                     except SendError as error:
+                        self._limiter.release(chat_id)
                         metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
                         verdict = await self._after_failure(item, error, attempts, rate_limited)
                         if verdict is None:  # retry
@@ -433,6 +434,10 @@ class Processor:
                             continue
                         self._finish(send, attempts, *verdict)
                         return
+                    except BaseException:
+                        self._limiter.release(chat_id)
+                        raise
+                    self._limiter.release(chat_id)
                     metrics.SEND_LATENCY.observe(time.perf_counter() - started)
                     metrics.SENT.labels(item.event.type.value).inc()
                     metrics.LAG.observe(max(0.0, time.time() - item.event.occurred_at.timestamp()))
@@ -442,6 +447,10 @@ class Processor:
                 if not item.future.done():
                     item.future.cancel()
                 raise
+            except Exception as exc:  # a bug, or the broker gone mid-way: dead-letter, go on
+                log.exception("sending failed unexpectedly")
+                problem = f"{type(exc).__name__}: {exc}"
+                self._finish(send, attempts, "failed", None, problem, "processing_error")
             finally:
                 self._sequencer.leave(send.chat_id, send.ticket)
 

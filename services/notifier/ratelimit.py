@@ -2,8 +2,12 @@
 
 The arithmetic is pure (`SlidingWindow.next_allowed`); `RateLimiter.acquire` only sleeps until
 the earliest instant at which every window (global, per chat, per group) and any 429 pause allow
-one more message, then records it. Limits hold "in any window": never more than N sends in any
-interval of the window's length.
+one more message. Limits hold "in any window": never more than N sends in any interval of the
+window's length.
+
+A send is counted from the moment it starts until it completes, and then at its completion
+time: Telegram sees a request somewhere in between, so spacing starts from completions keeps the
+limit at the server however late the client's event loop puts a request on the wire.
 """
 
 from __future__ import annotations
@@ -18,32 +22,46 @@ Clock = Callable[[], float]
 """Monotonic seconds."""
 
 
-class SlidingWindow:
-    """At most `limit` events in any interval of `period` seconds."""
+POLL = 0.002
+"""When only in-flight sends fill a window, look again after this long."""
 
-    __slots__ = ("limit", "period", "stamps")
+
+class SlidingWindow:
+    """At most `limit` events in any interval of `period` seconds.
+
+    `stamps` are completed events (at their completion time, in order); `in_flight` events have
+    started and count as happening now.
+    """
+
+    __slots__ = ("in_flight", "limit", "period", "stamps")
 
     def __init__(self, limit: int, period: float) -> None:
         self.limit = limit
         self.period = period
         self.stamps: deque[float] = deque()
+        self.in_flight = 0
 
     def next_allowed(self, now: float) -> float:
         """The earliest instant ≥ now at which one more event fits."""
         stamps = self.stamps
         while stamps and stamps[0] <= now - self.period:
             stamps.popleft()
-        if len(stamps) < self.limit:
+        excess = len(stamps) + self.in_flight - self.limit
+        if excess < 0:
             return now
-        return stamps[len(stamps) - self.limit] + self.period
+        if excess < len(stamps):
+            return stamps[excess] + self.period
+        return now + POLL
 
     def record(self, at: float) -> None:
-        """Count one event at `at`."""
+        """Count one completed event at `at`."""
+        if self.stamps and at < self.stamps[-1]:
+            at = self.stamps[-1]
         self.stamps.append(at)
 
     def idle(self, now: float) -> bool:
         """True when no event in the window constrains the future."""
-        return not self.stamps or self.stamps[-1] <= now - self.period
+        return not self.in_flight and (not self.stamps or self.stamps[-1] <= now - self.period)
 
 
 @dataclass(frozen=True)
@@ -101,17 +119,15 @@ class RateLimiter:
                 at = max(at, group.next_allowed(now))
         return at
 
-    def record(self, chat_id: int, at: float) -> None:
-        """Count a message sent to `chat_id` at `at` in every window it belongs to."""
-        if self._global is not None:
-            self._global.record(at)
+    def _windows(self, chat_id: int) -> list[SlidingWindow]:
+        windows = [] if self._global is None else [self._global]
         chat = self._chats.get(chat_id)
         if chat is None:
             chat = _window(self.limits.per_chat_per_second, 1.0, self.limits.margin)
             if chat is not None:
                 self._chats[chat_id] = chat
         if chat is not None:
-            chat.record(at)
+            windows.append(chat)
         if chat_id < 0:
             group = self._groups.get(chat_id)
             if group is None:
@@ -119,23 +135,47 @@ class RateLimiter:
                 if group is not None:
                     self._groups[chat_id] = group
             if group is not None:
-                group.record(at)
+                windows.append(group)
+        return windows
+
+    def start(self, chat_id: int) -> None:
+        """Count a send to `chat_id` as in flight in every window it belongs to."""
+        for window in self._windows(chat_id):
+            window.in_flight += 1
+
+    def finish(self, chat_id: int, at: float) -> None:
+        """The send started with `start` completed at `at`."""
+        for window in self._windows(chat_id):
+            window.in_flight -= 1
+            window.record(at)
         self._acquired += 1
         if self._acquired % 4096 == 0:
             self._forget_idle(at)
 
+    def record(self, chat_id: int, at: float) -> None:
+        """Count a message sent to `chat_id` that started and completed at `at`."""
+        self.start(chat_id)
+        self.finish(chat_id, at)
+
     async def acquire(self, chat_id: int) -> float:
-        """Wait until a message to `chat_id` is allowed, count it, return the seconds waited."""
+        """Wait until a message to `chat_id` is allowed and mark it in flight.
+
+        Returns the seconds waited; the caller must call `release` when the send completes.
+        """
         started = self._clock()
         while True:
             now = self._clock()
             at = self.next_allowed(chat_id, now)
             if at <= now:
-                self.record(chat_id, now)
+                self.start(chat_id)
                 waited = now - started
                 self.waited_seconds += waited
                 return waited
             await asyncio.sleep(at - now)
+
+    def release(self, chat_id: int) -> None:
+        """The send acquired for `chat_id` has completed (successfully or not)."""
+        self.finish(chat_id, self._clock())
 
     def _forget_idle(self, now: float) -> None:
         for table in (self._chats, self._groups):
