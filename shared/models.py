@@ -74,6 +74,15 @@ class LinkToken(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=_tz())
 
 
+class RateLimit(SQLModel, table=True):
+    """GCRA state of one limited key (`test_message:<user>`), shared by replicas. Owner: linker."""
+
+    __tablename__ = "rate_limits"
+
+    key: str = Field(primary_key=True, max_length=200)
+    tat: datetime = Field(sa_column=_tz(nullable=False))
+
+
 class ProcessedEvent(SQLModel, table=True):
     """The notifier's inbox: one row per event id it has accepted (idempotency). Owner: notifier."""
 
@@ -157,6 +166,26 @@ class SummaryRun(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     job_run_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
+
+
+class SummarySchedule(SQLModel, table=True):
+    """Each active user's next daily-summary trigger: which local day, due when. Owner: scheduler.
+
+    Kept in step with `telegram_links` by the scheduler (it only reads that table).
+    """
+
+    __tablename__ = "summary_schedules"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    timezone: str = Field(max_length=64)
+    summary_time: time
+    summary_date: date
+    due_at: datetime = Field(sa_column=_tz(nullable=False, index=True))
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
 
 
 class JobRun(SQLModel, table=True):

@@ -4,14 +4,11 @@ Revision ID: 0003
 Revises: 0002
 """
 
-from pathlib import Path
-
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0003"
-# TEMPORARY while the linker's 0002 is being written: follow it once it exists.
-down_revision = "0002" if any(Path(__file__).parent.glob("0002_*.py")) else "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

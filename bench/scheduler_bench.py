@@ -1,0 +1,123 @@
+"""Scheduler benchmark: 100,000 linked users all due at 09:00 UTC, selected and emitted.
+
+    uv run python -m bench.scheduler_bench            # BENCH_USERS=100000 by default
+
+Runs against real PostgreSQL and RabbitMQ (DATABASE_URL / RABBITMQ_URL, else the local servers),
+in a fresh database and a throwaway vhost, both removed afterwards, so no real notifier ever sees
+the triggers. Prints and returns the numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aio_pika
+from sqlalchemy import text
+
+from services.scheduler.clock import FixedClock
+from services.scheduler.main import build_engine, build_job, build_publisher
+from services.scheduler.settings import SchedulerSettings
+from shared.contract import EXCHANGE, EventType
+from tests.infra import find_servers, isolated_database, isolated_vhost
+
+DUE = datetime(2026, 2, 26, 9, 0, tzinfo=UTC)
+
+SEED = text("""
+    INSERT INTO telegram_links (user_id, chat_id, chat_type, enabled, linked_at, updated_at,
+        timezone, summary_time, language, muted_types)
+    SELECT 'bench-' || g, (7000000000 + g)::text, 'private', true, now(), now(),
+        'UTC', '09:00', 'ko', '{}'
+    FROM generate_series(1, :users) AS g
+""")
+
+DUE_QUERY_PLAN = text("""
+    EXPLAIN SELECT s.user_id FROM summary_schedules s
+    WHERE s.due_at <= :now ORDER BY s.due_at LIMIT 5000 FOR UPDATE OF s SKIP LOCKED
+""")
+
+
+async def _run(database_url: str, rabbitmq_url: str, users: int) -> dict[str, Any]:
+    settings = SchedulerSettings(
+        database_url=database_url, rabbitmq_url=rabbitmq_url, jwt_secret="bench-" + "x" * 32
+    )
+    engine = build_engine(settings)
+    publisher = build_publisher(settings)
+    connection = await aio_pika.connect_robust(rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue("bench.daily_summary", durable=True)
+        await queue.bind(exchange, routing_key=EventType.DAILY_SUMMARY.value)
+        await publisher.connect()
+
+        started = time.perf_counter()
+        async with engine.begin() as conn:
+            await conn.execute(SEED, {"users": users})
+            await conn.execute(text("ANALYZE telegram_links"))
+        seed_seconds = time.perf_counter() - started
+
+        clock = FixedClock(DUE - timedelta(minutes=1))
+        job = build_job(settings, engine, publisher, clock, instance="bench")
+
+        started = time.perf_counter()
+        await job.sync(clock.now())  # first sight of 100,000 new links
+        first_sync_seconds = time.perf_counter() - started
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE summary_schedules"))
+            plan = (await conn.execute(DUE_QUERY_PLAN, {"now": DUE})).scalars().all()
+
+        clock.set(DUE)
+        started = time.perf_counter()
+        run = await job.tick()  # reconcile (no changes), record 100,000, publish 100,000
+        emit_seconds = time.perf_counter() - started
+        assert run is not None and run.emitted == users and run.failed == 0, run
+
+        clock.set(DUE + timedelta(seconds=10))
+        started = time.perf_counter()
+        idle = await job.tick()  # the steady state: nothing due
+        idle_tick_seconds = time.perf_counter() - started
+        assert idle is None
+
+        queued = await queue.declare()  # a fresh count from the broker
+        assert queued.message_count == users, queued.message_count
+        await queue.purge()
+        return {
+            "users": users,
+            "seed_seconds": round(seed_seconds, 2),
+            "first_sync_seconds": round(first_sync_seconds, 2),
+            "emit_seconds": round(emit_seconds, 2),
+            "record_seconds": run.details.get("record_seconds"),
+            "publish_seconds": run.details.get("publish_seconds"),
+            "triggers_per_second": round(users / emit_seconds),
+            "idle_tick_seconds": round(idle_tick_seconds, 3),
+            "queued_messages": queued.message_count,
+            "due_query_plan": [line.strip() for line in plan],
+        }
+    finally:
+        await publisher.close()
+        await connection.close()
+        await engine.dispose()
+
+
+def main() -> dict[str, Any]:
+    """Run the benchmark; print and return its numbers."""
+    users = int(os.environ.get("BENCH_USERS", "100000"))
+    with (
+        find_servers() as servers,
+        isolated_database(servers, prefix="sns_bench") as database_url,
+        isolated_vhost(servers, prefix="bench") as rabbitmq_url,
+    ):
+        result = asyncio.run(_run(database_url, rabbitmq_url, users))
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The linker's consumer of the notifier's `telegram.blocked` and `telegram.chat_migrated`.
+
+Queue `linker.events`: quorum, durable, bound to `sns.events` for those two routing keys, at most
+`DELIVERY_LIMIT` deliveries, dead letters to `sns.events.dlx` with routing key `linker.events.dlq`
+(queue `linker.events.dlq`). An invalid message is rejected to the DLQ at once; a failure while
+handling a valid one is retried (requeued) until the delivery limit, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from faststream.exceptions import RejectMessage
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import (
+    Channel,
+    ExchangeType,
+    QueueType,
+    RabbitBroker,
+    RabbitExchange,
+    RabbitQueue,
+)
+from faststream.rabbit.annotations import RabbitMessage
+from prometheus_client import Counter
+
+from services.common.logging import log_context
+from services.common.web import ReadinessCheck
+from services.linker.service import LinkService
+from shared.contract import (
+    DLX_EXCHANGE,
+    EXCHANGE,
+    LINKER_QUEUE,
+    EventType,
+    InvalidEvent,
+    TelegramBlockedData,
+    TelegramChatMigratedData,
+    parse_event,
+)
+
+log = logging.getLogger(__name__)
+
+LINKER_DLQ = f"{LINKER_QUEUE}.dlq"
+DELIVERY_LIMIT = 5
+CONSUMED_TYPES = (EventType.TELEGRAM_BLOCKED, EventType.TELEGRAM_CHAT_MIGRATED)
+
+EVENTS = Counter("linker_events_consumed_total", "telegram.* events consumed", ["type", "outcome"])
+
+EVENTS_EXCHANGE = RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+DEAD_LETTER_EXCHANGE = RabbitExchange(DLX_EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+QUEUE = RabbitQueue(
+    LINKER_QUEUE,
+    queue_type=QueueType.QUORUM,
+    durable=True,
+    arguments={
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": DLX_EXCHANGE,
+        "x-dead-letter-routing-key": LINKER_DLQ,
+        # Dead letters are confirmed by the DLQ before they leave this queue.
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    },
+    routing_key=EventType.TELEGRAM_BLOCKED.value,
+)
+DEAD_LETTER_QUEUE = RabbitQueue(
+    LINKER_DLQ, queue_type=QueueType.QUORUM, durable=True, routing_key=LINKER_DLQ
+)
+
+
+def make_broker(url: str, links: LinkService, *, prefetch: int = 16) -> RabbitBroker:
+    """A broker whose one subscriber applies the notifier's events to the links."""
+    broker = RabbitBroker(url, graceful_timeout=10.0, log_level=logging.DEBUG)
+
+    @broker.subscriber(
+        QUEUE,
+        EVENTS_EXCHANGE,
+        channel=Channel(prefetch_count=prefetch),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="linker.events",
+    )
+    async def handle(message: RabbitMessage) -> None:
+        """Pause links Telegram refused; move links of migrated groups."""
+        try:
+            event, data = parse_event(message.body)
+        except InvalidEvent as exc:
+            EVENTS.labels("unknown", "invalid").inc()
+            log.error("invalid event rejected to %s: %s", LINKER_DLQ, exc)
+            raise RejectMessage from None
+        with log_context(event_id=str(event.event_id), event_type=event.type.value):
+            if isinstance(data, TelegramBlockedData):
+                await links.on_blocked(event.user_id, event.occurred_at, data.reason)
+            elif isinstance(data, TelegramChatMigratedData):
+                await links.on_chat_migrated(event.user_id, event.occurred_at, data.new_chat_id)
+            else:
+                EVENTS.labels(event.type.value, "unexpected").inc()
+                log.error("event type %s is not for the linker; rejected", event.type.value)
+                raise RejectMessage
+            EVENTS.labels(event.type.value, "applied").inc()
+
+    return broker
+
+
+async def declare_topology(broker: RabbitBroker) -> None:
+    """Declare the queue's second binding, the dead-letter exchange and the DLQ (idempotent)."""
+    exchange = await broker.declare_exchange(EVENTS_EXCHANGE)
+    queue = await broker.declare_queue(QUEUE)
+    for event_type in CONSUMED_TYPES:
+        await queue.bind(exchange, routing_key=event_type.value)
+    dead_letters = await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
+    dlq = await broker.declare_queue(DEAD_LETTER_QUEUE)
+    await dlq.bind(dead_letters, routing_key=LINKER_DLQ)
+
+
+def broker_ready(broker: RabbitBroker) -> ReadinessCheck:
+    """A readiness check on the consumer's connection."""
+
+    async def check() -> None:
+        if not await broker.ping(timeout=2.0):
+            raise ConnectionError("RabbitMQ connection is down")
+
+    return check

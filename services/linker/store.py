@@ -1,0 +1,255 @@
+"""The linker's PostgreSQL access: link tokens, links, and rate-limit state.
+
+Each method is one transaction. Chat ids arrive here already encrypted (`stored`) together with
+their lookup digests; this module never sees a plain chat id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel, col, delete, select, update
+
+from services.linker.ratelimit import RateDecision, gcra
+from services.linker.tokens import TokenProblem, TokenState, check_token
+from shared.db import session_factory, session_scope
+from shared.models import LinkToken, RateLimit, TelegramLink
+
+RATE_LIMITS = SQLModel.metadata.tables[RateLimit.__tablename__]
+"""GCRA state per limited key (migration 0002). Owner: linker."""
+
+SPENT_TOKENS_KEPT_FOR = timedelta(days=1)
+"""Used, revoked and expired tokens are kept this long, so a late click gets a precise answer."""
+
+
+@dataclass(frozen=True)
+class StoredChat:
+    """A chat id as stored: ciphertext (or plain id) and the lookup digest to save with it."""
+
+    stored: str
+    lookup: str
+    chat_type: str | None
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """What redeeming a token did: the token's user, and the problem if it was refused."""
+
+    user_id: str | None
+    problem: TokenProblem | None
+
+
+class LinkStore:
+    """Tables `link_tokens`, `telegram_links` and `rate_limits`, for the linker only."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = session_factory(engine)
+
+    async def issue_token(
+        self, user_id: str, token_hash: str, now: datetime, expires_at: datetime
+    ) -> None:
+        """Store a new token for `user_id`, revoking the user's earlier unused ones."""
+        async with session_scope(self._sessions) as session:
+            # Serialise issuing per user, so two concurrent requests leave one valid token.
+            key = func.hashtextextended("link_tokens:" + user_id, 0)
+            await session.exec(select(func.pg_advisory_xact_lock(key)))
+            await session.exec(
+                update(LinkToken)
+                .where(
+                    col(LinkToken.user_id) == user_id,
+                    col(LinkToken.used_at).is_(None),
+                    col(LinkToken.revoked_at).is_(None),
+                )
+                .values(revoked_at=now)
+            )
+            await session.exec(
+                delete(LinkToken).where(
+                    col(LinkToken.user_id) == user_id,
+                    col(LinkToken.expires_at) < now - SPENT_TOKENS_KEPT_FOR,
+                )
+            )
+            session.add(
+                LinkToken(
+                    token_hash=token_hash, user_id=user_id, created_at=now, expires_at=expires_at
+                )
+            )
+
+    async def token_state(self, token_hash: str) -> TokenState | None:
+        """The stored state of a token, or None if there is no such token."""
+        async with session_scope(self._sessions) as session:
+            row = await session.get(LinkToken, token_hash)
+            return _state(row)
+
+    async def redeem(
+        self, token_hash: str, chat: StoredChat, now: datetime, user_id: str | None = None
+    ) -> Redemption:
+        """Consume the token and link its user to `chat`, in one transaction; or say why not."""
+        async with session_scope(self._sessions) as session:
+            row = (
+                await session.exec(
+                    select(LinkToken).where(LinkToken.token_hash == token_hash).with_for_update()
+                )
+            ).one_or_none()
+            problem = check_token(_state(row), now, user_id)
+            if problem is not None or row is None:
+                return Redemption(row.user_id if row is not None else None, problem)
+            row.used_at = now
+            session.add(row)
+            values = {
+                "chat_id": chat.stored,
+                "chat_lookup": chat.lookup,
+                "chat_type": chat.chat_type,
+                "enabled": True,
+                "linked_at": now,
+                "updated_at": now,
+            }
+            await session.exec(
+                insert(TelegramLink)
+                .values(user_id=row.user_id, **values)
+                .on_conflict_do_update(index_elements=["user_id"], set_=values)
+            )
+            return Redemption(row.user_id, None)
+
+    async def get_link(self, user_id: str) -> TelegramLink | None:
+        """The user's link row (linked or not), or None."""
+        async with session_scope(self._sessions) as session:
+            return await session.get(TelegramLink, user_id)
+
+    async def links_for_chat(self, lookups: list[str]) -> list[TelegramLink]:
+        """Every link to the chat with one of these lookup digests."""
+        async with session_scope(self._sessions) as session:
+            result = await session.exec(
+                select(TelegramLink)
+                .where(col(TelegramLink.chat_lookup).in_(lookups))
+                .order_by(col(TelegramLink.user_id))
+            )
+            return list(result.all())
+
+    async def unlink(self, user_id: str, now: datetime) -> bool:
+        """Forget the user's chat and disable notifications; True if there was a chat."""
+        async with session_scope(self._sessions) as session:
+            result = await session.exec(
+                update(TelegramLink)
+                .where(col(TelegramLink.user_id) == user_id, col(TelegramLink.chat_id).is_not(None))
+                .values(_UNLINKED | {"updated_at": now})
+            )
+            return bool(result.rowcount)
+
+    async def unlink_chat(self, lookups: list[str], now: datetime) -> list[str]:
+        """Unlink every user linked to this chat; returns their ids."""
+        async with session_scope(self._sessions) as session:
+            result = await session.exec(
+                update(TelegramLink)
+                .where(col(TelegramLink.chat_lookup).in_(lookups))
+                .values(_UNLINKED | {"updated_at": now})
+                .returning(col(TelegramLink.user_id))
+            )
+            return sorted(result.scalars().all())
+
+    async def set_enabled_for_chat(
+        self, lookups: list[str], enabled: bool, now: datetime
+    ) -> list[str]:
+        """Pause or resume every link to this chat that is not already so; returns the user ids."""
+        async with session_scope(self._sessions) as session:
+            result = await session.exec(
+                update(TelegramLink)
+                .where(
+                    col(TelegramLink.chat_lookup).in_(lookups),
+                    col(TelegramLink.enabled).is_not(enabled),
+                )
+                .values(enabled=enabled, updated_at=now)
+                .returning(col(TelegramLink.user_id))
+            )
+            return sorted(result.scalars().all())
+
+    async def disable(self, user_id: str, linked_before: datetime, now: datetime) -> bool:
+        """Pause the user's link if it existed at `linked_before`; True if it changed."""
+        async with session_scope(self._sessions) as session:
+            result = await session.exec(
+                update(TelegramLink)
+                .where(
+                    col(TelegramLink.user_id) == user_id,
+                    col(TelegramLink.enabled).is_(True),
+                    col(TelegramLink.linked_at) <= linked_before,
+                )
+                .values(enabled=False, updated_at=now)
+            )
+            return bool(result.rowcount)
+
+    async def move_chat(
+        self, user_id: str, chat: StoredChat, linked_before: datetime, now: datetime
+    ) -> bool:
+        """Point the user's link at a new chat id (group migration); True if it changed."""
+        async with session_scope(self._sessions) as session:
+            result = await session.exec(
+                update(TelegramLink)
+                .where(
+                    col(TelegramLink.user_id) == user_id,
+                    col(TelegramLink.chat_id).is_not(None),
+                    col(TelegramLink.linked_at) <= linked_before,
+                )
+                .values(
+                    chat_id=chat.stored,
+                    chat_lookup=chat.lookup,
+                    chat_type=chat.chat_type,
+                    updated_at=now,
+                )
+            )
+            return bool(result.rowcount)
+
+    async def move_chat_by_lookup(
+        self, lookups: list[str], chat: StoredChat, now: datetime
+    ) -> list[str]:
+        """Point every link to the old chat at the new one; returns the user ids."""
+        async with session_scope(self._sessions) as session:
+            result = await session.exec(
+                update(TelegramLink)
+                .where(col(TelegramLink.chat_lookup).in_(lookups))
+                .values(
+                    chat_id=chat.stored,
+                    chat_lookup=chat.lookup,
+                    chat_type=chat.chat_type,
+                    updated_at=now,
+                )
+                .returning(col(TelegramLink.user_id))
+            )
+            return sorted(result.scalars().all())
+
+    async def take_rate_slot(
+        self, key: str, now: datetime, *, limit: int, period: timedelta
+    ) -> RateDecision:
+        """One request against the limit `key` (shared by every replica through PostgreSQL)."""
+        async with session_scope(self._sessions) as session:
+            await session.exec(
+                insert(RATE_LIMITS).values(key=key, tat=now).on_conflict_do_nothing()
+            )
+            tat = (
+                await session.exec(
+                    select(RATE_LIMITS.c.tat).where(RATE_LIMITS.c.key == key).with_for_update()
+                )
+            ).one()
+            decision = gcra(tat, now, limit=limit, period=period)
+            if decision.allowed:
+                await session.exec(
+                    update(RATE_LIMITS).where(RATE_LIMITS.c.key == key).values(tat=decision.tat)
+                )
+            return decision
+
+
+_UNLINKED = {
+    "chat_id": None,
+    "chat_lookup": None,
+    "chat_type": None,
+    "enabled": False,
+    "linked_at": None,
+}
+
+
+def _state(row: LinkToken | None) -> TokenState | None:
+    if row is None:
+        return None
+    return TokenState(row.user_id, row.expires_at, row.used_at, row.revoked_at)

@@ -1,0 +1,32 @@
+"""Prometheus metrics of the scheduler (served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TRIGGERS_RECORDED = Counter(
+    "scheduler_triggers_recorded_total", "Summary triggers recorded before publishing", ["kind"]
+)
+TRIGGERS_EMITTED = Counter(
+    "scheduler_triggers_emitted_total", "Summary triggers confirmed by the broker", ["kind"]
+)
+TRIGGERS_FAILED = Counter(
+    "scheduler_triggers_failed_total",
+    "Summary trigger publishes that failed (the trigger stays pending and is retried)",
+    ["kind"],
+)
+TRIGGERS_SKIPPED = Counter(
+    "scheduler_triggers_skipped_total",
+    "Scheduled triggers not emitted: due longer ago than SUMMARY_CATCH_UP_HOURS",
+    ["reason"],
+)
+UNPUBLISHED = Gauge(
+    "scheduler_unpublished_triggers",
+    "Recorded triggers still waiting for a broker confirm, within the catch-up grace",
+)
+TICKS = Counter("scheduler_ticks_total", "Scheduler ticks", ["outcome"])
+TICK_SECONDS = Histogram(
+    "scheduler_tick_duration_seconds",
+    "Time of one scheduler tick (sync, record, publish)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)

@@ -1,0 +1,57 @@
+"""The scheduler's settings (DESIGN.md section 3), built in its composition root."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from services.common.auth import JwtSettings
+from shared.settings import DEFAULT_RABBITMQ_URL, ConfigurationError
+
+
+class SchedulerSettings(JwtSettings):
+    """Every variable the scheduler reads."""
+
+    scheduler_host: str = "0.0.0.0"
+    scheduler_port: int = Field(default=8001, ge=0, le=65535)
+    summary_catch_up_hours: float = Field(default=6.0, ge=0, le=72)
+    """How late a trigger may still be emitted after downtime or a broker outage."""
+    scheduler_tick_seconds: float = Field(default=10.0, gt=0, le=300)
+    """How often each replica looks for due users (the most a trigger waits past its time)."""
+    scheduler_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    """Rows recorded or published per transaction."""
+    scheduler_publish_window: int = Field(default=500, ge=1, le=10_000)
+    """Publishes awaiting their broker confirm at once."""
+    scheduler_lanes: int = Field(default=2, ge=1, le=8)
+    """Batches each replica records or publishes at once (each holds a database connection)."""
+    scheduler_publish_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    scheduler_publish_mandatory: bool = True
+    """Treat a trigger no queue is bound for as failed (retried) instead of silently dropped."""
+    scheduler_db_pool_size: int = Field(default=5, ge=1, le=50)
+
+    @property
+    def catch_up(self) -> timedelta:
+        """SUMMARY_CATCH_UP_HOURS as a duration."""
+        return timedelta(hours=self.summary_catch_up_hours)
+
+    @property
+    def tick(self) -> timedelta:
+        """SCHEDULER_TICK_SECONDS as a duration."""
+        return timedelta(seconds=self.scheduler_tick_seconds)
+
+    def validate_for_production(self) -> None:
+        """Raise `ConfigurationError` naming every variable a production scheduler lacks.
+
+        The scheduler never talks to Telegram or reads chat ids, so unlike the base class it
+        does not require TELEGRAM_BOT_TOKEN or CHAT_ID_ENCRYPTION_KEY.
+        """
+        if not self.is_production:
+            return
+        problems = list(self.jwt_problems())
+        if self.rabbitmq_url.get_secret_value() == DEFAULT_RABBITMQ_URL:
+            problems.append(
+                "RABBITMQ_URL must be set (the default guest account is for development)"
+            )
+        if problems:
+            raise ConfigurationError("APP_ENV=production: " + "; ".join(problems))

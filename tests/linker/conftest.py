@@ -1,0 +1,146 @@
+"""Linker test fixtures: the linker app running in-process on real parts, and an event tap.
+
+`linker` builds the app with `create_app` over the run's PostgreSQL database, this test's own
+RabbitMQ vhost and an in-process Telegram stand-in, runs its lifespan (consumer and long polling
+start for real), and talks to it through httpx's ASGI transport.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.telegram import make_bot
+from services.linker.app import create_app
+from services.linker.settings import LinkerSettings
+from services.standin.server import StandIn
+from shared.contract import EXCHANGE, Event, EventType, parse_event
+from shared.publisher import EventPublisher
+from tests.linker.helpers import (
+    BOT_USERNAME,
+    FakeClock,
+    bearer,
+    bot_texts,
+    linker_settings,
+    wait_for_bot_messages,
+)
+
+
+@dataclass
+class Linker:
+    """A running in-process linker and what a test needs to drive it."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    standin: StandIn
+    settings: LinkerSettings
+    clock: FakeClock
+    rabbitmq_url: str
+
+    def bot_texts(self, chat_id: int) -> list[str]:
+        """The texts the bot sent to this chat, oldest first."""
+        return bot_texts(self.standin, chat_id)
+
+    async def link(self, user_id: str, chat_id: int, **user_sends: Any) -> str:
+        """Link `user_id` to `chat_id` the way a person does; returns the token used."""
+        response = await self.client.get("/api/telegram/link-account", headers=bearer(user_id))
+        assert response.status_code == 200, response.text
+        token = str(response.json()["token"])
+        reply = await self.say(chat_id, f"/start {token}", **user_sends)
+        assert reply.startswith("✅ Telegram 계정이 연결되었습니다!"), reply
+        return token
+
+    async def say(self, chat_id: int, text: str, **user_sends: Any) -> str:
+        """Send `text` as the user and return the bot's reply."""
+        before = len(self.bot_texts(chat_id))
+        self.standin.user_sends(chat_id, text, **user_sends)
+        await wait_for_bot_messages(self.standin, chat_id, before + 1)
+        return self.bot_texts(chat_id)[-1]
+
+    async def status(self, user_id: str) -> dict[str, Any]:
+        """The body of GET /api/telegram/status for `user_id`."""
+        response = await self.client.get("/api/telegram/status", headers=bearer(user_id))
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+LinkerFactory = Callable[..., Awaitable[Linker]]
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[StandIn]:
+    """A Telegram Bot API stand-in in this test's event loop."""
+    async with StandIn(port=0, bot_username=BOT_USERNAME) as s:
+        yield s
+
+
+@pytest.fixture
+async def start_linker(
+    engine: AsyncEngine, rabbitmq_url: str, database_url: str, standin: StandIn
+) -> AsyncIterator[LinkerFactory]:
+    """Start a linker with optional setting overrides; stopped at the end of the test."""
+    started: list[tuple[Any, httpx.AsyncClient]] = []
+
+    async def start(**overrides: Any) -> Linker:
+        settings = linker_settings(database_url, rabbitmq_url, standin.base_url, **overrides)
+        clock = FakeClock()
+        app = create_app(
+            settings, engine, EventPublisher(rabbitmq_url), make_bot(settings), clock=clock
+        )
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://linker")
+        started.append((lifespan, client))
+        return Linker(app, client, standin, settings, clock, rabbitmq_url)
+
+    yield start
+    for lifespan, client in reversed(started):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def linker(start_linker: LinkerFactory) -> Linker:
+    """A linker with the default test settings."""
+    return await start_linker()
+
+
+class EventTap:
+    """A queue bound to `sns.events` for some routing keys, to see what the linker published."""
+
+    def __init__(self, queue: aio_pika.abc.AbstractQueue) -> None:
+        self.queue = queue
+
+    async def next(self, timeout: float = 10.0) -> Event:
+        """The next event on the queue (acknowledged)."""
+        message = await self.queue.get(timeout=timeout)
+        await message.ack()
+        event, _ = parse_event(message.body)
+        return event
+
+
+@pytest.fixture
+async def tap(rabbitmq_url: str) -> AsyncIterator[Callable[..., Awaitable[EventTap]]]:
+    """`await tap(*event_types)` binds a fresh queue and returns an `EventTap` on it."""
+    connection = await aio_pika.connect_robust(rabbitmq_url)
+    channel = await connection.channel()
+
+    async def bind(*types: EventType) -> EventTap:
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(f"tap-{uuid.uuid4().hex[:8]}", exclusive=True)
+        for event_type in types:
+            await queue.bind(exchange, routing_key=event_type.value)
+        return EventTap(queue)
+
+    yield bind
+    await connection.close()

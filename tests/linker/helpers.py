@@ -1,0 +1,130 @@
+"""Helpers of the linker tests: unique ids, JWTs, a fake clock, settings, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import random
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from services.linker.settings import LinkerSettings
+from services.standin.server import StandIn
+
+JWT_SECRET = "linker-tests-jwt-secret-0123456789abcdef"
+BOT_USERNAME = "piwpiwtelegrambot"
+_chat_ids = itertools.count(random.randint(10**9, 4 * 10**9) * 10)
+
+
+def new_user() -> str:
+    """A user id no other test uses (the database is shared by the run)."""
+    return f"user-{uuid.uuid4().hex[:12]}"
+
+
+def new_chat_id() -> int:
+    """A private chat id no other test uses."""
+    return next(_chat_ids)
+
+
+def make_jwt(
+    user_id: str | None,
+    *,
+    secret: str = JWT_SECRET,
+    algorithm: str = "HS256",
+    expires_in: float | None = 300,
+    **claims: Any,
+) -> str:
+    """A JWT for `user_id` signed like the platform's (HS256 with the tests' secret)."""
+    payload: dict[str, Any] = dict(claims)
+    if user_id is not None:
+        payload.setdefault("sub", user_id)
+    if expires_in is not None:
+        payload.setdefault("exp", int(time.time() + expires_in))
+    return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+def bearer(user_id: str, **claims: Any) -> dict[str, str]:
+    """The Authorization header of a valid token for `user_id`."""
+    return {"Authorization": f"Bearer {make_jwt(user_id, **claims)}"}
+
+
+@dataclass
+class FakeClock:
+    """A clock the test moves by hand (link expiry, rate-limit windows) without sleeping."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def linker_settings(
+    database_url: str, rabbitmq_url: str, api_base: str, **overrides: Any
+) -> LinkerSettings:
+    """Settings for a test linker (explicit values win over the environment)."""
+    values: dict[str, Any] = {
+        "app_env": "development",
+        "database_url": database_url,
+        "rabbitmq_url": rabbitmq_url,
+        "telegram_api_base": api_base,
+        "telegram_bot_username": BOT_USERNAME,
+        "telegram_bot_token": "42:linker-tests",
+        "telegram_webhook_url": None,
+        "telegram_webhook_secret": None,
+        "jwt_secret": JWT_SECRET,
+        "jwt_algorithms": ["HS256"],
+        "jwt_audience": None,
+        "jwt_issuer": None,
+        "chat_id_encryption_key": None,
+        "log_format": "json",
+    }
+    values.update(overrides)
+    return LinkerSettings(**values)
+
+
+def bot_texts(standin: StandIn, chat_id: int) -> list[str]:
+    """The texts the bot sent to `chat_id` in the stand-in, oldest first."""
+    return [str(m["text"]) for m in standin.messages(chat_id, "bot")]
+
+
+async def wait_for_bot_messages(
+    standin: StandIn, chat_id: int, n: int, timeout: float = 10
+) -> None:
+    """Wait until the bot has sent at least `n` messages to `chat_id`."""
+    await standin.wait_for(lambda: len(standin.messages(chat_id, "bot")) >= n, timeout)
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool] | bool],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+) -> None:
+    """Wait until `predicate()` (sync or async) is true, or fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+
+    async def holds() -> bool:
+        result = predicate()
+        return bool(await result) if inspect.isawaitable(result) else bool(result)
+
+    while not await holds():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,52 @@
+"""The served app: health, readiness, metrics and an OpenAPI document with every response."""
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+OPERATIONS = {
+    ("get", "/api/telegram/link-account"): {"200", "401", "429", "503"},
+    ("post", "/api/telegram/verify-link"): {"200", "400", "401", "403", "404", "410", "502"},
+    ("get", "/api/telegram/status"): {"200", "401"},
+    ("post", "/api/telegram/send-test-message"): {"200", "401", "409", "429", "502"},
+    ("post", "/api/telegram/unlink-account"): {"200", "401"},
+}
+
+
+async def test_health_readiness_and_metrics(linker):
+    assert (await linker.client.get("/healthz")).json() == {"status": "ok"}
+    ready = await linker.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "rabbitmq": "ok",
+        "publisher": "ok",
+        "telegram_updates": "ok",
+    }
+    await linker.client.get("/api/telegram/status")
+    metrics = (await linker.client.get("/metrics")).text
+    assert 'http_requests_total{method="GET",route="/api/telegram/status"' in metrics
+    assert "linker_link_attempts_total" in metrics
+
+
+async def test_openapi_documents_every_response_and_the_bearer_scheme(linker):
+    schema = (await linker.client.get("/openapi.json")).json()
+    found = {
+        (method, path): set(operation["responses"])
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert found == OPERATIONS
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    error = schema["components"]["schemas"]["ErrorBody"]
+    assert set(error["properties"]) == {"status", "code", "message", "details"}
+    assert (await linker.client.get("/docs")).status_code == 200
+
+
+async def test_unknown_paths_and_methods_are_json_errors(linker):
+    missing = await linker.client.get("/api/telegram/nothing")
+    assert missing.status_code == 404
+    assert missing.json()["status"] == "error"
+    wrong = await linker.client.delete("/api/telegram/status")
+    assert wrong.status_code == 405
+    assert wrong.json()["code"] == "method_not_allowed"
