@@ -14,17 +14,17 @@ import uvicorn
 from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+from psycopg_pool import AsyncConnectionPool
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.logging import configure_logging, log_context
 from services.common.telegram import make_bot
-from services.common.web import broker_check, database_check, health_router
+from services.common.web import broker_check, health_router
 from services.linker.crypto import ChatIdCipher
 from services.notifier import metrics
 from services.notifier.processor import Outcome, Processor, ProcessorConfig
-from services.notifier.ratelimit import Limits, RateLimiter
-from services.notifier.store import NotifierStore
+from services.notifier.ratelimit import DeliveryOrder, Limits, RateLimiter
+from services.notifier.store import NotifierStore, open_pool
 from services.notifier.telegram import AiogramSender, SendError, TelegramSender
 from services.notifier.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -44,7 +44,6 @@ from shared.contract import (
     new_event,
     parse_event,
 )
-from shared.db import create_engine
 from shared.publisher import EventPublisher
 from shared.settings import BaseServiceSettings
 
@@ -106,7 +105,7 @@ class Notifier:
     """The running notifier's parts."""
 
     settings: NotifierSettings
-    engine: AsyncEngine
+    pool: AsyncConnectionPool
     broker: RabbitBroker
     publisher: EventPublisher
     processor: Processor
@@ -118,7 +117,7 @@ def build(
     settings: NotifierSettings, *, sender: TelegramSender | None = None, close_sender: Any = None
 ) -> Notifier:
     """Wire the notifier (connects nothing yet)."""
-    engine = create_engine(settings.database_url.get_secret_value(), pool_size=5)
+    pool = open_pool(settings.database_url.get_secret_value())
     broker = RabbitBroker(
         settings.rabbitmq_url.get_secret_value(),
         logger=None,
@@ -130,8 +129,7 @@ def build(
         sender = AiogramSender(bot, allow_paid_broadcast=settings.telegram_allow_paid_broadcast)
         close_sender = bot.session.close
     processor = Processor(
-        engine=engine,
-        store=NotifierStore(engine),
+        store=NotifierStore(pool),
         sender=sender,
         limiter=RateLimiter(settings.limits()),
         chat_ids=ChatIdCipher(settings.encryption_keys()),
@@ -140,7 +138,7 @@ def build(
             batch_size=settings.notifier_batch_size, max_attempts=settings.notifier_max_attempts
         ),
     )
-    notifier = Notifier(settings, engine, broker, publisher, processor, sender, close_sender)
+    notifier = Notifier(settings, pool, broker, publisher, processor, sender, close_sender)
     subscribe(notifier)
     return notifier
 
@@ -149,6 +147,7 @@ def subscribe(notifier: Notifier) -> None:
     """Register the queue consumer on the broker."""
     broker = notifier.broker
     processor = notifier.processor
+    order = DeliveryOrder()
 
     @broker.subscriber(
         notifier_queue(notifier.settings.notifier_delivery_limit),
@@ -160,18 +159,21 @@ def subscribe(notifier: Notifier) -> None:
         description="SNS events rendered and sent to each linked user's Telegram chat.",
     )
     async def on_event(message: RabbitMessage) -> None:
-        body = message.body
+        tag = message.raw_message.delivery_tag or 0
+        await order.wait_turn(tag)
         try:
-            event, data = parse_event(body)
+            event, data = parse_event(message.body)
             if event.type not in NOTIFICATION_TYPES:
                 raise InvalidEvent(f"type: {event.type} is not a notification type")
         except InvalidEvent as exc:
+            order.done(tag)
             metrics.EVENTS.labels("invalid", "invalid").inc()
             await dead_letter(broker, message, "invalid", str(exc))
             return
         with log_context(event_id=str(event.event_id), user_id=event.user_id):
-            outcome = await processor.handle(event, data)
-            await settle(broker, message, outcome)
+            outcome = processor.submit(event, data)
+            order.done(tag)
+            await settle(broker, message, await outcome)
 
 
 async def settle(broker: RabbitBroker, message: RabbitMessage, outcome: Outcome) -> None:
@@ -211,6 +213,16 @@ async def dead_letter(
     await message.ack()
 
 
+def pool_check(pool: AsyncConnectionPool) -> Any:
+    """A readiness check running `SELECT 1` on the notifier's pool."""
+
+    async def check() -> None:
+        async with pool.connection(timeout=3) as conn:
+            await conn.execute("SELECT 1")
+
+    return check
+
+
 def health_app(notifier: Notifier) -> FastAPI:
     """The notifier's HTTP surface: /healthz, /readyz, /metrics."""
     app = FastAPI(title="notifier", docs_url=None, redoc_url=None, openapi_url=None)
@@ -220,15 +232,14 @@ def health_app(notifier: Notifier) -> FastAPI:
         return connection is not None and not connection.is_closed
 
     app.include_router(
-        health_router(
-            {"database": database_check(notifier.engine), "broker": broker_check(broker_up)}
-        )
+        health_router({"database": pool_check(notifier.pool), "broker": broker_check(broker_up)})
     )
     return app
 
 
 async def start(notifier: Notifier) -> None:
     """Connect, declare the topology and start consuming."""
+    await notifier.pool.open()
     await notifier.publisher.connect()
     await notifier.broker.connect()
     await declare(notifier.broker, notifier.settings.notifier_delivery_limit)
@@ -253,7 +264,7 @@ async def stop(notifier: Notifier) -> None:
     await notifier.publisher.close()
     if notifier.close_sender is not None:
         await notifier.close_sender()
-    await notifier.engine.dispose()
+    await notifier.pool.close()
 
 
 async def serve(settings: NotifierSettings) -> None:

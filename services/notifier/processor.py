@@ -10,6 +10,7 @@ RabbitMQ message is acknowledged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -17,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+import psycopg
+from psycopg_pool import PoolTimeout
 
 from services.common.logging import log_context, mask_chat_id
 from services.notifier import metrics
@@ -55,7 +56,7 @@ from shared.contract import (
 
 log = logging.getLogger("notifier")
 
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, OSError, TimeoutError)
+TRANSIENT_DB_ERRORS = (psycopg.OperationalError, PoolTimeout, OSError, TimeoutError)
 """Errors that mean the database is unreachable for now, not that the work is wrong."""
 
 
@@ -88,7 +89,7 @@ class ProcessorConfig:
     """Batching and retry bounds."""
 
     batch_size: int = 100
-    batch_wait: float = 0.002
+    batch_wait: float = 0.003
     max_attempts: int = 6
     max_rate_limited: int = 20
     backoff_base: float = 0.5
@@ -200,48 +201,49 @@ def skip_reason(event: Event, link: Link | None) -> str | None:
 
 
 class Batcher:
-    """Collects items and runs `flush` on groups of at most `size`, after at most `wait` s."""
+    """Runs `flush` on groups of queued items, one group at a time, in arrival order.
+
+    An idle batcher waits `wait` seconds for company before flushing; while a flush runs, new
+    items gather into the next group (up to `size`), so batches grow with the load.
+    """
 
     def __init__(self, size: int, wait: float, flush: Callable[[list[Any]], Awaitable[None]]):
         self._size = size
         self._wait = wait
         self._flush = flush
         self._items: list[Any] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._worker: asyncio.Task[None] | None = None
+        self._full = asyncio.Event()
 
     def add(self, item: Any) -> None:
         """Queue one item (synchronously, so arrival order is kept)."""
         self._items.append(item)
         if len(self._items) >= self._size:
-            self._start()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._wait, self._start)
+            self._full.set()
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work())
 
-    def _start(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self._items:
-            return
-        items, self._items = self._items, []
-        task = asyncio.create_task(self._run(items))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _work(self) -> None:
+        try:
+            while self._items:
+                if len(self._items) < self._size:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._wait):
+                            await self._full.wait()
+                self._full.clear()
+                batch, self._items = self._items[: self._size], self._items[self._size :]
+                await self._flush(batch)
+        finally:
+            self._worker = None
 
     def cancel(self) -> None:
-        """Cancel running flushes and drop queued items (their owners see cancellation)."""
-        for task in list(self._tasks):
-            task.cancel()
+        """Cancel the running flush and drop queued items (their owners see cancellation)."""
+        if self._worker is not None:
+            self._worker.cancel()
         for item in self._items:
             future = item.future if hasattr(item, "future") else item[1]
             future.cancel()
         self._items = []
-
-    async def _run(self, items: list[Any]) -> None:
-        async with self._lock:  # batches run one at a time, in arrival order
-            await self._flush(items)
 
 
 class Processor:
@@ -250,7 +252,6 @@ class Processor:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
         store: NotifierStore,
         sender: TelegramSender,
         limiter: RateLimiter,
@@ -258,7 +259,6 @@ class Processor:
         internal_events: InternalEvents,
         config: ProcessorConfig | None = None,
     ) -> None:
-        self._engine = engine
         self._store = store
         self._sender = sender
         self._limiter = limiter
@@ -269,23 +269,29 @@ class Processor:
         self._prepare = Batcher(
             self._config.batch_size, self._config.batch_wait, self._prepare_batch
         )
-        self._results = Batcher(200, self._config.batch_wait, self._write_results)
+        self._results = Batcher(500, self._config.batch_wait, self._write_results)
         self._sends: set[asyncio.Task[None]] = set()
         self.in_flight = 0
 
-    async def handle(self, event: Event, data: Any) -> Outcome:
-        """Process one event; returns once its outcome is durably recorded."""
+    def submit(self, event: Event, data: Any) -> asyncio.Future[Outcome]:
+        """Queue one event (synchronously, keeping arrival order); the future resolves once its
+        outcome is durably recorded."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
-        try:
-            self._prepare.add(_Item(event, data, future, dedupe_key(event, data)))
-            outcome = await future
-        finally:
-            self.in_flight -= 1
-            metrics.IN_FLIGHT.dec()
-        metrics.EVENTS.labels(event.type.value, outcome.status).inc()
-        return outcome
+        future.add_done_callback(lambda done: self._settled(event, done))
+        self._prepare.add(_Item(event, data, future, dedupe_key(event, data)))
+        return future
+
+    async def handle(self, event: Event, data: Any) -> Outcome:
+        """Process one event; returns once its outcome is durably recorded."""
+        return await self.submit(event, data)
+
+    def _settled(self, event: Event, future: asyncio.Future[Outcome]) -> None:
+        self.in_flight -= 1
+        metrics.IN_FLIGHT.dec()
+        if not future.cancelled():
+            metrics.EVENTS.labels(event.type.value, future.result().status).inc()
 
     def abort(self) -> None:
         """Stop every unfinished event (shutdown after the drain deadline).
@@ -325,7 +331,7 @@ class Processor:
         self, items: list[_Item]
     ) -> tuple[list[_Item], dict[str, DeliveryRow], dict[str, tuple[int, str] | str]]:
         """One transaction: record activity, read links, aggregate, create delivery rows."""
-        async with self._engine.begin() as conn:
+        async with self._store.pool.connection() as conn, conn.transaction():
             done = await self._store.processed(conn, [i.event.event_id for i in items])
             fresh = [i for i in items if i.event.event_id not in done]
             await self._store.record_activity(

@@ -217,3 +217,39 @@ class ChatSequencer:
     def waiting(self, chat_id: int) -> int:
         """How many sends are queued for `chat_id` (including the one sending)."""
         return len(self._queues.get(chat_id, ()))
+
+
+class DeliveryOrder:
+    """Restores the broker's delivery order, which per-message handler tasks may swap.
+
+    RabbitMQ numbers deliveries on a channel 1, 2, 3, ...; a handler waits its turn before
+    queueing its event and calls `done` right after. A gap that does not fill within
+    `max_wait` seconds (a reconnect renumbers from 1) is skipped, never waited on forever.
+    """
+
+    def __init__(self, max_wait: float = 0.5) -> None:
+        self._next = 1
+        self._max_wait = max_wait
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+
+    async def wait_turn(self, tag: int) -> None:
+        """Return when every delivery before `tag` has been queued (or given up on)."""
+        if tag <= self._next:  # our turn, or the channel was reopened and numbering restarted
+            self._next = tag
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[tag] = future
+        try:
+            async with asyncio.timeout(self._max_wait):
+                await future
+        except TimeoutError:
+            self._next = tag
+        finally:
+            self._waiters.pop(tag, None)
+
+    def done(self, tag: int) -> None:
+        """Delivery `tag` is queued: let the next one go."""
+        self._next = max(self._next, tag + 1)
+        waiter = self._waiters.get(self._next)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

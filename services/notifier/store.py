@@ -1,4 +1,8 @@
-"""The notifier's database work, one transaction per batch of events (never per message)."""
+"""The notifier's database work: one short transaction per batch of events, never per message.
+
+Plain psycopg 3 (no ORM) on the hot path: every statement takes arrays and `unnest`s them, so a
+batch of any size is a fixed handful of statements.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, case, func, text
-from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlmodel import SQLModel
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from services.notifier.render import DailyReport, PlatformTotals, platform_key
 from shared.contract import EventType
-from shared.models import Delivery
+from shared.db import libpq_url
 
 FINAL_STATUSES = ("sent", "skipped", "uncertain", "undeliverable")
 """A delivery in one of these states is never attempted again for the same dedupe key."""
@@ -103,11 +106,70 @@ class SummaryWindow:
         return start, end
 
 
+_PROCESSED = "SELECT event_id FROM processed_events WHERE event_id = ANY(%s)"
+
+_ACTIVITY = """
+INSERT INTO activity (event_id, user_id, type, occurred_at, platform, likes, comments, details)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
+                     %s::int[], %s::int[], %s::jsonb[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_LINKS = """
+SELECT user_id, chat_id, enabled, muted_types, language FROM telegram_links
+WHERE user_id = ANY(%s)
+"""
+
+_REPORTS = """
+SELECT v.key, a.type, coalesce(a.platform, ''), count(*), coalesce(sum(a.likes + a.comments), 0)
+FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+     AS v(key, user_id, start_at, end_at)
+JOIN activity a ON a.user_id = v.user_id AND a.occurred_at >= v.start_at
+               AND a.occurred_at < v.end_at
+WHERE a.type IN ('post_success', 'post_failure')
+GROUP BY 1, 2, 3
+"""
+
+_BEGIN_DELIVERIES = """
+INSERT INTO deliveries AS d (dedupe_key, event_id, event_type, user_id, chat_ref, status,
+                             attempts, created_at, updated_at)
+SELECT k, e, t, u, c, s, 0, now(), now()
+FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[])
+     AS v(k, e, t, u, c, s)
+ON CONFLICT (dedupe_key) DO UPDATE SET
+    status = CASE WHEN d.status = ANY(%s) THEN d.status ELSE excluded.status END,
+    chat_ref = CASE WHEN d.status = ANY(%s) THEN d.chat_ref ELSE excluded.chat_ref END,
+    updated_at = now()
+RETURNING id, dedupe_key, status, attempts
+"""
+
+_FINISH = """
+UPDATE deliveries AS d SET status = v.status,
+    telegram_message_id = coalesce(v.message_id, d.telegram_message_id),
+    error = v.error, attempts = v.attempts, updated_at = now(),
+    sent_at = CASE WHEN v.status = 'sent' THEN now() ELSE d.sent_at END
+FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::int[])
+     AS v(id, status, message_id, error, attempts)
+WHERE d.id = v.id
+"""
+
+_MARK_PROCESSED = """
+INSERT INTO processed_events (event_id, type, user_id, received_at)
+SELECT e, t, u, now() FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(e, t, u)
+ON CONFLICT DO NOTHING
+"""
+
+
+def open_pool(database_url: str, size: int = 4) -> AsyncConnectionPool:
+    """A psycopg pool for the notifier (open it with `await pool.open()`)."""
+    return AsyncConnectionPool(libpq_url(database_url), min_size=1, max_size=size, open=False)
+
+
 class NotifierStore:
     """Batch reads and writes of the notifier's tables (and reads of the linker's links)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
 
     async def processed(
         self, conn: AsyncConnection, event_ids: Sequence[uuid.UUID]
@@ -115,43 +177,32 @@ class NotifierStore:
         """The ids among `event_ids` whose processing already finished."""
         if not event_ids:
             return set()
-        rows = await conn.execute(
-            text("SELECT event_id FROM processed_events WHERE event_id = ANY(:ids)"),
-            {"ids": list(event_ids)},
-        )
-        return {row[0] for row in rows}
+        cursor = await conn.execute(_PROCESSED, (list(event_ids),))
+        return {row[0] for row in await cursor.fetchall()}
 
     async def record_activity(self, conn: AsyncConnection, rows: Iterable[ActivityRow]) -> None:
         """Record platform events for the daily summary (idempotent per event id)."""
-        params = [row.__dict__ for row in rows]
-        if not params:
-            return
-        stmt = text(
-            """
-            INSERT INTO activity (event_id, user_id, type, occurred_at, platform, likes, comments,
-                                  details)
-            VALUES (:event_id, :user_id, :type, :occurred_at, :platform, :likes, :comments,
-                    :details)
-            ON CONFLICT (event_id) DO NOTHING
-            """
-        ).bindparams(bindparam("details", type_=JSONB()))
-        await conn.execute(stmt, params)
+        batch = list(rows)
+        if batch:
+            await conn.execute(
+                _ACTIVITY,
+                (
+                    [r.event_id for r in batch], [r.user_id for r in batch],
+                    [r.type for r in batch], [r.occurred_at for r in batch],
+                    [r.platform for r in batch], [r.likes for r in batch],
+                    [r.comments for r in batch], [Jsonb(r.details) for r in batch],
+                ),
+            )  # fmt: skip
 
     async def links(self, conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, Link]:
         """The links of these users (read from the linker's table)."""
         ids = sorted(set(user_ids))
         if not ids:
             return {}
-        rows = await conn.execute(
-            text(
-                "SELECT user_id, chat_id, enabled, muted_types, language "
-                "FROM telegram_links WHERE user_id = ANY(:ids)"
-            ),
-            {"ids": ids},
-        )
+        cursor = await conn.execute(_LINKS, (ids,))
         return {
-            r.user_id: Link(r.user_id, r.chat_id, r.enabled, tuple(r.muted_types or ()), r.language)
-            for r in rows
+            user: Link(user, chat_id, enabled, tuple(muted or ()), language)
+            for user, chat_id, enabled, muted, language in await cursor.fetchall()
         }
 
     async def daily_reports(
@@ -161,53 +212,23 @@ class NotifierStore:
         if not windows:
             return {}
         bounds = [w.bounds() for w in windows]
-        rows = await conn.execute(
-            text(
-                """
-                SELECT v.key, a.type, coalesce(a.platform, '') AS platform, count(*) AS n,
-                       coalesce(sum(a.likes + a.comments), 0) AS engagement
-                FROM unnest(CAST(:keys AS text[]), CAST(:users AS text[]),
-                            CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
-                     AS v(key, user_id, start_at, end_at)
-                JOIN activity a ON a.user_id = v.user_id
-                               AND a.occurred_at >= v.start_at AND a.occurred_at < v.end_at
-                WHERE a.type IN ('post_success', 'post_failure')
-                GROUP BY 1, 2, 3
-                """
+        cursor = await conn.execute(
+            _REPORTS,
+            (
+                [w.key for w in windows], [w.user_id for w in windows],
+                [b[0] for b in bounds], [b[1] for b in bounds],
             ),
-            {
-                "keys": [w.key for w in windows],
-                "users": [w.user_id for w in windows],
-                "starts": [b[0] for b in bounds],
-                "ends": [b[1] for b in bounds],
-            },
-        )
+        )  # fmt: skip
+        # per key and platform: [successes, failures, engagement of successes]
         totals: dict[str, dict[str, list[int]]] = {w.key: {} for w in windows}
-        for key, type_, platform, n, engagement in rows:
-            # per platform: [successes, failures, engagement of successes]
-            entry = totals[key].setdefault(platform_key(platform) if platform else "", [0, 0, 0])
+        for key, type_, platform, count, engagement in await cursor.fetchall():
+            entry = totals[key].setdefault(platform_key(platform) or "other", [0, 0, 0])
             if type_ == EventType.POST_SUCCESS:
-                entry[0] += n
+                entry[0] += count
                 entry[2] += int(engagement)
             else:
-                entry[1] += n
-        reports = {}
-        for window in windows:
-            per_platform = totals[window.key]
-            ok = sum(v[0] for v in per_platform.values())
-            failed = sum(v[1] for v in per_platform.values())
-            reports[window.key] = DailyReport(
-                day=window.day,
-                total_posts=ok + failed,
-                successful_posts=ok,
-                failed_posts=failed,
-                total_engagement=sum(v[2] for v in per_platform.values()),
-                platforms={
-                    name or "other": PlatformTotals(posts=v[0] + v[1], engagement=v[2])
-                    for name, v in per_platform.items()
-                },
-            )
-        return reports
+                entry[1] += count
+        return {w.key: _report(w.day, totals[w.key]) for w in windows}
 
     async def begin_deliveries(
         self, conn: AsyncConnection, intents: Sequence[DeliveryIntent]
@@ -215,45 +236,37 @@ class NotifierStore:
         """Create the delivery rows, or resume unfinished ones (one statement); by dedupe key.
 
         A row already in a final state keeps it, which tells the caller the event is a duplicate.
+        Intents must have distinct dedupe keys.
         """
         if not intents:
             return {}
-        table = SQLModel.metadata.tables[Delivery.__tablename__]
-        now = func.now()
-        stmt = insert(table).values(
-            [{**i.__dict__, "attempts": 0, "created_at": now, "updated_at": now} for i in intents]
-        )
-        is_final = table.c.status.in_(FINAL_STATUSES)
-        upsert = stmt.on_conflict_do_update(
-            constraint="uq_deliveries_dedupe_key",
-            set_={
-                "status": case((is_final, table.c.status), else_=stmt.excluded.status),
-                "chat_ref": case((is_final, table.c.chat_ref), else_=stmt.excluded.chat_ref),
-                "updated_at": now,
-            },
-        ).returning(table.c.id, table.c.dedupe_key, table.c.status, table.c.attempts)
-        rows = await conn.execute(upsert)
-        return {r.dedupe_key: DeliveryRow(r.id, r.dedupe_key, r.status, r.attempts) for r in rows}
+        final = list(FINAL_STATUSES)
+        cursor = await conn.execute(
+            _BEGIN_DELIVERIES,
+            (
+                [i.dedupe_key for i in intents], [i.event_id for i in intents],
+                [i.event_type for i in intents], [i.user_id for i in intents],
+                [i.chat_ref for i in intents], [i.status for i in intents], final, final,
+            ),
+        )  # fmt: skip
+        return {
+            key: DeliveryRow(id_, key, status, attempts)
+            for id_, key, status, attempts in await cursor.fetchall()
+        }
 
     async def finish(self, results: Sequence[DeliveryResult]) -> None:
-        """Write the outcomes of sends, and mark finished events processed (one transaction)."""
+        """Write the outcomes of sends and mark finished events processed (one transaction)."""
         if not results:
             return
-        async with self._engine.begin() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                text(
-                    """
-                    UPDATE deliveries SET status = CAST(:status AS varchar),
-                        telegram_message_id = coalesce(
-                            CAST(:telegram_message_id AS bigint), telegram_message_id),
-                        error = :error, attempts = :attempts, updated_at = now(),
-                        sent_at = CASE WHEN CAST(:status AS varchar) = 'sent'
-                                       THEN now() ELSE sent_at END
-                    WHERE id = :delivery_id
-                    """
+                _FINISH,
+                (
+                    [r.delivery_id for r in results], [r.status for r in results],
+                    [r.telegram_message_id for r in results], [r.error for r in results],
+                    [r.attempts for r in results],
                 ),
-                [r.__dict__ for r in results],
-            )
+            )  # fmt: skip
             await self.mark_processed(conn, [r for r in results if r.final])
 
     async def mark_processed(
@@ -262,12 +275,25 @@ class NotifierStore:
         """Insert the inbox rows of finished events."""
         if results:
             await conn.execute(
-                text(
-                    "INSERT INTO processed_events (event_id, type, user_id, received_at) "
-                    "VALUES (:event_id, :event_type, :user_id, now()) ON CONFLICT DO NOTHING"
+                _MARK_PROCESSED,
+                (
+                    [r.event_id for r in results], [r.event_type for r in results],
+                    [r.user_id for r in results],
                 ),
-                [
-                    {"event_id": r.event_id, "event_type": r.event_type, "user_id": r.user_id}
-                    for r in results
-                ],
-            )
+            )  # fmt: skip
+
+
+def _report(day: date, per_platform: dict[str, list[int]]) -> DailyReport:
+    ok = sum(v[0] for v in per_platform.values())
+    failed = sum(v[1] for v in per_platform.values())
+    return DailyReport(
+        day=day,
+        total_posts=ok + failed,
+        successful_posts=ok,
+        failed_posts=failed,
+        total_engagement=sum(v[2] for v in per_platform.values()),
+        platforms={
+            name: PlatformTotals(posts=v[0] + v[1], engagement=v[2])
+            for name, v in per_platform.items()
+        },
+    )

@@ -17,6 +17,8 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
+from aiogram.methods.base import Response
+from aiogram.types import Message
 
 
 class Failure(StrEnum):
@@ -87,6 +89,11 @@ def classify(exc: Exception) -> SendError:
         return SendError(Failure.TRANSIENT, f"network error: {type(cause).__name__}")
     status = getattr(exc, "status_code", None)
     return SendError(Failure.REJECTED, f"{type(exc).__name__}: {description}", status)
+
+
+# aiogram parametrises `Response[...]` on every call; pydantic caches generic models only weakly,
+# so without a strong reference the class is rebuilt (about 1 ms) on most sends.
+_RESPONSE_TYPES = (Response[Message], Response[bool])
 
 
 class AiogramSender:
