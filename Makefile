@@ -4,7 +4,7 @@ UV ?= uv
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/sns_telegram
 export RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: install run test test-unit test-integration test-e2e test-faults lint fmt bench docs up down check-services
+.PHONY: install run test test-unit test-integration test-e2e test-faults lint fmt bench docs up down check-services validate-deploy
 
 install:  ## install the locked dependencies (and uv itself if missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -37,6 +37,9 @@ lint: install  ## ruff format check, ruff lint, mypy
 fmt: install
 	$(UV) run ruff format .
 	$(UV) run ruff check --fix .
+
+validate-deploy: install  ## Dockerfile (hadolint, build replay), compose config, kustomize + Kubernetes schemas
+	bash deploy/validate.sh
 
 bench: install  ## benchmarks; results in bench/results/
 	$(UV) run python -m bench

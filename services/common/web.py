@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -136,3 +138,12 @@ def install_common(app: FastAPI, service: str) -> None:
         body = error_body(422, "request is invalid")
         body["details"] = problems
         return JSONResponse(body, status_code=422)
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling, for a service whose `serve` owns the signals
+    and stops its parts in order (uvicorn would otherwise take SIGTERM and re-raise it)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -19,7 +19,7 @@ from pydantic_settings import SettingsConfigDict
 
 from services.common.logging import configure_logging, log_context
 from services.common.telegram import make_bot
-from services.common.web import broker_check, health_router
+from services.common.web import EmbeddedServer, broker_check, health_router
 from services.linker.crypto import ChatIdCipher
 from services.notifier import metrics
 from services.notifier.processor import Outcome, Processor, ProcessorConfig
@@ -203,7 +203,7 @@ async def dead_letter(
     await broker.publish(
         raw.body,
         exchange=DEAD_LETTER_EXCHANGE,
-        routing_key=raw.routing_key or "unknown",
+        routing_key=raw.routing_key or NOTIFICATION_TYPES[0].value,
         headers=headers,
         message_id=message.message_id,
         content_type=raw.content_type,
@@ -270,7 +270,7 @@ async def stop(notifier: Notifier) -> None:
 async def serve(settings: NotifierSettings) -> None:
     """Run until SIGTERM/SIGINT."""
     notifier = build(settings)
-    server = uvicorn.Server(
+    server = EmbeddedServer(
         uvicorn.Config(
             health_app(notifier),
             host="0.0.0.0",

@@ -47,4 +47,7 @@ async def declare(broker: RabbitBroker, delivery_limit: int) -> None:
     for event_type in NOTIFICATION_TYPES:
         await queue.bind(events, routing_key=event_type.value)
     dlq = await broker.declare_queue(DEAD_LETTER_QUEUE)
-    await dlq.bind(dlx, routing_key="#")
+    # Dead letters keep their routing key; other services' DLQs share the exchange, so bind
+    # only the types this queue consumes.
+    for event_type in NOTIFICATION_TYPES:
+        await dlq.bind(dlx, routing_key=event_type.value)

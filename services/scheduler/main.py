@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
 
 import uvicorn
 from aio_pika.exceptions import AMQPError
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import make_verifier
 from services.common.logging import configure_logging
-from services.common.web import broker_check, database_check
+from services.common.web import EmbeddedServer, broker_check, database_check
 from services.scheduler.api import create_app
 from services.scheduler.clock import Clock, SystemClock
 from services.scheduler.job import DailySummaryJob, JobConfig, TriggerPublisher
@@ -93,14 +92,6 @@ def build_app(
     return create_app(job, make_verifier(settings), checks)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: `serve` stops the loop and the API in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def serve(settings: SchedulerSettings) -> None:
     """Run the loop and the admin API until SIGTERM/SIGINT, or until the loop fails."""
     engine = build_engine(settings)
@@ -112,7 +103,7 @@ async def serve(settings: SchedulerSettings) -> None:
     except (OSError, TimeoutError, AMQPError) as exc:
         # Not fatal: triggers are recorded anyway and published once the broker answers.
         log.warning("broker not reachable at startup; will retry every tick: %r", exc)
-    server = _Server(
+    server = EmbeddedServer(
         uvicorn.Config(
             app,
             host=settings.scheduler_host,
