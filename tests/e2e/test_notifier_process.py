@@ -40,9 +40,10 @@ def start_notifier(database_url, rabbitmq_url, api_base, port, log, **extra):
 async def test_sigterm_finishes_fast_and_leaves_unsent_messages_for_the_next_notifier(
     database_url, rabbitmq_url, tmp_path
 ):
+    from sqlalchemy import text
+
     from shared.db import create_engine
     from shared.publisher import EventPublisher
-    from sqlalchemy import text
 
     user, group = unique_user(), -unique_chat()
     engine = create_engine(database_url, pool_size=1)
