@@ -18,6 +18,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import DeliveryError
 from aio_pika.exceptions import PublishError as UnroutableError
+from aiormq.exceptions import ChannelInvalidStateError
 from pamqp.commands import Basic
 
 from shared.contract import EXCHANGE, Event, EventType, new_event
@@ -103,7 +104,12 @@ class EventPublisher:
             ) from exc
         except DeliveryError as exc:
             raise PublishError(f"event {event.event_id} was refused by the broker") from exc
-        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+        except (
+            TimeoutError,
+            aio_pika.exceptions.AMQPError,
+            ChannelInvalidStateError,  # the channel is being reopened after a broker restart
+            ConnectionError,
+        ) as exc:
             raise PublishError(f"event {event.event_id} was not confirmed: {exc!r}") from exc
         if not isinstance(confirmation, Basic.Ack):
             raise PublishError(f"event {event.event_id} was refused by the broker: {confirmation}")

@@ -29,7 +29,9 @@ class ConfigurationError(RuntimeError):
 class BaseServiceSettings(BaseSettings):
     """Variables every service reads, with DESIGN.md's names and defaults."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     app_env: AppEnv = AppEnv.DEVELOPMENT
     log_level: str = "INFO"
