@@ -12,8 +12,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from shared.settings import DEFAULT_DATABASE_URL
+from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_RABBITMQ_URL
+
+if TYPE_CHECKING:
+    from services.ops.dlq import Selection
 
 DESCRIPTION = """\
 Telegram notifications for the SNS automation platform.
@@ -27,6 +31,8 @@ Operations:
   migrate     create the database if missing and upgrade it to the latest schema
   dev         everything on one machine: migrate, the three services, and the local Telegram
               stand-in (http://127.0.0.1:8081) when TELEGRAM_BOT_TOKEN is unset
+  dlq         the dead-letter queues: list, show, replay (after a fix) or purge their messages
+  publish     publish one event on sns.events by hand (the type's sample data unless --data)
 
 Configuration comes from the environment: RABBITMQ_URL, DATABASE_URL, TELEGRAM_BOT_TOKEN,
 TELEGRAM_API_BASE, JWT_SECRET, ... (see README.md, "Configuration").
@@ -40,6 +46,173 @@ def _migrate(_: argparse.Namespace) -> int:
     created = migrate(url)
     print(f"{'created and ' if created else ''}migrated {redact(url)} to the latest schema")
     return 0
+
+
+def _rabbitmq_url() -> str:
+    return os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
+
+
+def _dlq_selection(args: argparse.Namespace) -> Selection:
+    from services.ops.dlq import Selection
+
+    return Selection(
+        ids=frozenset(args.id or ()),
+        reason=args.reason,
+        only_valid=getattr(args, "only_valid", False),
+    )
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from services.ops.dlq import run_list
+
+    return run_list(_rabbitmq_url(), args.queue, limit=args.limit)
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    from services.ops.dlq import run_show
+
+    return run_show(_rabbitmq_url(), args.queue, args.key)
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    from services.ops.dlq import run_replay
+
+    return run_replay(
+        _rabbitmq_url(),
+        args.queue,
+        _dlq_selection(args),
+        limit=args.limit,
+        dry_run=args.dry_run,
+    )
+
+
+def _dlq_purge(args: argparse.Namespace) -> int:
+    from services.ops.dlq import run_purge
+
+    return run_purge(_rabbitmq_url(), args.queue, _dlq_selection(args), yes=args.yes)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    """Build the event (exit 2 when invalid), publish it with confirms, print its id."""
+    import asyncio
+
+    from services.ops.amqp import OpsError
+    from services.ops.publish import InvalidInput, build_event, parse_data, publish
+
+    try:
+        data = parse_data(args.data, args.data_file)
+        event = build_event(
+            args.type,
+            args.user,
+            data,
+            event_id=args.event_id,
+            occurred_at=args.occurred_at,
+        )
+    except InvalidInput as exc:
+        print(f"invalid event: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(publish(_rabbitmq_url(), event))
+    except OpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"published {event.type.value} for user {event.user_id}", file=sys.stderr)
+    print(event.event_id)
+    return 0
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _add_dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from services.ops.dlq import DEAD_LETTER_QUEUES
+    from shared.contract import NOTIFIER_DLQ
+
+    dlq = sub.add_parser(
+        "dlq",
+        help="inspect, replay or purge a dead-letter queue",
+        description=(
+            "Messages are read with basic.get and held unacknowledged until the command ends, "
+            "then requeued in order: while it runs they are invisible to others. See "
+            "docs/operations.md, 'Dead letters'."
+        ),
+    )
+    actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help, description=help)
+        parser.add_argument(
+            "--queue",
+            default=NOTIFIER_DLQ,
+            choices=DEAD_LETTER_QUEUES,
+            help=f"the dead-letter queue (default {NOTIFIER_DLQ})",
+        )
+        return parser
+
+    listing = action("list", "a table of the messages, left in the queue")
+    listing.add_argument(
+        "--limit", type=_count, default=100, help="show the first N messages (default 100)"
+    )
+    listing.set_defaults(func=_dlq_list)
+
+    show = action("show", "one message in full (headers, pretty JSON body), left in the queue")
+    show.add_argument("key", metavar="ID", help="event id (or a unique prefix) or position")
+    show.set_defaults(func=_dlq_show)
+
+    replay = action(
+        "replay",
+        "re-publish messages to sns.events with their original routing key; each leaves the "
+        "DLQ only once the broker confirmed it",
+    )
+    replay.add_argument(
+        "--id", action="append", metavar="ID", help="only this event id (repeatable)"
+    )
+    replay.add_argument("--reason", help="only messages dead-lettered for this reason")
+    replay.add_argument("--limit", type=_count, help="replay at most N messages")
+    replay.add_argument(
+        "--only-valid", action="store_true", help="skip messages that are not valid events"
+    )
+    replay.add_argument(
+        "--dry-run", action="store_true", help="show what would be replayed; change nothing"
+    )
+    replay.set_defaults(func=_dlq_replay)
+
+    purge = action("purge", "delete messages for good (asks first unless --yes)")
+    purge.add_argument(
+        "--id", action="append", metavar="ID", help="only this event id (repeatable)"
+    )
+    purge.add_argument("--reason", help="only messages dead-lettered for this reason")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.set_defaults(func=_dlq_purge)
+
+
+def _add_publish_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from shared.contract import EventType
+
+    publish = sub.add_parser(
+        "publish",
+        help="publish one event on sns.events by hand and print its event id",
+        description=(
+            "Build a contract event, publish it with publisher confirms (an event no queue "
+            "receives is an error) and print its event id. Without --data the type's sample "
+            "data from the specification is used."
+        ),
+    )
+    types = [t.value for t in EventType]
+    publish.add_argument("type", choices=types, metavar="TYPE", help=f"one of {', '.join(types)}")
+    publish.add_argument("--user", required=True, help="the platform user id")
+    data = publish.add_mutually_exclusive_group()
+    data.add_argument("--data", metavar="JSON", help="the event's data as a JSON object")
+    data.add_argument("--data-file", metavar="FILE", help="read the data JSON from FILE")
+    publish.add_argument("--event-id", metavar="UUID", help="default: a new random UUID")
+    publish.add_argument(
+        "--occurred-at", metavar="ISO", help="ISO 8601 with a time zone (default: now)"
+    )
+    publish.set_defaults(func=_publish)
 
 
 def _service(module: str) -> Callable[[argparse.Namespace], int]:
@@ -128,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--standin-port", type=int, default=8081, help="stand-in port (default 8081)")
     dev.set_defaults(func=_dev)
+    _add_dlq_parser(sub)
+    _add_publish_parser(sub)
     return parser
 
 

@@ -32,6 +32,8 @@ NOTIFIER_QUEUE = "notifier.events"
 NOTIFIER_DLQ = "notifier.events.dlq"
 LINKER_QUEUE = "linker.events"
 """The linker's queue for the notifier's `telegram.*` events (blocked, chat migrated)."""
+LINKER_DLQ = "linker.events.dlq"
+"""The linker's dead-letter queue (its dead letters carry this routing key)."""
 
 DLQ_REASON_HEADER = "x-dlq-reason"
 """Header naming why a message was dead-lettered (`invalid`, `undeliverable`, ...)."""

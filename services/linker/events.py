@@ -29,6 +29,7 @@ from services.linker.service import LinkService
 from shared.contract import (
     DLX_EXCHANGE,
     EXCHANGE,
+    LINKER_DLQ,
     LINKER_QUEUE,
     EventType,
     InvalidEvent,
@@ -39,7 +40,6 @@ from shared.contract import (
 
 log = logging.getLogger(__name__)
 
-LINKER_DLQ = f"{LINKER_QUEUE}.dlq"
 DELIVERY_LIMIT = 5
 CONSUMED_TYPES = (EventType.TELEGRAM_BLOCKED, EventType.TELEGRAM_CHAT_MIGRATED)
 

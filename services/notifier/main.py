@@ -16,7 +16,6 @@ from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from psycopg_pool import AsyncConnectionPool
-from pydantic_settings import SettingsConfigDict
 
 from services.common.logging import configure_logging, log_context
 from services.common.telegram import make_bot

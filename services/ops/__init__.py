@@ -1,0 +1,1 @@
+"""Operations tooling behind `sns-telegram dlq ...` and `sns-telegram publish ...`."""
