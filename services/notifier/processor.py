@@ -272,6 +272,7 @@ class Processor:
         self._results = Batcher(500, self._config.batch_wait, self._write_results)
         self._sends: set[asyncio.Task[None]] = set()
         self.in_flight = 0
+        self.settled = 0
 
     def submit(self, event: Event, data: Any) -> asyncio.Future[Outcome]:
         """Queue one event (synchronously, keeping arrival order); the future resolves once its
@@ -289,6 +290,7 @@ class Processor:
 
     def _settled(self, event: Event, future: asyncio.Future[Outcome]) -> None:
         self.in_flight -= 1
+        self.settled += 1
         metrics.IN_FLIGHT.dec()
         if not future.cancelled():
             metrics.EVENTS.labels(event.type.value, future.result().status).inc()

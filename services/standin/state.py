@@ -23,6 +23,8 @@ import aiohttp
 from services.standin.text import TextError, prepare_text, utf16_len
 
 DEFAULT_BOT_USERNAME = "piwpiwtelegrambot"
+PAID_BROADCAST_PER_SEC = 1000
+"""Telegram's global limit for messages sent with allow_paid_broadcast."""
 DEFAULT_BOT_FIRST_NAME = "PiwPiw"
 DEFAULT_BOT_ID = 123456
 
@@ -490,6 +492,7 @@ class StandInState:
         self.requests: dict[str, int] = {}
         self.errors: dict[int, int] = {}
         self.send_message_accepted = 0
+        self.paid_broadcasts = 0
         self.user_messages = 0
         self.too_many_requests = 0
         self.early_retries = 0
@@ -606,6 +609,7 @@ class StandInState:
             "requests": dict(self.requests),
             "errors": {str(k): v for k, v in self.errors.items()},
             "send_message_accepted": self.send_message_accepted,
+            "paid_broadcasts": self.paid_broadcasts,
             "user_messages": self.user_messages,
             "too_many_requests": self.too_many_requests,
             "early_retries": self.early_retries,
@@ -767,13 +771,19 @@ class StandInState:
         elif now > penalty[0] + self.early_retry_grace:
             self.early_retries += 1
 
-    def _check_limits(self, token: str, chat_id: int) -> None:
+    def _check_limits(self, token: str, chat_id: int, paid: bool = False) -> None:
         limits = self.limits
         now = time.monotonic()
         waits = []
         checks: list[tuple[dict[Any, list[float]], Any, int, float]] = []
         if limits.global_per_sec:
-            checks.append((self._global_windows, token, limits.global_per_sec, 1.0))
+            # Paid broadcasts (allow_paid_broadcast) may go up to 1000 messages per second.
+            cap = (
+                max(limits.global_per_sec, PAID_BROADCAST_PER_SEC)
+                if paid
+                else limits.global_per_sec
+            )
+            checks.append((self._global_windows, token, cap, 1.0))
         if limits.per_chat_per_sec:
             checks.append((self._chat_windows, chat_id, limits.per_chat_per_sec, 1.0))
         if limits.per_group_per_min and chat_id < 0:
@@ -860,12 +870,14 @@ class StandInState:
         shown, raw, parse_mode, entities = self._text(params)
         chat = self._target_chat(params)
         markup = _reply_markup(params.get("reply_markup"))
+        paid = _as_bool(params.get("allow_paid_broadcast", False))
         if self.limits.enabled:
-            self._check_limits(token, chat.id)
+            self._check_limits(token, chat.id, paid=paid)
         msg = self._new_message(
             chat, "bot", self.bot_user(token), shown, raw, parse_mode, entities, markup
         )
         self.send_message_accepted += 1
+        self.paid_broadcasts += paid
         return msg.to_api()
 
     def _edit_target(self, params: dict[str, Any]) -> StoredMessage:

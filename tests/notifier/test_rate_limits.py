@@ -63,3 +63,48 @@ async def test_a_group_gets_at_most_20_messages_a_minute(database_url, rabbitmq_
         await eventually(lambda: h.notifier.processor.in_flight == 1, timeout=5)
         assert len(h.texts(group)) == 5
         assert h.standin.stats["too_many_requests"] == 0
+
+
+async def test_paid_broadcast_sends_above_30_a_second_without_429(database_url, rabbitmq_url):
+    async with running_notifier(
+        database_url, rabbitmq_url, standin_limits=TELEGRAM_LIMITS,
+        telegram_allow_paid_broadcast=True,
+    ) as h:  # fmt: skip
+        users = [(unique_user(), unique_chat()) for _ in range(200)]
+        for user, chat in users:
+            await h.link(user, chat)
+        for user, _ in users:
+            await h.publish("post_failure", user, {"platform": "x", "error": "paid"})
+        await eventually(lambda: h.standin.stats["send_message_accepted"] >= 200, timeout=30)
+        sent = sorted(m["sent_at"] for m in h.standin.sent())
+        assert h.standin.stats["too_many_requests"] == 0
+        assert h.standin.stats["paid_broadcasts"] == 200
+        assert max(sum(1 for t in sent if start <= t < start + 1) for start in sent) > 30
+
+
+async def test_two_notifiers_share_the_queue_with_one_active_consumer(database_url, rabbitmq_url):
+    from services.notifier.main import NotifierSettings, build, start, stop
+
+    async with running_notifier(database_url, rabbitmq_url, standin_limits=TELEGRAM_LIMITS) as h:
+        second = build(
+            NotifierSettings(
+                database_url=database_url, rabbitmq_url=rabbitmq_url,
+                telegram_api_base=h.standin.base_url,
+            )
+        )  # fmt: skip
+        await start(second)
+        try:
+            users = [(unique_user(), unique_chat()) for _ in range(90)]
+            for user, chat in users:
+                await h.link(user, chat)
+            for user, _ in users:
+                await h.publish("post_failure", user, {"platform": "x", "error": "once"})
+            await eventually(lambda: h.standin.stats["send_message_accepted"] >= 90, timeout=30)
+            # Only one replica consumed: the other one never saw an event...
+            handled = [h.notifier.processor.settled, second.processor.settled]
+            assert sorted(handled) == [0, 90]
+            # ...so Telegram saw one replica's rate: no 429, and nobody got a message twice.
+            assert h.standin.stats["too_many_requests"] == 0
+            assert all(len(h.texts(chat)) == 1 for _, chat in users)
+        finally:
+            await stop(second)
