@@ -33,6 +33,7 @@ Operations:
               stand-in (http://127.0.0.1:8081) when TELEGRAM_BOT_TOKEN is unset
   dlq         the dead-letter queues: list, show, replay (after a fix) or purge their messages
   publish     publish one event on sns.events by hand (the type's sample data unless --data)
+  rotate-keys re-encrypt stored chat ids under the newest CHAT_ID_ENCRYPTION_KEY key
 
 Configuration comes from the environment: RABBITMQ_URL, DATABASE_URL, TELEGRAM_BOT_TOKEN,
 TELEGRAM_API_BASE, JWT_SECRET, ... (see README.md, "Configuration").
@@ -45,6 +46,26 @@ def _migrate(_: argparse.Namespace) -> int:
     url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     created = migrate(url)
     print(f"{'created and ' if created else ''}migrated {redact(url)} to the latest schema")
+    return 0
+
+
+def _rotate_keys(_: argparse.Namespace) -> int:
+    from services.linker.crypto import ChatIdCipher, ChatIdError
+    from services.linker.rotate import rotate_chat_ids
+    from shared.settings import BaseServiceSettings
+
+    settings = BaseServiceSettings()
+    try:
+        report = rotate_chat_ids(
+            settings.database_url.get_secret_value(), ChatIdCipher(settings.encryption_keys())
+        )
+    except ChatIdError as exc:
+        print(f"sns-telegram rotate-keys: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    if report.unreadable:
+        print("some chat ids need a key that is not configured: keep it listed", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -303,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=_dev)
     _add_dlq_parser(sub)
     _add_publish_parser(sub)
+    sub.add_parser(
+        "rotate-keys",
+        help="re-encrypt stored chat ids under the newest CHAT_ID_ENCRYPTION_KEY key",
+    ).set_defaults(func=_rotate_keys)
     return parser
 
 
