@@ -234,6 +234,8 @@ def parse_event(body: bytes | str) -> tuple[Event, Any]:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidEvent(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidEvent("body is not valid JSON: nested too deeply") from None
     if not isinstance(raw, dict):
         raise InvalidEvent("body must be a JSON object")
     try:

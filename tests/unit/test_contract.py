@@ -132,6 +132,7 @@ def test_integer_user_id_is_carried_as_text():
         (envelope(type="daily_summary", data={}), "data.date: Field required"),
         (envelope(extra_field=1), "extra_field: Extra inputs are not permitted"),
         ("x" * (MAX_EVENT_BYTES + 1), "larger than"),
+        ("[" * 100_000, "nested too deeply"),
     ],
 )
 def test_malformed_events_name_the_problem(body, expected):
