@@ -44,13 +44,18 @@ def redact(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    """An async engine on psycopg 3 with a pool sized for one service process."""
+    """An async engine on psycopg 3 with a pool sized for one service process.
+
+    Server-side prepared statements are off: PostgreSQL's generic plan for `= ANY(:ids)` is a
+    sequential scan, so each query is planned with its actual parameters instead.
+    """
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         echo=echo,
+        connect_args={"prepare_threshold": None},
     )
 
 

@@ -161,8 +161,19 @@ ON CONFLICT DO NOTHING
 
 
 def open_pool(database_url: str, size: int = 4) -> AsyncConnectionPool:
-    """A psycopg pool for the notifier (open it with `await pool.open()`)."""
-    return AsyncConnectionPool(libpq_url(database_url), min_size=1, max_size=size, open=False)
+    """A psycopg pool for the notifier (open it with `await pool.open()`).
+
+    No server-side prepared statements: PostgreSQL's generic plan for `= ANY($1)` over a batch
+    is a sequential scan, which grows with the tables; planned per call with the actual array,
+    every lookup is an index scan.
+    """
+    return AsyncConnectionPool(
+        libpq_url(database_url),
+        min_size=1,
+        max_size=size,
+        open=False,
+        kwargs={"prepare_threshold": None},
+    )
 
 
 class NotifierStore:
