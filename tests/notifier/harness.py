@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier.main import Notifier, NotifierSettings, build, start, stop
 from services.standin.server import StandIn
-from shared.contract import DLX_EXCHANGE, EXCHANGE, NOTIFIER_DLQ, Event, new_event
+from shared.contract import EXCHANGE, NOTIFIER_DLQ, Event
 from shared.db import create_engine
 from shared.publisher import EventPublisher
 
@@ -175,14 +174,3 @@ def unique_user() -> str:
 def unique_chat() -> int:
     return int(uuid.uuid4().int % 9_000_000_000) + 1_000_000_000
 
-
-NOW = datetime.now(UTC)
-__all__ = [
-    "DLX_EXCHANGE",
-    "Harness",
-    "eventually",
-    "new_event",
-    "running_notifier",
-    "unique_chat",
-    "unique_user",
-]
