@@ -175,6 +175,11 @@ def subscribe(notifier: Notifier) -> None:
             metrics.EVENTS.labels("invalid", "invalid").inc()
             await dead_letter(broker, message, "invalid", str(exc))
             return
+        except Exception as exc:  # never leave a message unacknowledged and unexplained
+            order.done(tag)
+            log.exception("could not read message %s", message.message_id)
+            await dead_letter(broker, message, "processing_error", f"{type(exc).__name__}: {exc}")
+            return
         with log_context(event_id=str(event.event_id), user_id=event.user_id):
             outcome = processor.submit(event, data)
             order.done(tag)
