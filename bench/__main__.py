@@ -1,71 +1,262 @@
-"""`make bench`: every benchmark, one after another; a table at the end, JSON in bench/results/.
+"""`make bench`: every benchmark, one after another; a table at the end, JSON and a chart in
+bench/results/.
 
-uv run python -m bench                 # all
-uv run python -m bench notifier        # one group (notifier, scheduler)
+uv run python -m bench                      # all groups (BENCH_QUICK=1: smaller sizes)
+uv run python -m bench notifier baselines   # some groups: notifier, baselines, daily, linker,
+                                            # memory, scheduler (the daily group already times
+                                            # the scheduler's 100,000 triggers)
+
+Each group is also runnable alone: `python -m bench.<notifier_bench|baselines|daily_summary_bench|
+linker_bench|memory_bench|scheduler_bench>`; `python -m bench.chart` redraws the chart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import notifier_bench, scheduler_bench
-from bench.harness import write_result
+from bench import (
+    baselines,
+    chart,
+    daily_summary_bench,
+    linker_bench,
+    memory_bench,
+    notifier_bench,
+    scheduler_bench,
+)
+from bench.harness import QUICK, RESULTS, write_result
 
 console = Console()
+DEFAULT_GROUPS = ["notifier", "baselines", "daily", "linker", "memory"]
+
+
+def _notifier(results: dict[str, Any]) -> Any:
+    return asyncio.run(notifier_bench.main(list(notifier_bench.PARTS)))
+
+
+def _baselines(results: dict[str, Any]) -> Any:
+    ours = results.get("notifier")
+    parts = ["spec", "ceiling"] if ours else ["ours", "spec", "ceiling"]
+    return asyncio.run(baselines.main(parts, ours=ours))
+
+
+def _scheduler(results: dict[str, Any]) -> Any:
+    result = scheduler_bench.main()
+    write_result("scheduler", result)
+    return result
+
+
+GROUPS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "notifier": _notifier,
+    "baselines": _baselines,
+    "daily": lambda _: daily_summary_bench.main(),
+    "linker": lambda _: linker_bench.main(),
+    "memory": lambda _: memory_bench.main(),
+    "scheduler": _scheduler,
+}
 
 
 def run(groups: list[str]) -> dict[str, Any]:
-    """Run the chosen benchmark groups and return their numbers."""
-    results: dict[str, Any] = {}
-    if "notifier" in groups:
-        results["notifier"] = asyncio.run(notifier_bench.main(list(notifier_bench.PARTS)))
-    if "scheduler" in groups:
-        results["scheduler"] = scheduler_bench.main()
-        write_result("scheduler", results["scheduler"])
+    """Run the chosen benchmark groups, with an overall progress bar; return their numbers."""
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise SystemExit(f"unknown groups {sorted(unknown)}; choose from {list(GROUPS)}")
+    results: dict[str, Any] = {"seconds": {}}
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        overall = progress.add_task("benchmarks", total=len(groups))
+        for name in groups:
+            progress.update(overall, description=f"benchmarks: {name}")
+            console.rule(f"[bold]{name}")
+            started = time.monotonic()
+            results[name] = GROUPS[name](results)
+            results["seconds"][name] = round(time.monotonic() - started, 1)
+            progress.advance(overall)
     return results
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}" if isinstance(value, int | float) else "—"
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(benchmark, ours, baseline, ratio, target) for everything that ran."""
+    out: list[tuple[str, str, str, str, str]] = []
+    n = results.get("notifier") or results.get("baselines", {}).get("ours", {})
+    b = results.get("baselines", {})
+    spec, ceiling, ratio = b.get("spec", {}), b.get("ceiling", {}), b.get("ratios", {})
+    if "throughput" in n:
+        t = n["throughput"]
+        out.append(
+            (
+                "notifier throughput, limits lifted (events/s)",
+                _n(t["events_per_second"]),
+                f"spec {_n(spec.get('throughput', {}).get('events_per_second'))}"
+                f" · ceiling {_n(ceiling.get('events_per_second'))}",
+                f"{ratio.get('throughput_vs_spec', '—')}× spec · "
+                f"{ratio.get('throughput_vs_ceiling', '—')}× ceiling",
+                "≥ 1,000",
+            )
+        )
+        out.append(
+            (
+                "CPU per event (ms)",
+                _n(t["notifier_cpu_ms_per_event"], 2),
+                f"spec {_n(spec.get('throughput', {}).get('notifier_cpu_ms_per_event'), 2)}"
+                f" · ceiling {_n(ceiling.get('sender_cpu_ms_per_message'), 2)}",
+                "",
+                "",
+            )
+        )
+    if "latency" in n:
+        lat, slat = n["latency"], spec.get("latency", {})
+        for p in ("p50", "p99"):
+            out.append(
+                (
+                    f"publish → sendMessage {p} @100/s (ms)",
+                    _n(lat[f"{p}_ms"], 1),
+                    f"spec {_n(slat.get(f'{p}_ms'), 1)}",
+                    f"spec/ours {ratio.get(f'{p}_spec_over_ours', '—')}",
+                    "≤ 50" if p == "p99" else "",
+                )
+            )
+    if "limits" in n:
+        lim, slim = n["limits"], spec.get("limits", {})
+        out.append(
+            (
+                "under Telegram's limits: % of 30/s",
+                f"{100 * lim['fraction_of_limit']:.1f} %",
+                (
+                    f"spec {100 * slim['fraction_of_limit']:.1f} %"
+                    if slim.get("delivered") == slim.get("messages")
+                    else f"spec: lost {slim.get('lost')} of {slim.get('messages')}"
+                )
+                if slim
+                else "",
+                "",
+                "≥ 99 %",
+            )
+        )
+        out.append(
+            (
+                "under limits: delivered · 429s",
+                f"{lim.get('delivered', '—')}/{lim['messages']} · {lim['too_many_requests']}",
+                f"spec {slim['delivered']}/{slim['messages']} · {slim['too_many_requests']}"
+                if slim
+                else "",
+                "",
+                "all · 0",
+            )
+        )
+    d = results.get("daily") or (results.get("scheduler") and {"scheduler": results["scheduler"]})
+    if d and "scheduler" in d:
+        s = d["scheduler"]
+        out.append(
+            (
+                f"scheduler: {s['users']:,} daily triggers emitted (s)",
+                _n(s["emit_seconds"], 1),
+                f"{_n(s['triggers_per_second'])}/s",
+                "",
+                "seconds",
+            )
+        )
+    if d and "projection" in d:
+        a, smp, paid, proj = d["aggregation"], d["sample"], d["paid_broadcast"], d["projection"]
+        out += [
+            (
+                "daily: aggregation + render per user (ms)",
+                f"{a['query_ms_per_user'] + a['render_ms_per_user']:.3f}",
+                f"query {a['query_ms_per_user']:.3f} · render {a['render_ms_per_user']:.4f}",
+                "",
+                "",
+            ),
+            (
+                f"daily: end to end, limits lifted ({smp['triggers']:,} triggers)",
+                f"{smp['per_second']:,.0f}/s",
+                f"{smp['ms_per_user_end_to_end']:.2f} ms/user",
+                "",
+                "",
+            ),
+            (
+                f"daily: paid broadcast slice ({paid['triggers']:,})",
+                f"{paid['achieved_per_second']:,.0f}/s",
+                f"{paid['too_many_requests']} × 429",
+                f"{100 * paid['fraction_of_limit']:.1f} % of 1000/s",
+                "1000/s",
+            ),
+            (
+                f"daily: {d['users']:,} users at 1000 msg/s (s)",
+                f"{proj['total_seconds_overlapped']:,.0f} overlapped · "
+                f"{proj['total_seconds_sequential']:,.0f} sequential",
+                f"ideal {proj['ideal_seconds']:,.0f}",
+                f"{proj['overlapped_over_ideal']}× · {proj['sequential_over_ideal']}× ideal",
+                "≈ ideal",
+            ),
+        ]
+    lk = results.get("linker", {})
+    for key, label in (("status", "GET /status"), ("link_account", "GET /link-account")):
+        if key in lk:
+            r = lk[key]
+            out.append(
+                (
+                    f"linker {label}, 1 worker (req/s)",
+                    _n(r["requests_per_second"]),
+                    f"p50 {r['p50_ms']:.0f} · p99 {r['p99_ms']:.0f} ms @32",
+                    f"alone p99 {r['unloaded_p99_ms']:.1f} ms",
+                    "",
+                )
+            )
+    m = results.get("memory", {})
+    if m:
+        out.append(
+            (
+                f"notifier RSS over {m['events']:,} events (MiB)",
+                f"{m['rss_mb_after_first_tenth']:.0f} → {m['rss_mb_after_all']:.0f}",
+                f"idle {m['rss_mb_idle']:.0f}",
+                f"{m['growth_mb']:+.1f} MiB ({m['growth_percent']:+.1f} %); "
+                f"2nd half {m['growth_mb_second_half']:+.1f}",
+                "no growth",
+            )
+        )
+    return out
 
 
 def table(results: dict[str, Any]) -> Table:
     """The numbers a reader looks for, one row each."""
-    rows = Table(title="sns-telegram benchmarks")
-    rows.add_column("benchmark")
-    rows.add_column("result", justify="right")
-    rows.add_column("target")
-    n = results.get("notifier", {})
-    if "throughput" in n:
-        rows.add_row(
-            "notifier throughput, limits lifted",
-            f"{n['throughput']['events_per_second']:,.0f} events/s",
-            "≥ 1,000",
-        )
-        rows.add_row(
-            "notifier CPU per event", f"{n['throughput']['notifier_cpu_ms_per_event']:.2f} ms", ""
-        )
-    if "latency" in n:
-        rows.add_row("publish → sendMessage p50 @100/s", f"{n['latency']['p50_ms']:.1f} ms", "")
-        rows.add_row(
-            "publish → sendMessage p99 @100/s", f"{n['latency']['p99_ms']:.1f} ms", "≤ 50 ms"
-        )
-    if "limits" in n:
-        rows.add_row(
-            "rate under Telegram's limits",
-            f"{100 * n['limits']['fraction_of_limit']:.1f} % of 30/s",
-            "≥ 99 %",
-        )
-        rows.add_row("429 answers under limits", str(n["limits"]["too_many_requests"]), "0")
-    s = results.get("scheduler")
-    if s:
-        rows.add_row(
-            f"scheduler: {s['users']:,} daily triggers emitted", f"{s['emit_seconds']} s", "seconds"
-        )
-    return rows
+    t = Table(title="sns-telegram benchmarks" + (" (BENCH_QUICK=1)" if QUICK else ""))
+    for name, justify in (
+        ("benchmark", "left"),
+        ("ours", "right"),
+        ("beside", "right"),
+        ("ratio", "right"),
+        ("target", "left"),
+    ):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in rows(results):
+        t.add_row(*row)
+    return t
 
 
 if __name__ == "__main__":
-    chosen = sys.argv[1:] or ["notifier", "scheduler"]
-    console.print(table(run(chosen)))
+    chosen = sys.argv[1:] or DEFAULT_GROUPS
+    started = time.monotonic()
+    results = run(chosen)
+    results["seconds"]["total"] = round(time.monotonic() - started, 1)
+    summary = {"groups": chosen, "quick": QUICK, "seconds": results["seconds"]}
+    summary["table"] = [
+        dict(zip(("benchmark", "ours", "beside", "ratio", "target"), r, strict=True))
+        for r in rows(results)
+    ]
+    write_result("summary", summary)
+    console.print(table(results))
+    console.print(
+        f"chart: {chart.render()}   results: {RESULTS}/   {json.dumps(results['seconds'])}"
+    )

@@ -25,6 +25,13 @@ from tests.infra import find_servers, isolated_database, isolated_vhost
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).parent.parent
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+"""BENCH_QUICK=1: smaller sizes, for a quick look (the numbers are noisier)."""
+
+
+def sized(full: int, quick: int) -> int:
+    """`full`, or `quick` under BENCH_QUICK=1."""
+    return quick if QUICK else full
 
 
 def free_port() -> int:
@@ -76,6 +83,10 @@ class Process:
                 self.proc.wait()
         self.log.close()
         return self.proc.returncode
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def rss_mb(self) -> float:
         """Resident memory of the process, in MiB."""

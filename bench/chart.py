@@ -1,0 +1,257 @@
+"""bench/results/summary.png from the JSON results of the last run.
+
+    uv run python -m bench.chart
+
+Six panels: throughput beside the baselines, latency beside the spec-style sender, delivery under
+Telegram's limits, the daily summary at scale, the linker, and the notifier's memory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from bench.harness import RESULTS
+
+OURS = "#1f77b4"
+SPEC = "#d62728"
+CEILING = "#7f7f7f"
+IDEAL = "#2ca02c"
+
+
+def load(name: str) -> dict[str, Any]:
+    """bench/results/<name>.json, or {} if that benchmark has not run."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _missing(ax: Axes, title: str) -> None:
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.text(0.5, 0.5, "not measured", ha="center", va="center", color="grey")
+    ax.set_axis_off()
+
+
+def _labels(ax: Axes, bars: Any, texts: list[str]) -> None:
+    for bar, label in zip(bars, texts, strict=True):
+        ax.annotate(
+            label,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
+
+
+def throughput(ax: Axes, ours: dict[str, Any], base: dict[str, Any]) -> None:
+    title = "Sending rate, limits lifted (events/s)"
+    spec = base.get("spec", {}).get("throughput", {})
+    ceiling = base.get("ceiling", {})
+    mine = ours.get("throughput", {})
+    if not mine:
+        return _missing(ax, title)
+    names, values, colors = [], [], []
+    for name, result, color in (
+        ("spec-style\n(sync DB + requests)", spec, SPEC),
+        ("our notifier", mine, OURS),
+        ("bare aiohttp\nPOST loop", ceiling, CEILING),
+    ):
+        if result:
+            names.append(name)
+            values.append(result["events_per_second"])
+            colors.append(color)
+    bars = ax.bar(names, values, color=colors)
+    ours_rate = mine["events_per_second"]
+    texts = []
+    for name, value in zip(names, values, strict=True):
+        ratio = "" if name == "our notifier" else f"\nours = {ours_rate / value:.2g}×"
+        texts.append(f"{value:,.0f}{ratio}")
+    _labels(ax, bars, texts)
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_ylim(0, max(values) * 1.3)
+    ax.set_ylabel("events / s")
+
+
+def latency(ax: Axes, ours: dict[str, Any], base: dict[str, Any]) -> None:
+    title = "Publish → sendMessage at 100 events/s (ms, log)"
+    mine = ours.get("latency", {})
+    spec = base.get("spec", {}).get("latency", {})
+    if not mine:
+        return _missing(ax, title)
+    groups = ["p50", "p99"]
+    width = 0.38
+    xs = range(len(groups))
+    series = [("our notifier", mine, OURS, width / 2)]
+    if spec:
+        series.insert(0, ("spec-style", spec, SPEC, -width / 2))
+    for name, result, color, offset in series:
+        values = [result["p50_ms"], result["p99_ms"]]
+        bars = ax.bar([x + offset for x in xs], values, width, label=name, color=color)
+        _labels(ax, bars, [f"{v:,.1f}" for v in values])
+    ax.set_xticks(list(xs), groups)
+    ax.set_yscale("log")
+    ax.axhline(50, color=IDEAL, linestyle="--", linewidth=1)
+    ax.text(1.45, 50, "target p99 ≤ 50 ms", color=IDEAL, fontsize=8, va="bottom", ha="right")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_ylim(top=ax.get_ylim()[1] * 3)
+
+
+def limits(ax: Axes, ours: dict[str, Any], base: dict[str, Any]) -> None:
+    title = "Under Telegram's limits (30/s, 1/s per chat)"
+    mine = ours.get("limits", {})
+    spec = base.get("spec", {}).get("limits", {})
+    if not mine:
+        return _missing(ax, title)
+    rows = [("our notifier", mine, OURS)]
+    if spec:
+        rows.insert(0, ("spec-style", spec, SPEC))
+    names = [r[0] for r in rows]
+    delivered = [100 * r[1]["delivered"] / r[1]["messages"] for r in rows]
+    bars = ax.bar(names, delivered, color=[r[2] for r in rows])
+    _labels(
+        ax,
+        bars,
+        [
+            f"{r[1]['delivered']:,}/{r[1]['messages']:,} delivered\n"
+            f"{r[1]['too_many_requests']:,} × 429, "
+            + (
+                f"{100 * r[1]['fraction_of_limit']:.1f}% of 30/s"
+                if r[1]["delivered"] == r[1]["messages"]
+                else "the rest lost (no retry)"
+            )
+            for r in rows
+        ],
+    )
+    ax.set_ylim(0, 135)
+    ax.set_ylabel("% of events delivered")
+    ax.set_title(title, fontsize=11, loc="left")
+
+
+def daily(ax: Axes, result: dict[str, Any]) -> None:
+    users = result.get("users")
+    title = f"Daily summary, {users:,} users (s)" if users else "Daily summary"
+    projection = result.get("projection")
+    if not projection:
+        return _missing(ax, title)
+    rows = [
+        ("ideal at 1000 msg/s", projection["ideal_seconds"], IDEAL),
+        ("scheduler: emit all triggers", result["scheduler"]["emit_seconds"], CEILING),
+        ("notifier: send all (projected)", projection["notifier_seconds"], OURS),
+        ("total, emit then send", projection["total_seconds_sequential"], "#9467bd"),
+        ("total, overlapped", projection["total_seconds_overlapped"], "#17becf"),
+    ]
+    bars = ax.barh([r[0] for r in rows], [r[1] for r in rows], color=[r[2] for r in rows])
+    for bar, (_, value, _) in zip(bars, rows, strict=True):
+        ax.annotate(
+            f"{value:,.0f} s",
+            (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+        )
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(r[1] for r in rows) * 1.25)
+    paid = result["paid_broadcast"]
+    agg = result["aggregation"]
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_xlabel(
+        f"slice of {paid['triggers']:,} at paid-broadcast limits: {paid['achieved_per_second']:,.0f}/s"
+        f"; aggregation {agg['query_ms_per_user']:.2f} ms/user",
+        fontsize=8,
+    )
+    ax.tick_params(axis="y", labelsize=8)
+
+
+def linker(ax: Axes, result: dict[str, Any]) -> None:
+    title = "Linker, one worker, 32 in flight (requests/s)"
+    if "status" not in result:
+        return _missing(ax, title)
+    rows = [("GET /status", result["status"]), ("GET /link-account", result["link_account"])]
+    bars = ax.bar([r[0] for r in rows], [r[1]["requests_per_second"] for r in rows], color=OURS)
+    _labels(
+        ax,
+        bars,
+        [
+            f"{r[1]['requests_per_second']:,.0f}/s\np99 {r[1]['p99_ms']:.0f} ms"
+            f" (alone {r[1]['unloaded_p99_ms']:.1f} ms)"
+            for r in rows
+        ],
+    )
+    ax.set_ylim(0, max(r[1]["requests_per_second"] for r in rows) * 1.35)
+    ax.set_title(title, fontsize=11, loc="left")
+
+
+def memory(ax: Axes, result: dict[str, Any]) -> None:
+    title = "Notifier memory while sending"
+    samples = result.get("samples")
+    if not samples:
+        return _missing(ax, title)
+    xs = [s["events"] for s in samples]
+    ys = [s["rss_mb"] for s in samples]
+    ax.plot(xs, ys, marker="o", color=OURS)
+    ax.set_ylabel("RSS (MiB)", color=OURS)
+    ax.set_ylim(0, max(ys) * 1.25)
+    ax.set_xlabel("events processed")
+    if all("open_sockets" in s for s in samples):
+        # RSS steps with the HTTP connection pool (aiohttp's limit: 200 connections).
+        twin = ax.twinx()
+        sockets = [s["open_sockets"] for s in samples]
+        twin.plot(xs, sockets, color=CEILING, linestyle="--", marker=".", label="open sockets")
+        twin.set_ylim(0, max(sockets) * 2.5)
+        twin.set_ylabel("open sockets", color=CEILING)
+        twin.tick_params(axis="y", colors=CEILING)
+        twin.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.annotate(
+        f"{result['growth_mb']:+.1f} MiB from {xs[1]:,} to {xs[-1]:,} events\n"
+        f"{result.get('growth_mb_second_half', float('nan')):+.1f} MiB over the second half",
+        (xs[-1], ys[-1]),
+        xytext=(-5, 12),
+        textcoords="offset points",
+        ha="right",
+        fontsize=9,
+    )
+
+
+def render(path: Path | None = None) -> Path:
+    """Draw the summary chart from bench/results/*.json; returns its path."""
+    ours, base = load("notifier"), load("baselines")
+    if not ours and base.get("ours"):
+        ours = base["ours"]
+    figure, axes = plt.subplots(2, 3, figsize=(17, 9.5))
+    throughput(axes[0][0], ours, base)
+    latency(axes[0][1], ours, base)
+    limits(axes[0][2], ours, base)
+    daily(axes[1][0], load("daily_summary"))
+    linker(axes[1][1], load("linker"))
+    memory(axes[1][2], load("memory"))
+    machine = next((r["machine"] for r in (ours, base) if r.get("machine")), {})
+    figure.suptitle(
+        "sns-telegram benchmarks"
+        + (
+            f" — {machine.get('cpus')} CPUs, Python {machine.get('python')}, "
+            f"{ours.get('measured_at', '')}; baselines measured in the same run"
+            if machine
+            else ""
+        ),
+        fontsize=13,
+    )
+    figure.tight_layout(rect=(0, 0, 1, 0.96))
+    path = path or RESULTS / "summary.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+if __name__ == "__main__":
+    print(render())
