@@ -173,4 +173,3 @@ def unique_user() -> str:
 
 def unique_chat() -> int:
     return int(uuid.uuid4().int % 9_000_000_000) + 1_000_000_000
-
