@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
@@ -22,6 +21,7 @@ from sqlalchemy import text
 from services.standin.client import StandInClient
 from shared.db import create_engine
 from tests.infra import find_servers, isolated_database, isolated_vhost
+from tests.waiting import eventually as wait_until
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).parent.parent
@@ -123,20 +123,6 @@ def _answers(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-async def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> Any:
-    """Poll a (sync or async) predicate until truthy; raise TimeoutError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not met in time")
-        await asyncio.sleep(interval)
 
 
 async def seed_links(

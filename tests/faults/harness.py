@@ -35,6 +35,7 @@ from services.standin.client import StandInClient
 from shared.contract import NOTIFIER_DLQ, NOTIFIER_QUEUE, Event, new_event
 from shared.db import libpq_url
 from shared.publisher import EventPublisher, PublishError
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -66,16 +67,7 @@ async def wait_for(
     predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1
 ) -> Any:
     """Poll a sync or async predicate until truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        await asyncio.sleep(interval)
+    return await eventually(predicate, timeout, interval, what)
 
 
 # -- processes -------------------------------------------------------------------------------

@@ -20,22 +20,7 @@ from services.standin.server import StandIn
 from shared.contract import EXCHANGE, NOTIFIER_DLQ, Event
 from shared.db import create_engine
 from shared.publisher import EventPublisher
-
-
-async def eventually(
-    predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02
-) -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
+from tests.waiting import eventually
 
 
 @dataclass

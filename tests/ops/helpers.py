@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,20 +22,7 @@ from shared.contract import (
     Event,
     new_event,
 )
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
+from tests.waiting import eventually
 
 
 async def declare_topology(url: str, *, linker: bool = False) -> None:
