@@ -88,7 +88,7 @@ class Outcome:
 class ProcessorConfig:
     """Batching and retry bounds."""
 
-    batch_size: int = 100
+    batch_size: int = 200
     batch_wait: float = 0.003
     max_attempts: int = 6
     max_rate_limited: int = 20
