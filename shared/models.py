@@ -56,6 +56,9 @@ class TelegramLink(SQLModel, table=True):
         default_factory=list,
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
     )
+    quiet_start: time | None = None
+    """Quiet hours (local time in `timezone`): messages wait until `quiet_end`; both or neither."""
+    quiet_end: time | None = None
 
 
 class LinkToken(SQLModel, table=True):
@@ -98,13 +101,17 @@ class Activity(SQLModel, table=True):
     """What each platform event says, for the daily summary. Owner: notifier."""
 
     __tablename__ = "activity"
-    __table_args__ = (Index("ix_activity_user_time", "user_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_activity_user_time", "user_id", "occurred_at"),
+        Index("ix_activity_user_post", "user_id", "post_id"),
+    )
 
     event_id: uuid.UUID = Field(primary_key=True)
     user_id: str = Field(max_length=128)
     type: str = Field(max_length=64)
     occurred_at: datetime = Field(sa_column=_tz(nullable=False))
     platform: str | None = Field(default=None, max_length=64)
+    post_id: str | None = Field(default=None, max_length=200)
     likes: int = 0
     comments: int = 0
     details: dict[str, object] = Field(
@@ -117,13 +124,17 @@ class Delivery(SQLModel, table=True):
 
     `dedupe_key` makes sending idempotent: the event id, or `daily_summary:<user>:<date>` so a
     summary goes out at most once per user and day (a deliberate resend has its own key).
-    Status: `sending` (intent recorded), `sent`, `skipped` (no link, disabled, muted),
+    Status: `sending` (intent recorded), `held` (quiet hours: waits for `release_at`), `sent`,
+    `skipped` (no link, disabled, muted),
     `undeliverable` (Telegram refused the chat for good), `uncertain` (the request timed out after
     it was sent; it may have been delivered), `failed` (retries exhausted).
     """
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("dedupe_key", name="uq_deliveries_dedupe_key"),)
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_deliveries_dedupe_key"),
+        Index("ix_deliveries_held_release", "release_at", postgresql_where=text("status = 'held'")),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     dedupe_key: str = Field(max_length=200)
@@ -138,6 +149,12 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=_tz())
+    handed_at: datetime | None = Field(default=None, sa_column=_tz())
+    """The request was written to Telegram's connection: a restart must not resend it blindly."""
+    release_at: datetime | None = Field(default=None, sa_column=_tz())
+    """A `held` delivery (quiet hours) is sent at this instant."""
+    payload: dict[str, object] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    """What a held delivery will send: text and buttons."""
 
 
 class SummaryRun(SQLModel, table=True):
