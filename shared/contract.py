@@ -51,6 +51,8 @@ class EventType(StrEnum):
     POST_FAILURE = "post_failure"
     AUTOMATION_EXECUTED = "automation_executed"
     DAILY_SUMMARY = "daily_summary"
+    POST_METRICS_UPDATED = "post_metrics_updated"
+    POST_RETRY_REQUESTED = "post_retry_requested"
     # Internal events of the Telegram services.
     TELEGRAM_LINKED = "telegram.linked"
     TELEGRAM_UNLINKED = "telegram.unlinked"
@@ -116,6 +118,26 @@ class AutomationExecutedData(_Data):
     execution_time: str
 
 
+class PostMetricsUpdatedData(_Data):
+    """`data` of `post_metrics_updated`: a published post's new counts. The notifier edits the
+    post's earlier success message in place instead of sending a new one."""
+
+    post_id: NonBlank
+    likes: NonNegativeInt
+    comments: NonNegativeInt
+    platform: str | None = None
+
+
+class PostRetryRequestedData(_Data):
+    """`data` of `post_retry_requested` (published by the linker when a user presses "Retry" on
+    a failure message): the original `post_failure` event's data, and that event's id."""
+
+    original_event_id: uuid.UUID
+    platform: NonBlank
+    error: str = ""
+    post_id: str | None = None
+
+
 class PlatformStats(_Data):
     """One platform's line of the daily summary."""
 
@@ -170,6 +192,8 @@ DATA_MODELS: dict[EventType, type[_Data]] = {
     EventType.POST_FAILURE: PostFailureData,
     EventType.AUTOMATION_EXECUTED: AutomationExecutedData,
     EventType.DAILY_SUMMARY: DailySummaryData,
+    EventType.POST_METRICS_UPDATED: PostMetricsUpdatedData,
+    EventType.POST_RETRY_REQUESTED: PostRetryRequestedData,
     EventType.TELEGRAM_LINKED: TelegramLinkData,
     EventType.TELEGRAM_UNLINKED: TelegramLinkData,
     EventType.TELEGRAM_BLOCKED: TelegramBlockedData,
