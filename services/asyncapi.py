@@ -60,6 +60,10 @@ PUBLISHERS: dict[EventType, str] = {
         t: "the SNS platform's services (`shared.publisher.EventPublisher`)" for t in ACTIVITY_TYPES
     },
     EventType.DAILY_SUMMARY: "the scheduler, once per linked user per local day",
+    EventType.POST_METRICS_UPDATED: "the SNS platform's services, when a post's counts change",
+    EventType.POST_RETRY_REQUESTED: (
+        "the linker, when a user presses Retry on a failure message (for the platform's publisher)"
+    ),
     EventType.TELEGRAM_LINKED: "the linker, when a chat is linked",
     EventType.TELEGRAM_UNLINKED: "the linker, when a chat is unlinked",
     EventType.TELEGRAM_BLOCKED: "the notifier, when Telegram refuses a chat for good",

@@ -39,6 +39,18 @@ def sample_data(event_type: EventType, today: date) -> dict[str, Any]:
                 "twitter": {"posts": 2, "engagement": 1111},
             },
         },
+        EventType.POST_METRICS_UPDATED: {
+            "post_id": "sample-post-1",
+            "platform": "instagram",
+            "likes": 1500,
+            "comments": 80,
+        },
+        EventType.POST_RETRY_REQUESTED: {
+            "original_event_id": "7b0c2f0e-2c7e-4a53-9a55-3f1d6c0f9a10",
+            "platform": "instagram",
+            "error": "Connection timeout",
+            "post_id": "sample-post-1",
+        },
         EventType.TELEGRAM_LINKED: {"chat_type": "private"},
         EventType.TELEGRAM_UNLINKED: {"chat_type": "private"},
         EventType.TELEGRAM_BLOCKED: {
