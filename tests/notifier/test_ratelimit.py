@@ -87,3 +87,38 @@ async def test_sequencer_releases_each_chat_in_arrival_order():
     await asyncio.gather(*(run(n, t) for n, t in reversed(tickets)))
     assert order == ["a", "b", "c"]
     assert sequencer.waiting(1) == 0
+
+
+async def test_queued_senders_are_granted_at_the_limit_and_in_order_of_their_chats_turn():
+    limiter = RateLimiter(Limits(50, 1, 20, margin=0.0))
+    granted: list[tuple[float, int]] = []
+
+    async def send(chat: int) -> None:
+        await limiter.acquire(chat)
+        granted.append((asyncio.get_running_loop().time(), chat))
+        limiter.release(chat)
+
+    # 100 chats (two messages each would break the per-chat limit, so one each) plus a second
+    # message to chat 1, which must wait its chat's second without holding up the others.
+    await asyncio.gather(*(send(c) for c in [*range(1, 101), 1]))
+    times = [t for t, _ in granted]
+    assert len(granted) == 101
+    assert max_in_window(times, 1.0) <= 50
+    assert times[-1] - times[0] < 2.5  # the budget is used, not left idle
+    chat1 = [t for t, c in granted if c == 1]
+    assert chat1[1] - chat1[0] >= 1.0
+    assert [c for _, c in granted].index(1) == 0
+
+
+async def test_a_cancelled_waiter_gives_back_nothing_and_blocks_nobody():
+    limiter = RateLimiter(Limits(1, 0, 0, margin=0.0))
+    await limiter.acquire(1)
+    waiting = asyncio.create_task(limiter.acquire(2))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    limiter.release(1)
+    assert await asyncio.wait_for(limiter.acquire(3), 2.0) >= 0.5  # after the first's second
+    limiter.release(3)
+    assert limiter._global is not None and limiter._global.in_flight == 0
