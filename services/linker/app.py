@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import install_auth, make_verifier
+from services.common.callbacks import callback_key
 from services.common.web import (
     ReadinessCheck,
     broker_check,
@@ -35,7 +36,7 @@ from services.common.web import (
     health_router,
     install_common,
 )
-from services.linker.api import make_api
+from services.linker.api import make_api, make_preferences_api
 from services.linker.bot import (
     BotSender,
     bot_username_source,
@@ -78,7 +79,8 @@ def create_app(
         test_messages_per_minute=settings.test_messages_per_minute,
         clock=clock,
     )
-    dispatcher = make_dispatcher(links, settings.link_token_ttl_seconds)
+    # The notifier signs its buttons with the same bot token, so presses on them verify here.
+    dispatcher = make_dispatcher(links, settings.link_token_ttl_seconds, callback_key(bot.token))
     broker = make_broker(
         settings.rabbitmq_url.get_secret_value(), links, prefetch=settings.linker_prefetch
     )
@@ -113,15 +115,16 @@ def create_app(
         title="SNS Telegram linker",
         version="1.0.0",
         description=(
-            "Account linking between the SNS platform and Telegram. Every `/api/telegram` "
-            "endpoint needs `Authorization: Bearer <JWT>`; every error is "
-            '`{"status": "error", "code": ..., "message": ...}`.'
+            "Account linking between the SNS platform and Telegram, and notification "
+            "preferences. Every `/api/telegram` endpoint needs `Authorization: Bearer <JWT>`; "
+            'every error is `{"status": "error", "code": ..., "message": ...}`.'
         ),
         lifespan=lifespan,
     )
     install_common(app, SERVICE)
     install_auth(app, make_verifier(settings))
     app.include_router(make_api(links))
+    app.include_router(make_preferences_api(links))
     checks: dict[str, ReadinessCheck] = {
         "database": database_check(engine),
         "rabbitmq": broker_ready(broker),
@@ -216,7 +219,7 @@ class _PollingUpdates:
 
 
 def _document_errors(app: FastAPI) -> None:
-    """Invalid bodies are 400s in the common error shape, so drop FastAPI's default 422."""
+    """Errors are in the common shape, so drop FastAPI's default 422 (the routes declare theirs)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -228,7 +231,9 @@ def _document_errors(app: FastAPI) -> None:
             )
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.get("responses", {})
+                    if "HTTPValidationError" in str(responses.get("422")):
+                        del responses["422"]
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
             app.openapi_schema = schema

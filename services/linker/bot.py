@@ -1,6 +1,8 @@
-"""The bot side of linking: aiogram handlers for the chat's commands, and the Telegram adapters.
+"""The bot side of the linker: aiogram handlers for the chat's commands and button presses, and
+the Telegram adapters.
 
-Handlers receive the `LinkService` as aiogram workflow data (`links`), never from a global.
+Handlers receive the `LinkService` (`links`) and the key of signed buttons (`button_key`) as
+aiogram workflow data, never from a global. Every button press is answered, a refused one too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.exceptions import (
     TelegramAPIError,
+    TelegramBadRequest,
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramNetworkError,
@@ -24,15 +27,28 @@ from aiogram.filters import (
     CommandObject,
     CommandStart,
 )
-from aiogram.types import BotCommand, ChatMemberUpdated, ErrorEvent, Message
+from aiogram.types import (
+    BotCommand,
+    CallbackQuery,
+    ChatMemberUpdated,
+    ErrorEvent,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+)
 
+from services.common.callbacks import parse_short_uuid, sign, verify
 from services.common.logging import mask_chat_id
-from services.linker import texts
+from services.linker import menu, texts
+from services.linker.preferences import MUTABLE_TYPES, Preferences
 from services.linker.service import (
     BotUnavailable,
     BotUsername,
     ChatOutcome,
     LinkService,
+    RetryNotSent,
+    RetryRefused,
     SendRefused,
 )
 
@@ -86,8 +102,41 @@ async def answer(message: Message, text: str) -> None:
     await message.answer(text, parse_mode=None)
 
 
+def settings_markup(key: bytes, chat_id: int, prefs: Preferences) -> InlineKeyboardMarkup:
+    """The /settings keyboard, each button signed for this chat."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=button.label,
+                    callback_data=sign(key, chat_id, button.action, button.argument),
+                )
+                for button in row
+            ]
+            for row in menu.settings_keyboard(prefs)
+        ]
+    )
+
+
+async def show_settings(message: Message, prefs: Preferences, key: bytes) -> None:
+    """Send the settings message with its keyboard."""
+    await message.answer(
+        texts.settings_text(prefs),
+        parse_mode=None,
+        reply_markup=settings_markup(key, message.chat.id, prefs),
+    )
+
+
+async def respond(query: CallbackQuery, text: str) -> None:
+    """Answer a button press; a press Telegram no longer accepts answers for is only logged."""
+    try:
+        await query.answer(text)
+    except TelegramBadRequest as exc:
+        log.warning("callback query not answered: %s", exc.message)
+
+
 def make_router() -> Router:
-    """The handlers of `/start TOKEN`, `/start`, `/status`, `/stop`, `/help` and chat changes."""
+    """The handlers of the commands, the button presses and chat changes."""
     router = Router(name="linker")
 
     @router.message(CommandStart(deep_link=True))
@@ -134,10 +183,76 @@ def make_router() -> Router:
     async def help_(message: Message) -> None:
         await answer(message, texts.HELP)
 
+    @router.message(Command("settings"))
+    async def settings(message: Message, links: LinkService, button_key: bytes) -> None:
+        prefs = await links.chat_preferences(message.chat.id)
+        if prefs is None:
+            await answer(message, texts.STATUS_NOT_LINKED)
+        else:
+            await show_settings(message, prefs, button_key)
+
+    @router.message(Command("mute", "unmute"))
+    async def mute(
+        message: Message, command: CommandObject, links: LinkService, button_key: bytes
+    ) -> None:
+        prefs = await links.chat_preferences(message.chat.id)
+        event_type = (command.args or "").strip().lower()
+        if prefs is None:
+            await answer(message, texts.STATUS_NOT_LINKED)
+        elif not event_type:
+            await show_settings(message, prefs, button_key)
+        elif event_type not in MUTABLE_TYPES:
+            await answer(message, texts.mute_usage(command.command, prefs.language))
+        else:
+            muted = command.command == "mute"
+            changed = await links.change_chat_preferences(
+                message.chat.id, lambda p: p.muting(event_type, muted)
+            )
+            if changed is None:
+                await answer(message, texts.STATUS_NOT_LINKED)
+            elif muted:
+                await answer(message, texts.muted_reply(event_type, changed.language))
+            else:
+                await answer(message, texts.unmuted_reply(event_type, changed.language))
+
+    @router.callback_query()
+    async def pressed(query: CallbackQuery, links: LinkService, button_key: bytes) -> None:
+        if query.message is None:  # a button of an inline-mode message: never ours
+            await respond(query, texts.answer("invalid", "ko"))
+            return
+        chat_id = query.message.chat.id
+        prefs = await links.chat_preferences(chat_id)
+        language = prefs.language if prefs is not None else "ko"
+        verified = verify(button_key, chat_id, query.data)
+        if verified is None:
+            # Forged, signed for another chat, or made with a bot token since rotated.
+            log.warning("button press refused", extra={"chat": mask_chat_id(chat_id)})
+            await respond(query, texts.answer("invalid", language))
+            return
+        if prefs is None:
+            await respond(query, texts.answer("not_linked", language))
+            return
+        action, argument = verified
+        if action == menu.MUTE and argument in MUTABLE_TYPES:
+            await links.change_chat_preferences(chat_id, lambda p: p.muting(argument, True))
+            await respond(query, texts.answer("muted", language, argument))
+        elif action == menu.RETRY:
+            await _retry(query, links, chat_id, argument, language)
+        elif action in menu.SETTINGS_ACTIONS:
+            await _change_settings(query, links, (action, argument), language, button_key)
+        else:
+            await respond(query, texts.answer("invalid", language))
+
     @router.message(F.migrate_to_chat_id)
     async def migrated(message: Message, links: LinkService) -> None:
         assert message.migrate_to_chat_id is not None
         await links.migrate_chat(message.chat.id, message.migrate_to_chat_id)
+
+    @router.message(F.migrate_from_chat_id)
+    async def migrated_here(message: Message, links: LinkService) -> None:
+        # The supergroup's side of the same migration: whichever arrives first moves the links.
+        assert message.migrate_from_chat_id is not None
+        await links.migrate_chat(message.migrate_from_chat_id, message.chat.id)
 
     @router.my_chat_member(
         ChatMemberUpdatedFilter(member_status_changed=IS_MEMBER >> IS_NOT_MEMBER)
@@ -153,26 +268,90 @@ def make_router() -> Router:
     @router.errors()
     async def failed(event: ErrorEvent) -> bool:
         message = event.update.message
-        chat = mask_chat_id(message.chat.id) if message is not None else None
+        query = event.update.callback_query
+        chat_id = message.chat.id if message is not None else None
+        if query is not None and query.message is not None:
+            chat_id = query.message.chat.id
         log.error(
             "bot update %s failed",
             event.update.update_id,
             exc_info=event.exception,
-            extra={"chat": chat},
+            extra={"chat": mask_chat_id(chat_id)},
         )
-        if message is not None:
-            try:
+        try:
+            if message is not None:
                 await answer(message, TRY_AGAIN)
-            except TelegramAPIError as exc:
-                log.warning("could not tell the chat about the failure: %s", exc.message)
+            elif query is not None:
+                await query.answer(TRY_AGAIN)
+        except TelegramAPIError as exc:
+            log.warning("could not tell the chat about the failure: %s", exc.message)
         return True
 
     return router
 
 
-def make_dispatcher(links: LinkService, token_ttl_seconds: int) -> Dispatcher:
+async def _retry(
+    query: CallbackQuery, links: LinkService, chat_id: int, argument: str, language: str
+) -> None:
+    failure_id = parse_short_uuid(argument)
+    if failure_id is None:
+        await respond(query, texts.answer("retry_unknown", language))
+        return
+    try:
+        platform = await links.request_retry(chat_id, failure_id, query.id)
+    except RetryRefused:
+        await respond(query, texts.answer("retry_unknown", language))
+        return
+    except RetryNotSent:
+        await respond(query, texts.answer("retry_not_sent", language))
+        return
+    await respond(query, texts.answer("retry_requested", language))
+    assert query.message is not None and query.bot is not None
+    try:
+        await query.bot.send_message(
+            chat_id,
+            texts.retry_requested(platform, language),
+            parse_mode=None,
+            reply_parameters=ReplyParameters(
+                message_id=query.message.message_id, allow_sending_without_reply=True
+            ),
+        )
+    except TelegramAPIError as exc:
+        # The request is published and the press answered; only the note in the chat is lost.
+        log.warning("retry note not sent: %s", exc.message)
+
+
+async def _change_settings(
+    query: CallbackQuery,
+    links: LinkService,
+    pressed: tuple[str, str],
+    language: str,
+    key: bytes,
+) -> None:
+    assert query.message is not None
+    chat_id = query.message.chat.id
+    change = menu.settings_change(*pressed)
+    prefs = await links.change_chat_preferences(chat_id, change) if change else None
+    if prefs is None:
+        await respond(query, texts.answer("invalid", language))
+        return
+    await respond(query, texts.answer("saved", prefs.language))
+    message = query.message
+    if not isinstance(message, Message):  # too old to be shown to the bot: nothing to edit
+        return
+    text, markup = texts.settings_text(prefs), settings_markup(key, chat_id, prefs)
+    shown = message.reply_markup.model_dump(exclude_none=True) if message.reply_markup else None
+    if message.text == text and shown == markup.model_dump(exclude_none=True):
+        return  # editing to the same content is an error at Telegram
+    try:
+        await message.edit_text(text, parse_mode=None, reply_markup=markup)
+    except TelegramAPIError as exc:
+        log.warning("settings message not edited: %s", exc.message)
+
+
+def make_dispatcher(links: LinkService, token_ttl_seconds: int, button_key: bytes) -> Dispatcher:
     """The dispatcher with the linker's router and its workflow data."""
-    dispatcher = Dispatcher(links=links, token_ttl_seconds=token_ttl_seconds)
+    dispatcher = Dispatcher(links=links, token_ttl_seconds=token_ttl_seconds, button_key=button_key)
     dispatcher.include_router(make_router())
     return dispatcher
 

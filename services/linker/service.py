@@ -1,4 +1,5 @@
-"""The linker's use cases: issue and redeem link tokens, report, test and remove links.
+"""The linker's use cases: issue and redeem link tokens, report, test and remove links, change
+notification preferences, and act on the buttons of notifications (retry a failed post).
 
 The HTTP API, the bot's handlers and the event consumer all call this; it talks to the outside
 only through its ports (`LinkStore`, `MessageSender`, `EventSink`, a clock), all given to it.
@@ -7,6 +8,7 @@ only through its ports (`LinkStore`, `MessageSender`, `EventSink`, a clock), all
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +20,7 @@ from prometheus_client import Counter
 from services.common.logging import mask_chat_id
 from services.linker import texts
 from services.linker.crypto import ChatIdCipher
+from services.linker.preferences import Preferences, PreferencesChange
 from services.linker.store import LinkStore, StoredChat
 from services.linker.tokens import (
     TokenProblem,
@@ -27,8 +30,8 @@ from services.linker.tokens import (
     linking_url,
     new_token,
 )
-from shared.contract import Event, EventType, TelegramLinkData, new_event
-from shared.models import TelegramLink, utcnow
+from shared.contract import Event, EventType, InvalidEvent, TelegramLinkData, new_event
+from shared.models import Activity, TelegramLink, utcnow
 from shared.publisher import PublishError
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ TEST_MESSAGES = Counter("linker_test_messages_total", "Test messages requested",
 PUBLISH_FAILURES = Counter(
     "linker_event_publish_failures_total", "telegram.* events the broker did not confirm", ["type"]
 )
+RETRIES = Counter("linker_retry_requests_total", "Retry button presses", ["outcome"])
 
 LINK_TOKENS_PER_MINUTE = 10
 """Each request stores a token; the limit bounds what one account can make the table hold."""
@@ -126,6 +130,18 @@ class BotUnavailable(LinkerError):
     code = "telegram_unavailable"
 
 
+class RetryRefused(LinkerError):
+    """No failed post of a user linked to this chat has that event id."""
+
+    code = "retry_unknown_event"
+
+
+class RetryNotSent(LinkerError):
+    """The retry request could not be published; the user may press again."""
+
+    code = "retry_not_published"
+
+
 TOKEN_MESSAGES = {
     TokenProblem.NOT_FOUND: "link token not found",
     TokenProblem.WRONG_USER: "link token belongs to another user",
@@ -161,6 +177,36 @@ class ChatOutcome(StrEnum):
     LINKED = "linked"
     ALREADY_LINKED = "already_linked"
     REFUSED = "refused"
+
+
+def retry_event_id(press_id: str) -> uuid.UUID:
+    """The id of the retry request of one button press (the same for a redelivered press)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "sns-telegram:retry:" + press_id)
+
+
+def retry_event(activity: Activity, press_id: str, now: datetime) -> Event | None:
+    """`post_retry_requested` with the failure's original data; None if that data is unusable."""
+    details = activity.details
+    original = details.get("data")
+    if not isinstance(original, dict):
+        # Recorded before the notifier kept the whole event: rebuild what the row has.
+        original = {
+            "platform": activity.platform,
+            "error": details.get("error") or "",
+            "post_id": details.get("post_id") or activity.post_id,
+        }
+    data = {**original, "original_event_id": str(activity.event_id)}
+    try:
+        return new_event(
+            EventType.POST_RETRY_REQUESTED,
+            activity.user_id,
+            data,
+            event_id=retry_event_id(press_id),
+            occurred_at=now,
+        )
+    except InvalidEvent as exc:
+        log.error("failed post %s cannot be retried: %s", activity.event_id, exc)
+        return None
 
 
 def chat_type_for(chat_id: int, given: str | None = None) -> str:
@@ -358,6 +404,60 @@ class LinkService:
         return await self.store.move_chat_by_lookup(
             self.cipher.lookup(old_chat_id), chat, self.clock()
         )
+
+    # ------------------------------------------------------- preferences
+    async def preferences(self, user_id: str) -> Preferences:
+        """The linked user's notification preferences; raises `NotLinked`."""
+        link = await self.store.get_link(user_id)
+        if link is None or link.chat_id is None:
+            raise NotLinked("Telegram account not linked. Use /link-account endpoint to connect.")
+        return Preferences.of(link)
+
+    async def change_preferences(self, user_id: str, change: PreferencesChange) -> Preferences:
+        """Apply `change` to the linked user's preferences; raises `NotLinked`."""
+        changed = await self.store.change_preferences(user_id, change, self.clock())
+        if changed is None:
+            raise NotLinked("Telegram account not linked. Use /link-account endpoint to connect.")
+        log.info("preferences changed", extra={"user_id": user_id})
+        return changed
+
+    async def chat_preferences(self, chat_id: int) -> Preferences | None:
+        """The preferences shown in a chat: its first link's (by user id), None if not linked."""
+        found = await self.chat_links(chat_id)
+        return Preferences.of(found[0]) if found else None
+
+    async def change_chat_preferences(
+        self, chat_id: int, change: PreferencesChange
+    ) -> Preferences | None:
+        """Apply `change` to every link to this chat (the bot's settings are the chat's)."""
+        changed = await self.store.change_chat_preferences(
+            self.cipher.lookup(chat_id), change, self.clock()
+        )
+        return changed[0] if changed else None
+
+    async def request_retry(self, chat_id: int, failure_id: uuid.UUID, press_id: str) -> str:
+        """Publish `post_retry_requested` for a failed post shown in this chat; its platform.
+
+        The event id comes from the press, so a redelivered press publishes the same event.
+        Raises `RetryRefused` for another chat's or an unknown event, `RetryNotSent`.
+        """
+        activity = await self.store.failed_post(failure_id, self.cipher.lookup(chat_id))
+        event = retry_event(activity, press_id, self.clock()) if activity else None
+        if event is None:
+            RETRIES.labels("refused").inc()
+            raise RetryRefused("no such failed post for this chat")
+        try:
+            await self.events.publish(event, mandatory=False)
+        except PublishError as exc:
+            RETRIES.labels("not_published").inc()
+            log.error("retry request not published: %s", exc, extra={"user_id": event.user_id})
+            raise RetryNotSent("the retry request could not be sent") from None
+        RETRIES.labels("published").inc()
+        log.info(
+            "post retry requested",
+            extra={"user_id": event.user_id, "event_id": str(event.event_id)},
+        )
+        return str(event.data["platform"])
 
     # ----------------------------------------------------- notifier's events
     async def on_blocked(self, user_id: str, occurred_at: datetime, reason: str) -> bool:

@@ -1,4 +1,4 @@
-"""The linker's PostgreSQL access: link tokens, links, and rate-limit state.
+"""The linker's PostgreSQL access: link tokens, links and their preferences, rate-limit state.
 
 Each method is one transaction. Chat ids arrive here already encrypted (`stored`) together with
 their lookup digests; this module never sees a plain chat id.
@@ -6,6 +6,7 @@ their lookup digests; this module never sees a plain chat id.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,11 +14,14 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, delete, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.linker.preferences import Preferences, PreferencesChange
 from services.linker.ratelimit import RateDecision, gcra
 from services.linker.tokens import TokenProblem, TokenState, check_token
+from shared.contract import EventType
 from shared.db import session_factory, session_scope
-from shared.models import LinkToken, RateLimit, TelegramLink
+from shared.models import Activity, LinkToken, RateLimit, TelegramLink
 
 RATE_LIMITS = SQLModel.metadata.tables[RateLimit.__tablename__]
 """GCRA state per limited key (migration 0002). Owner: linker."""
@@ -219,6 +223,49 @@ class LinkStore:
             )
             return sorted(result.scalars().all())
 
+    async def change_preferences(
+        self, user_id: str, change: PreferencesChange, now: datetime
+    ) -> Preferences | None:
+        """Apply `change` to a linked user's preferences; None when the user has no chat."""
+        async with session_scope(self._sessions) as session:
+            row = (
+                await session.exec(
+                    select(TelegramLink)
+                    .where(
+                        col(TelegramLink.user_id) == user_id, col(TelegramLink.chat_id).is_not(None)
+                    )
+                    .with_for_update()
+                )
+            ).one_or_none()
+            return _change(session, row, change, now) if row is not None else None
+
+    async def change_chat_preferences(
+        self, lookups: list[str], change: PreferencesChange, now: datetime
+    ) -> list[Preferences]:
+        """Apply `change` to every link to this chat, in user id order (the lock order)."""
+        async with session_scope(self._sessions) as session:
+            rows = await session.exec(
+                select(TelegramLink)
+                .where(col(TelegramLink.chat_lookup).in_(lookups))
+                .order_by(col(TelegramLink.user_id))
+                .with_for_update()
+            )
+            return [_change(session, row, change, now) for row in rows.all()]
+
+    async def failed_post(self, event_id: uuid.UUID, lookups: list[str]) -> Activity | None:
+        """The `post_failure` activity with this id, if it is of a user linked to this chat."""
+        async with session_scope(self._sessions) as session:
+            result = await session.exec(
+                select(Activity)
+                .join(TelegramLink, col(TelegramLink.user_id) == col(Activity.user_id))
+                .where(
+                    col(Activity.event_id) == event_id,
+                    col(Activity.type) == EventType.POST_FAILURE.value,
+                    col(TelegramLink.chat_lookup).in_(lookups),
+                )
+            )
+            return result.first()
+
     async def take_rate_slot(
         self, key: str, now: datetime, *, limit: int, period: timedelta
     ) -> RateDecision:
@@ -247,6 +294,17 @@ _UNLINKED = {
     "enabled": False,
     "linked_at": None,
 }
+
+
+def _change(
+    session: AsyncSession, row: TelegramLink, change: PreferencesChange, now: datetime
+) -> Preferences:
+    changed = change(Preferences.of(row))
+    for column, value in changed.columns().items():
+        setattr(row, column, value)
+    row.updated_at = now
+    session.add(row)
+    return changed
 
 
 def _state(row: LinkToken | None) -> TokenState | None:

@@ -1,7 +1,13 @@
-"""Every text the linker sends to a Telegram chat (Korean, like the spec), in one place."""
+"""Every text the linker sends to a Telegram chat, in one place.
+
+Korean, like the spec; what is about a chat's settings is also in English, for `language: en`.
+"""
 
 from __future__ import annotations
 
+from datetime import time
+
+from services.linker.preferences import MUTABLE_TYPES, QUIET_PRESETS, Preferences, hhmm
 from services.linker.tokens import TokenProblem
 
 TEST_MESSAGE = "🧪 테스트 메시지\n\nTelegram 연동이 정상적으로 작동합니다! ✅"
@@ -55,6 +61,9 @@ HELP = (
     "🤖 SNS 자동화 알림 봇\n\n"
     "/start - 시작하기 (연결 링크로 계정 연결)\n"
     "/status - 연결 상태 확인\n"
+    "/settings - 알림 설정 (알림 종류, 방해 금지 시간, 언어)\n"
+    "/mute - 알림 끄기 (예: /mute post_success)\n"
+    "/unmute - 알림 다시 켜기 (예: /unmute post_success)\n"
     "/stop - 연결 해제 및 알림 중지\n"
     "/help - 도움말\n\n"
     "계정 연결은 대시보드의 Telegram 설정에서 시작합니다."
@@ -63,7 +72,171 @@ HELP = (
 COMMANDS = {
     "start": "시작하기",
     "status": "연결 상태 확인",
+    "settings": "알림 설정",
+    "mute": "알림 끄기",
+    "unmute": "알림 다시 켜기",
     "stop": "연결 해제 및 알림 중지",
     "help": "도움말",
 }
 """The bot's command menu (setMyCommands)."""
+
+# ------------------------------------------------------------------ settings (ko and en)
+TYPE_NAMES = {
+    "ko": {
+        "post_success": "게시 완료",
+        "post_failure": "게시 실패",
+        "automation_executed": "자동화 실행",
+        "daily_summary": "일일 리포트",
+    },
+    "en": {
+        "post_success": "Post published",
+        "post_failure": "Post failed",
+        "automation_executed": "Automation run",
+        "daily_summary": "Daily report",
+    },
+}
+LANGUAGE_NAMES = {"ko": "한국어", "en": "English"}
+CHOSEN = "✅ "
+
+_SETTINGS = {
+    "ko": {
+        "title": "⚙️ 알림 설정",
+        "on": "켜짐",
+        "off": "꺼짐",
+        "daily_at": "매일 {time}",
+        "quiet": "🌙 방해 금지 시간",
+        "quiet_note": "이 시간의 알림은 끝날 때 모아서 보냅니다",
+        "language": "🌐 언어",
+        "timezone": "🕘 시간대",
+        "footer": "버튼을 눌러 바꿀 수 있습니다. 시간대와 리포트 시각은 대시보드에서 바꿉니다.",
+        "quiet_off_button": "🌙 끄기",
+    },
+    "en": {
+        "title": "⚙️ Notification settings",
+        "on": "on",
+        "off": "off",
+        "daily_at": "daily at {time}",
+        "quiet": "🌙 Quiet hours",
+        "quiet_note": "notifications in this time are sent together when it ends",
+        "language": "🌐 Language",
+        "timezone": "🕘 Time zone",
+        "footer": (
+            "Press a button to change a setting. Time zone and report time are set in the "
+            "dashboard."
+        ),
+        "quiet_off_button": "🌙 Off",
+    },
+}
+
+
+def _lang(language: str) -> str:
+    return language if language in _SETTINGS else "ko"
+
+
+def type_name(event_type: str, language: str) -> str:
+    """The name of a notification type, as the settings show it."""
+    return TYPE_NAMES[_lang(language)].get(event_type, event_type)
+
+
+def quiet_range(start: time, end: time) -> str:
+    """`22:00–07:00`."""
+    return f"{hhmm(start)}–{hhmm(end)}"
+
+
+def settings_text(prefs: Preferences) -> str:
+    """The /settings message: every preference and its current value."""
+    t = _SETTINGS[_lang(prefs.language)]
+    lines = [t["title"], ""]
+    for event_type in MUTABLE_TYPES:
+        muted = event_type in prefs.muted_types
+        state = t["off"] if muted else t["on"]
+        if event_type == "daily_summary" and not muted:
+            state += f" ({t['daily_at'].format(time=hhmm(prefs.summary_time))})"
+        lines.append(f"{'🔕' if muted else '🔔'} {type_name(event_type, prefs.language)}: {state}")
+    if prefs.quiet_hours is None:
+        lines.append(f"{t['quiet']}: {t['off']}")
+    else:
+        quiet = quiet_range(*prefs.quiet_hours)
+        lines.append(f"{t['quiet']}: {quiet} ({t['quiet_note']})")
+    lines.append(f"{t['language']}: {LANGUAGE_NAMES[_lang(prefs.language)]}")
+    lines.append(f"{t['timezone']}: {prefs.timezone}")
+    lines += ["", t["footer"]]
+    return "\n".join(lines)
+
+
+def type_button(event_type: str, muted: bool, language: str) -> str:
+    """A mute toggle: the bell shows the current state."""
+    return f"{'🔕' if muted else '🔔'} {type_name(event_type, language)}"
+
+
+def quiet_buttons(language: str) -> list[str]:
+    """Labels of the quiet-hours buttons: off, then each preset."""
+    return [_SETTINGS[_lang(language)]["quiet_off_button"]] + [
+        quiet_range(start, end) for start, end in QUIET_PRESETS
+    ]
+
+
+_ANSWERS = {
+    "ko": {
+        "saved": "✅ 설정을 저장했습니다",
+        "muted": "🔕 {name} 알림을 끕니다",
+        "unmuted": "🔔 {name} 알림을 다시 켭니다",
+        "retry_requested": "🔄 재시도를 요청했습니다",
+        "retry_unknown": "⚠️ 재시도할 게시물을 찾을 수 없습니다",
+        "retry_not_sent": "⚠️ 재시도를 요청하지 못했습니다. 잠시 후 다시 눌러 주세요",
+        "invalid": "⚠️ 이 버튼은 더 이상 사용할 수 없습니다",
+        "not_linked": "❌ 이 채팅은 계정과 연결되어 있지 않습니다",
+    },
+    "en": {
+        "saved": "✅ Settings saved",
+        "muted": "🔕 {name} notifications muted",
+        "unmuted": "🔔 {name} notifications on",
+        "retry_requested": "🔄 Retry requested",
+        "retry_unknown": "⚠️ This post cannot be retried",
+        "retry_not_sent": "⚠️ The retry could not be requested. Please press again shortly",
+        "invalid": "⚠️ This button is no longer valid",
+        "not_linked": "❌ This chat is not linked to an account",
+    },
+}
+
+
+def answer(key: str, language: str, event_type: str | None = None) -> str:
+    """A short answer to a button press (a toast, at most 200 characters)."""
+    text = _ANSWERS[_lang(language)][key]
+    if event_type is not None:
+        text = text.format(name=type_name(event_type, language))
+    return text
+
+
+def retry_requested(platform: str, language: str) -> str:
+    """The chat's reply to a Retry press."""
+    platform = platform[:50]
+    if _lang(language) == "en":
+        return f"🔄 Retry of the {platform} post requested. A notification will tell the result."
+    return f"🔄 {platform} 게시 재시도를 요청했습니다. 결과는 알림으로 알려 드립니다."
+
+
+def muted_reply(event_type: str, language: str) -> str:
+    """The answer to `/mute TYPE`."""
+    name = type_name(event_type, language)
+    if _lang(language) == "en":
+        return f"🔕 {name} notifications are muted. To turn them back on: /unmute {event_type}"
+    return f"🔕 {name} 알림을 껐습니다. 다시 켜려면 /unmute {event_type} 을 보내세요."
+
+
+def unmuted_reply(event_type: str, language: str) -> str:
+    """The answer to `/unmute TYPE`."""
+    name = type_name(event_type, language)
+    if _lang(language) == "en":
+        return f"🔔 {name} notifications are on again."
+    return f"🔔 {name} 알림을 다시 켰습니다."
+
+
+def mute_usage(command: str, language: str) -> str:
+    """The answer to `/mute` or `/unmute` with a type that does not exist."""
+    types = "\n".join(
+        f"• {event_type} ({type_name(event_type, language)})" for event_type in MUTABLE_TYPES
+    )
+    if _lang(language) == "en":
+        return f"Usage: /{command} <type>\n\nTypes:\n{types}\n\nAll settings: /settings"
+    return f"사용법: /{command} <알림 종류>\n\n알림 종류:\n{types}\n\n전체 설정: /settings"

@@ -166,6 +166,12 @@ class StandInClient:
             body["migrate_to"] = migrate_to
         return await self._request("POST", f"/_standin/chats/{chat_id}/state", body)
 
+    async def migrate(self, chat_id: int, to: int | None = None) -> list[dict[str, Any]]:
+        """Turn the group into a supergroup; returns the two service-message updates."""
+        body = {"to": to} if to is not None else {}
+        data = await self._request("POST", f"/_standin/chats/{chat_id}/migrate", body)
+        return data["updates"]
+
     async def add_fault(self, fault: Mapping[str, Any] | None = None, **kw: Any) -> list[Any]:
         """Queue a fault, e.g. `add_fault(error_code=502, count=3)`; returns the queue."""
         data = await self._request("POST", "/_standin/faults", {**(fault or {}), **kw})

@@ -109,6 +109,7 @@ class _App:
         r.add_post("/_standin/chats/{chat_id}/send", self.send)
         r.add_post("/_standin/chats/{chat_id}/press", self.press)
         r.add_post("/_standin/chats/{chat_id}/state", self.chat_state)
+        r.add_post("/_standin/chats/{chat_id}/migrate", self.migrate)
         r.add_get("/_standin/sent", self.sent)
         r.add_get("/_standin/stats", self.stats)
         r.add_get("/_standin/updates", self.pending_updates)
@@ -305,6 +306,17 @@ class _App:
         except ValueError as e:
             return _control_error(400, str(e))
         return _json(chat.to_view())
+
+    async def migrate(self, request: web.Request) -> web.StreamResponse:
+        """`POST /_standin/chats/{id}/migrate`: the group becomes a supergroup (`to`: its id)."""
+        chat_id = self._chat_id(request)
+        body = await self._body(request)
+        to = body.get("to")
+        try:
+            updates = self.state.migrate(chat_id, int(to) if to is not None else None)
+        except (TypeError, ValueError) as e:
+            return _control_error(400, str(e))
+        return _json({"updates": updates})
 
     async def sent(self, request: web.Request) -> web.StreamResponse:
         """`GET /_standin/sent?since=N&limit&timeout`: bot messages in arrival order."""
@@ -519,6 +531,10 @@ class StandIn:
     def set_chat_state(self, chat_id: int, state: str, migrate_to: int | None = None) -> None:
         """Make a chat blocked / deactivated / not_found / migrated (migrate_to) / ok."""
         self.state.set_chat_state(chat_id, state, migrate_to)
+
+    def migrate(self, chat_id: int, new_chat_id: int | None = None) -> list[dict[str, Any]]:
+        """The group becomes a supergroup (new id `-10…` unless given); returns the updates."""
+        return self.state.migrate(chat_id, new_chat_id)
 
     def add_fault(self, fault: Fault | Mapping[str, Any] | None = None, **kw: Any) -> Fault:
         """Queue a fault, e.g. `s.add_fault(error_code=429, retry_after=3)`."""

@@ -731,6 +731,41 @@ class StandInState:
         self._push_update(update)
         return update
 
+    def migrate(self, chat_id: int, new_chat_id: int | None = None) -> list[dict[str, Any]]:
+        """The group becomes a supergroup, as Telegram does it: sends to the old id fail with
+        `migrate_to_chat_id`, and two service messages are queued as updates (in the old group
+        `migrate_to_chat_id`, in the supergroup `migrate_from_chat_id`). Returns the updates."""
+        chat = self.chats.get(chat_id)
+        if chat is None or chat.type != "group":
+            raise ValueError(f"chat {chat_id} is not a known basic group")
+        new_id = new_chat_id if new_chat_id is not None else -(10**12) - abs(chat_id)
+        if new_id in self.chats:
+            raise ValueError(f"chat {new_id} already exists")
+        self.set_chat_state(chat_id, "migrated", new_id)
+        supergroup = self.chats[new_id]
+        sender = {"is_bot": False, **chat.default_user()}
+        updates = [
+            self._service_update(chat, sender, {"migrate_to_chat_id": new_id}),
+            self._service_update(supergroup, sender, {"migrate_from_chat_id": chat_id}),
+        ]
+        for update in updates:
+            self._push_update(update)
+        return updates
+
+    def _service_update(
+        self, chat: Chat, sender: dict[str, Any], fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        # Service messages have no text; they are not stored, only delivered as updates.
+        message = {
+            "message_id": chat.next_message_id,
+            "from": sender,
+            "chat": chat.to_api(),
+            "date": int(time.time()),
+            **fields,
+        }
+        chat.next_message_id += 1
+        return {"update_id": next(self._update_ids), "message": message}
+
     # ------------------------------------------------------------ API calls
     async def call(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, Any]:
         """Run a Bot API method; returns (HTTP status, JSON body) exactly like Telegram."""

@@ -18,11 +18,14 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.callbacks import callback_key, sign
 from services.common.telegram import make_bot
 from services.linker.app import create_app
 from services.linker.settings import LinkerSettings
 from services.standin.server import StandIn
+from services.standin.state import CallbackRecord
 from shared.contract import EXCHANGE, Event, EventType, parse_event
+from shared.db import create_engine
 from shared.publisher import EventPublisher
 from tests.linker.helpers import (
     BOT_USERNAME,
@@ -71,6 +74,36 @@ class Linker:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
+    async def preferences(self, user_id: str) -> dict[str, Any]:
+        """The body of GET /api/telegram/preferences for `user_id`."""
+        response = await self.client.get("/api/telegram/preferences", headers=bearer(user_id))
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def sign(self, chat_id: int, action: str, argument: str = "") -> str:
+        """Callback data signed for `chat_id` the way the notifier signs its buttons."""
+        token = self.settings.telegram_bot_token
+        assert token is not None
+        return sign(callback_key(token.get_secret_value()), chat_id, action, argument)
+
+    async def notify(self, chat_id: int, text: str, buttons: dict[str, str]) -> int:
+        """Send a message with inline buttons (label -> callback data) as the notifier would."""
+        token = self.settings.telegram_bot_token
+        assert token is not None
+        keyboard = [[{"text": label, "callback_data": data}] for label, data in buttons.items()]
+        status, body = await self.standin.state.call(
+            token.get_secret_value(),
+            "sendMessage",
+            {"chat_id": chat_id, "text": text, "reply_markup": {"inline_keyboard": keyboard}},
+        )
+        assert status == 200, body
+        return int(body["result"]["message_id"])
+
+    async def press(self, chat_id: int, message_id: int, data: str) -> CallbackRecord:
+        """Press a button with `data` on a message; returns the press once it was answered."""
+        update = self.standin.press(chat_id, message_id, data)
+        return await self.standin.wait_for_callback_answer(update["callback_query"]["id"])
+
 
 LinkerFactory = Callable[..., Awaitable[Linker]]
 
@@ -88,12 +121,19 @@ async def start_linker(
 ) -> AsyncIterator[LinkerFactory]:
     """Start a linker with optional setting overrides; stopped at the end of the test."""
     started: list[tuple[Any, httpx.AsyncClient]] = []
+    engines: list[AsyncEngine] = []
 
-    async def start(**overrides: Any) -> Linker:
-        settings = linker_settings(database_url, rabbitmq_url, standin.base_url, **overrides)
+    async def start(*, own_database_url: str | None = None, **overrides: Any) -> Linker:
+        """`own_database_url`: a database of the test's own instead of the run's shared one."""
+        url = own_database_url or database_url
+        settings = linker_settings(url, rabbitmq_url, standin.base_url, **overrides)
         clock = FakeClock()
+        on = engine
+        if own_database_url is not None:
+            on = create_engine(own_database_url, pool_size=5)
+            engines.append(on)
         app = create_app(
-            settings, engine, EventPublisher(rabbitmq_url), make_bot(settings), clock=clock
+            settings, on, EventPublisher(rabbitmq_url), make_bot(settings), clock=clock
         )
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
@@ -105,6 +145,8 @@ async def start_linker(
     for lifespan, client in reversed(started):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+    for own in engines:
+        await own.dispose()
 
 
 @pytest.fixture

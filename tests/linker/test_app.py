@@ -10,6 +10,8 @@ OPERATIONS = {
     ("get", "/api/telegram/status"): {"200", "401"},
     ("post", "/api/telegram/send-test-message"): {"200", "401", "409", "429", "502"},
     ("post", "/api/telegram/unlink-account"): {"200", "401"},
+    ("get", "/api/telegram/preferences"): {"200", "401", "404"},
+    ("put", "/api/telegram/preferences"): {"200", "401", "404", "422"},
 }
 
 

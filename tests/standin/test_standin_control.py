@@ -11,7 +11,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiogram import Bot
-from aiogram.exceptions import TelegramForbiddenError, TelegramServerError
+from aiogram.exceptions import (
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramServerError,
+)
 
 from services.standin.client import StandInClient, StandInError
 from services.standin.server import StandIn
@@ -116,3 +120,23 @@ async def test_cli_runs_as_a_process() -> None:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
     assert proc.returncode == 0
+
+
+@pytest.mark.unit
+async def test_a_group_migrates_to_a_supergroup(standin: StandIn, bot: Bot) -> None:
+    standin.user_sends(-4242, "/start", chat_type="group", title="Team")
+    async with StandInClient(standin.base_url) as client:
+        with pytest.raises(StandInError):
+            await client.migrate(77)  # not a group
+        old, new = await client.migrate(-4242)
+    supergroup = -1_000_000_004_242
+    assert old["message"]["chat"]["id"] == -4242
+    assert old["message"]["migrate_to_chat_id"] == supergroup
+    assert new["message"]["chat"] == {"id": supergroup, "title": "Team", "type": "supergroup"}
+    assert new["message"]["migrate_from_chat_id"] == -4242
+    updates = await bot.get_updates()
+    assert [u.message.migrate_to_chat_id for u in updates[1:2] if u.message] == [supergroup]
+    with pytest.raises(TelegramMigrateToChat) as refused:
+        await bot.send_message(-4242, "to the old id")
+    assert refused.value.migrate_to_chat_id == supergroup
+    assert (await bot.send_message(supergroup, "to the new id")).chat.type == "supergroup"

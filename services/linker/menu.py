@@ -1,0 +1,103 @@
+"""Inline buttons the linker understands: their actions, the /settings keyboard, and what a
+settings button changes (pure; the bot signs the data with `services.common.callbacks`).
+
+Settings buttons carry the value they set, not "toggle": pressing an old keyboard, or Telegram
+delivering the same press twice, sets the same value again instead of flipping it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import time
+
+from services.linker import texts
+from services.linker.preferences import (
+    LANGUAGES,
+    MUTABLE_TYPES,
+    QUIET_PRESETS,
+    Preferences,
+    PreferencesChange,
+)
+
+MUTE = "m"
+"""On notifications (the notifier's "Mute this type"): argument = the event type."""
+RETRY = "r"
+"""On failure notifications (the notifier's "Retry"): argument = short_uuid(event_id)."""
+SET_MUTED = "sm"
+SET_UNMUTED = "su"
+SET_LANGUAGE = "sl"
+SET_QUIET = "sq"
+"""Argument `off`, or `HHMM-HHMM` (start-end)."""
+SETTINGS_ACTIONS = (SET_MUTED, SET_UNMUTED, SET_LANGUAGE, SET_QUIET)
+QUIET_OFF = "off"
+
+
+@dataclass(frozen=True)
+class Button:
+    """One inline button before signing."""
+
+    label: str
+    action: str
+    argument: str
+
+
+def quiet_argument(quiet: tuple[time, time] | None) -> str:
+    """The `sq` argument for these quiet hours."""
+    if quiet is None:
+        return QUIET_OFF
+    start, end = quiet
+    return f"{start:%H%M}-{end:%H%M}"
+
+
+def parse_quiet(argument: str) -> tuple[time, time] | None:
+    """Quiet hours from an `sq` argument (None: off); raises ValueError when malformed."""
+    if argument == QUIET_OFF:
+        return None
+    parts = argument.split("-")
+    if len(parts) != 2 or not all(len(p) == 4 and p.isdigit() for p in parts):
+        raise ValueError(f"not quiet hours: {argument!r}")
+    start, end = (time(int(p[:2]), int(p[2:])) for p in parts)
+    if start == end:
+        raise ValueError("quiet hours must not start when they end")
+    return start, end
+
+
+def settings_keyboard(prefs: Preferences) -> list[list[Button]]:
+    """The /settings keyboard: mute toggles two per row, quiet hours, language."""
+    toggles = [
+        Button(
+            texts.type_button(t, t in prefs.muted_types, prefs.language),
+            SET_UNMUTED if t in prefs.muted_types else SET_MUTED,
+            t,
+        )
+        for t in MUTABLE_TYPES
+    ]
+    choices = [None, *QUIET_PRESETS]
+    quiet = [
+        Button(_chosen(label, choice == prefs.quiet_hours), SET_QUIET, quiet_argument(choice))
+        for label, choice in zip(texts.quiet_buttons(prefs.language), choices, strict=True)
+    ]
+    languages = [
+        Button(_chosen(texts.LANGUAGE_NAMES[lang], lang == prefs.language), SET_LANGUAGE, lang)
+        for lang in LANGUAGES
+    ]
+    return [toggles[:2], toggles[2:], quiet, languages]
+
+
+def settings_change(action: str, argument: str) -> PreferencesChange | None:
+    """What a settings button changes; None when the action or argument is not one of ours."""
+    if action in (SET_MUTED, SET_UNMUTED) and argument in MUTABLE_TYPES:
+        return lambda prefs: prefs.muting(argument, action == SET_MUTED)
+    if action == SET_LANGUAGE and argument in LANGUAGES:
+        return lambda prefs: replace(prefs, language=argument)
+    if action == SET_QUIET:
+        try:
+            quiet = parse_quiet(argument)
+        except ValueError:
+            return None
+        return lambda prefs: replace(prefs, quiet_hours=quiet)
+    return None
+
+
+def _chosen(label: str, chosen: bool) -> str:
+    return texts.CHOSEN + label if chosen else label

@@ -1,0 +1,108 @@
+"""Notification preferences of a link: what can be set, and changing them (pure, no I/O).
+
+The notifier reads them from `telegram_links` for every message (mute, quiet hours, language);
+the scheduler reads `timezone` and `summary_time`, and skips users who muted `daily_summary`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import time
+from functools import lru_cache
+from zoneinfo import available_timezones
+
+from shared.contract import EventType
+from shared.models import TelegramLink
+
+MUTABLE_TYPES: tuple[str, ...] = (
+    EventType.POST_SUCCESS.value,
+    EventType.POST_FAILURE.value,
+    EventType.AUTOMATION_EXECUTED.value,
+    EventType.DAILY_SUMMARY.value,
+)
+"""The notification types a user can mute, in display order (metrics updates edit a message
+the user already got; they are not a notification of their own)."""
+LANGUAGES = ("ko", "en")
+QUIET_PRESETS: tuple[tuple[time, time], ...] = ((time(22), time(7)), (time(23), time(8)))
+"""Quiet hours offered as buttons in /settings (the API accepts any)."""
+
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """A link's notification settings; `quiet_hours` are local times in `timezone`."""
+
+    muted_types: tuple[str, ...] = ()
+    quiet_hours: tuple[time, time] | None = None
+    language: str = "ko"
+    timezone: str = "UTC"
+    summary_time: time = time(9)
+
+    @classmethod
+    def of(cls, link: TelegramLink) -> Preferences:
+        """The preferences stored in a link row."""
+        quiet = None
+        start, end = link.quiet_start, link.quiet_end
+        if start is not None and end is not None and start != end:  # an empty range is none
+            quiet = (start, end)
+        return cls(
+            muted_types=ordered_types(link.muted_types),
+            quiet_hours=quiet,
+            language=link.language if link.language in LANGUAGES else "ko",
+            timezone=link.timezone,
+            summary_time=link.summary_time,
+        )
+
+    def columns(self) -> dict[str, object]:
+        """The `telegram_links` column values that store these preferences."""
+        start, end = self.quiet_hours or (None, None)
+        return {
+            "muted_types": list(self.muted_types),
+            "quiet_start": start,
+            "quiet_end": end,
+            "language": self.language,
+            "timezone": self.timezone,
+            "summary_time": self.summary_time,
+        }
+
+    def muting(self, event_type: str, muted: bool) -> Preferences:
+        """These preferences with `event_type` muted or not."""
+        others = [t for t in self.muted_types if t != event_type]
+        return replace(self, muted_types=ordered_types([*others, event_type] if muted else others))
+
+
+PreferencesChange = Callable[[Preferences], Preferences]
+"""A change to apply to a link's preferences (inside the transaction that locks the row)."""
+
+
+def ordered_types(types: Iterable[str]) -> tuple[str, ...]:
+    """The known types among `types`, once each, in display order."""
+    given = set(types)
+    return tuple(t for t in MUTABLE_TYPES if t in given)
+
+
+def parse_hhmm(text: str) -> time | None:
+    """`"22:00"` as a time, or None when it is not HH:MM on a 24-hour clock."""
+    match = _HHMM.match(text)
+    if match is None:
+        return None
+    return time(int(match[1]), int(match[2]))
+
+
+def hhmm(value: time) -> str:
+    """A time as `HH:MM`."""
+    return value.strftime("%H:%M")
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    # `localtime` is a file some systems add to the zone database: the host's zone, not a name.
+    return frozenset(available_timezones()) - {"localtime"}
+
+
+def is_iana_timezone(name: str) -> bool:
+    """True for a canonical IANA zone name such as `Asia/Seoul` or `UTC`."""
+    return name in _zones()

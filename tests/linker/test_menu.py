@@ -1,0 +1,176 @@
+"""Pure core of preferences and buttons: changes, the /settings keyboard, retry events, texts."""
+
+import uuid
+from datetime import UTC, datetime, time
+
+import pytest
+
+from services.common.callbacks import MAX_BYTES, callback_key, sign, verify
+from services.linker import menu, texts
+from services.linker.preferences import (
+    MUTABLE_TYPES,
+    Preferences,
+    is_iana_timezone,
+    ordered_types,
+    parse_hhmm,
+)
+from services.linker.service import retry_event, retry_event_id
+from shared.contract import EventType, PostRetryRequestedData
+from shared.models import Activity
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
+KEY = callback_key("42:linker-tests")
+
+
+def test_muting_keeps_each_type_once_in_display_order():
+    prefs = Preferences().muting("daily_summary", True).muting("post_success", True)
+    assert prefs.muted_types == ("post_success", "daily_summary")
+    assert prefs.muting("post_success", True) == prefs
+    assert prefs.muting("post_success", False).muted_types == ("daily_summary",)
+    assert ordered_types(["nonsense", "post_failure", "post_failure"]) == ("post_failure",)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("00:00", time(0)), ("07:05", time(7, 5)), ("23:59", time(23, 59))],
+)
+def test_times_of_day(text, expected):
+    assert parse_hhmm(text) == expected
+
+
+@pytest.mark.parametrize("text", ["24:00", "7:00", "07:60", "0700", " 07:00", "07:00 ", ""])
+def test_not_times_of_day(text):
+    assert parse_hhmm(text) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("Asia/Seoul", True),
+        ("UTC", True),
+        ("America/Argentina/Buenos_Aires", True),
+        ("asia/seoul", False),
+        ("localtime", False),
+        ("../etc/passwd", False),
+        ("", False),
+        ("+09:00", False),
+    ],
+)
+def test_time_zones_are_iana_names(name, valid):
+    assert is_iana_timezone(name) is valid
+
+
+@pytest.mark.parametrize(
+    ("action", "argument", "expected"),
+    [
+        ("sm", "post_success", Preferences(muted_types=("post_success",))),
+        ("su", "post_success", Preferences()),
+        ("sl", "en", Preferences(language="en")),
+        ("sq", "2200-0700", Preferences(quiet_hours=(time(22), time(7)))),
+        ("sq", "off", Preferences()),
+    ],
+)
+def test_settings_buttons_set_values(action, argument, expected):
+    change = menu.settings_change(action, argument)
+    assert change is not None
+    assert change(Preferences()) == expected
+    assert change(change(Preferences())) == expected  # pressing twice changes nothing more
+
+
+@pytest.mark.parametrize(
+    ("action", "argument"),
+    [
+        ("sm", "telegram.linked"),
+        ("sl", "fr"),
+        ("sq", "2200-2200"),
+        ("sq", "2500-0700"),
+        ("sq", "22-07"),
+        ("sq", ""),
+        ("zz", "en"),
+    ],
+)
+def test_settings_buttons_refuse_what_is_not_ours(action, argument):
+    assert menu.settings_change(action, argument) is None
+
+
+@pytest.mark.parametrize("language", ["ko", "en"])
+def test_the_settings_keyboard_shows_the_state_and_fits_callback_data(language):
+    prefs = Preferences(
+        muted_types=("post_failure",), quiet_hours=(time(23), time(8)), language=language
+    )
+    rows = menu.settings_keyboard(prefs)
+    buttons = [button for row in rows for button in row]
+    by_action = {(b.action, b.argument): b.label for b in buttons}
+    assert ("su", "post_failure") in by_action and ("sm", "post_success") in by_action
+    assert by_action[("sq", "2300-0800")].startswith(texts.CHOSEN)
+    assert not by_action[("sq", "off")].startswith(texts.CHOSEN)
+    assert by_action[("sl", language)].startswith(texts.CHOSEN)
+    for button in buttons:
+        data = sign(KEY, -1_000_000_000_001, button.action, button.argument)
+        assert len(data.encode()) <= MAX_BYTES
+        assert verify(KEY, -1_000_000_000_001, data) == (button.action, button.argument)
+        assert menu.settings_change(button.action, button.argument) is not None
+
+
+def test_settings_text_in_both_languages():
+    korean = texts.settings_text(Preferences(muted_types=("post_success",), timezone="Asia/Seoul"))
+    assert korean.startswith("⚙️ 알림 설정")
+    assert "🔕 게시 완료: 꺼짐" in korean and "🔔 일일 리포트: 켜짐 (매일 09:00)" in korean
+    assert "🌙 방해 금지 시간: 꺼짐" in korean and "Asia/Seoul" in korean
+    english = texts.settings_text(Preferences(quiet_hours=(time(22), time(7)), language="en"))
+    assert english.startswith("⚙️ Notification settings")
+    assert "🌙 Quiet hours: 22:00–07:00" in english and "🌐 Language: English" in english
+
+
+def test_answers_fit_a_toast():
+    for language in ("ko", "en"):
+        for event_type in MUTABLE_TYPES:
+            assert len(texts.answer("muted", language, event_type)) <= 200
+    assert texts.answer("muted", "ko", "post_failure") == "🔕 게시 실패 알림을 끕니다"
+    assert texts.answer("muted", "en", "post_failure") == "🔕 Post failed notifications muted"
+
+
+def failure(details, platform="instagram", post_id=None):
+    return Activity(
+        event_id=uuid.uuid4(),
+        user_id="123",
+        type="post_failure",
+        occurred_at=NOW,
+        platform=platform,
+        post_id=post_id,
+        details=details,
+    )
+
+
+def test_a_retry_carries_the_original_data_and_the_failure_id():
+    original = {"platform": "Instagram", "error": "Rate limit", "post_id": "p-1", "extra": [1]}
+    activity = failure({"post_id": "p-1", "error": "Rate limit", "data": original})
+    event = retry_event(activity, "press-7", NOW)
+    assert event is not None
+    assert event.type is EventType.POST_RETRY_REQUESTED and event.user_id == "123"
+    assert (
+        event.event_id
+        == retry_event_id("press-7")
+        == retry_event(activity, "press-7", NOW).event_id
+    )
+    assert event.event_id != retry_event_id("press-8")
+    assert event.data == {**original, "original_event_id": str(activity.event_id)}
+    assert PostRetryRequestedData.model_validate(event.data).original_event_id == activity.event_id
+
+
+def test_a_retry_of_a_row_without_the_data_is_rebuilt_from_the_row():
+    activity = failure({"error": "Timeout"}, platform="twitter", post_id="p-2")
+    event = retry_event(activity, "press-1", NOW)
+    assert event is not None
+    assert event.data == {
+        "platform": "twitter",
+        "error": "Timeout",
+        "post_id": "p-2",
+        "original_event_id": str(activity.event_id),
+    }
+
+
+def test_a_row_without_a_platform_cannot_be_retried():
+    assert retry_event(failure({"error": "x"}, platform=None), "press-1", NOW) is None
