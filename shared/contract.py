@@ -65,6 +65,7 @@ NOTIFICATION_TYPES: tuple[EventType, ...] = (
     EventType.POST_FAILURE,
     EventType.AUTOMATION_EXECUTED,
     EventType.DAILY_SUMMARY,
+    EventType.POST_METRICS_UPDATED,
 )
 """The types the notifier queue is bound to."""
 

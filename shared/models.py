@@ -98,7 +98,14 @@ class ProcessedEvent(SQLModel, table=True):
 
 
 class Activity(SQLModel, table=True):
-    """What each platform event says, for the daily summary. Owner: notifier."""
+    """What each platform event says, for the daily summary. Owner: notifier.
+
+    `details["data"]` is the event's `data` (texts cut at 4,000 characters): the linker's Retry
+    republishes it, and a metrics edit re-renders the success message from it.
+    `details["chat"]` is a keyed digest of the chat a success message went to (an edit goes only
+    there); `details["metrics_at"]` the time of the last applied `post_metrics_updated`, whose
+    counts `likes`/`comments` then hold.
+    """
 
     __tablename__ = "activity"
     __table_args__ = (
@@ -125,7 +132,8 @@ class Delivery(SQLModel, table=True):
     `dedupe_key` makes sending idempotent: the event id, or `daily_summary:<user>:<date>` so a
     summary goes out at most once per user and day (a deliberate resend has its own key).
     Status: `sending` (intent recorded), `held` (quiet hours: waits for `release_at`), `sent`,
-    `skipped` (no link, disabled, muted),
+    `edited` (a `post_metrics_updated` event: the post's message, `telegram_message_id`, was
+    edited, or its held payload rewritten), `skipped` (no link, disabled, muted, nothing to edit),
     `undeliverable` (Telegram refused the chat for good), `uncertain` (the request timed out after
     it was sent; it may have been delivered), `failed` (retries exhausted).
     """
@@ -154,7 +162,8 @@ class Delivery(SQLModel, table=True):
     release_at: datetime | None = Field(default=None, sa_column=_tz())
     """A `held` delivery (quiet hours) is sent at this instant."""
     payload: dict[str, object] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
-    """What a held delivery will send: text and buttons."""
+    """What a held delivery will send: `text` and unsigned `buttons`; `folded` (a count) once it
+    went out inside one quiet-hours message with others (that message is never edited)."""
 
 
 class SummaryRun(SQLModel, table=True):

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,12 +17,13 @@ from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from psycopg_pool import AsyncConnectionPool
 
+from services.common.callbacks import callback_key
 from services.common.logging import configure_logging, log_context
-from services.common.telegram import make_bot
+from services.common.telegram import bot_token, make_bot
 from services.common.web import EmbeddedServer, broker_check, health_router
 from services.linker.crypto import ChatIdCipher
 from services.notifier import metrics
-from services.notifier.processor import Outcome, Processor, ProcessorConfig
+from services.notifier.processor import Clock, Outcome, Processor, ProcessorConfig, utc_now
 from services.notifier.ratelimit import DeliveryOrder, Limits, RateLimiter
 from services.notifier.store import NotifierStore, open_pool
 from services.notifier.telegram import AiogramSender, SendError, TelegramSender
@@ -67,6 +68,7 @@ class NotifierSettings(BaseServiceSettings):
     notifier_max_attempts: int = 6
     notifier_delivery_limit: int = 5
     notifier_shutdown_seconds: float = 8
+    notifier_release_interval_seconds: float = 5
 
     def limits(self) -> Limits:
         """The send limits; paid broadcast raises the global one to 1000/s."""
@@ -110,12 +112,19 @@ class Notifier:
     processor: Processor
     sender: TelegramSender
     close_sender: Any
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    releaser: asyncio.Task[None] | None = None
+    """The loop sending held (quiet-hours) deliveries once they are due."""
 
 
 def build(
-    settings: NotifierSettings, *, sender: TelegramSender | None = None, close_sender: Any = None
+    settings: NotifierSettings,
+    *,
+    sender: TelegramSender | None = None,
+    close_sender: Any = None,
+    clock: Clock = utc_now,
 ) -> Notifier:
-    """Wire the notifier (connects nothing yet)."""
+    """Wire the notifier (connects nothing yet); `clock` decides quiet hours (tests fix it)."""
     pool = open_pool(settings.database_url.get_secret_value())
     broker = RabbitBroker(
         settings.rabbitmq_url.get_secret_value(),
@@ -140,7 +149,11 @@ def build(
             batch_size=settings.notifier_batch_size,
             batch_wait=settings.notifier_batch_wait_ms / 1000,
             max_attempts=settings.notifier_max_attempts,
+            release_interval=settings.notifier_release_interval_seconds,
         ),
+        # Buttons are signed with a key derived from the bot token, which the linker also has.
+        callback_key=callback_key(bot_token(settings)),
+        clock=clock,
     )
     notifier = Notifier(settings, pool, broker, publisher, processor, sender, close_sender)
     subscribe(notifier)
@@ -259,6 +272,8 @@ async def start(notifier: Notifier) -> None:
     await notifier.broker.connect()
     await declare(notifier.broker, notifier.settings.notifier_delivery_limit)
     await notifier.broker.start()
+    notifier.stopping.clear()
+    notifier.releaser = asyncio.create_task(notifier.processor.release_loop(notifier.stopping))
 
 
 async def stop(notifier: Notifier) -> None:
@@ -269,6 +284,17 @@ async def stop(notifier: Notifier) -> None:
     """
     for subscriber in notifier.broker.subscribers:
         await subscriber.stop()
+    if notifier.releaser is not None:
+        # A release in progress finishes (its rows are locked until their results are written);
+        # past the deadline it is cancelled and its rows stay held for the next start.
+        notifier.stopping.set()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            async with asyncio.timeout(notifier.settings.notifier_shutdown_seconds):
+                await asyncio.shield(notifier.releaser)
+        notifier.releaser.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await notifier.releaser
+        notifier.releaser = None
     if notifier.processor.in_flight:
         log.warning(
             "%d events still in flight at shutdown: left for redelivery",
@@ -279,6 +305,7 @@ async def stop(notifier: Notifier) -> None:
     await notifier.publisher.close()
     if notifier.close_sender is not None:
         await notifier.close_sender()
+    await notifier.processor.close()
     await notifier.pool.close()
 
 

@@ -9,6 +9,11 @@ SENT = Counter("notifier_messages_sent_total", "Messages Telegram accepted", ["t
 TELEGRAM_ERRORS = Counter(
     "notifier_telegram_errors_total", "Failed sendMessage calls, by class", ["failure"]
 )
+EDITED = Counter("notifier_messages_edited_total", "Messages edited in place (post metrics)")
+HELD = Counter("notifier_held_total", "Messages held for the user's quiet hours")
+RELEASED = Counter(
+    "notifier_released_total", "Held messages released after quiet hours, by result", ["status"]
+)
 RETRIES = Counter("notifier_retries_total", "Sends retried, by reason", ["reason"])
 DEAD_LETTERED = Counter("notifier_dead_lettered_total", "Messages sent to the DLQ", ["reason"])
 SEND_LATENCY = Histogram(

@@ -5,24 +5,36 @@ the database work is one transaction per batch: the activity record, the link lo
 aggregation and the delivery intent. Each message is then sent in its chat's arrival order under
 the rate limiter, retried within bounds, and its result written (again in batches) before the
 RabbitMQ message is acknowledged.
+
+Two paths leave the send loop: a message for a user in quiet hours is `held` in the database (the
+RabbitMQ message is acknowledged) and sent later by `release_held`, folded with the others that
+waited; a `post_metrics_updated` event edits the post's earlier message instead of sending one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
+import hmac
+import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
 from psycopg_pool import PoolTimeout
+from pydantic import ValidationError
 
 from services.common.logging import log_context, mask_chat_id
 from services.notifier import metrics
+from services.notifier.keyboards import Keyboard, keyboard, reply_markup
+from services.notifier.preferences import quiet_until
 from services.notifier.ratelimit import ChatSequencer, RateLimiter
 from services.notifier.render import (
     DailyReport,
@@ -32,6 +44,7 @@ from services.notifier.render import (
     render_daily_summary,
     render_post_failure,
     render_post_success,
+    render_quiet_fold,
 )
 from services.notifier.store import (
     FINAL_STATUSES,
@@ -39,8 +52,12 @@ from services.notifier.store import (
     DeliveryIntent,
     DeliveryResult,
     DeliveryRow,
+    HeldDelivery,
+    Hold,
     Link,
+    MetricsUpdate,
     NotifierStore,
+    PostMessage,
     SummaryWindow,
 )
 from services.notifier.telegram import Failure, SendError, TelegramSender
@@ -50,7 +67,9 @@ from shared.contract import (
     DailySummaryData,
     DeadLetterReason,
     Event,
+    EventType,
     PostFailureData,
+    PostMetricsUpdatedData,
     PostSuccessData,
 )
 
@@ -58,6 +77,21 @@ log = logging.getLogger("notifier")
 
 TRANSIENT_DB_ERRORS = (psycopg.OperationalError, PoolTimeout, OSError, TimeoutError)
 """Errors that mean the database is unreachable for now, not that the work is wrong."""
+
+POST_ID_CHARS = 200
+STORED_DATA_CHARS = 4000
+"""Longest text (or JSON of a nested value) of an event's data kept in `activity.details`."""
+
+SETTLED_IN_PLAN = ("skipped", "held", "edited")
+"""Delivery states decided inside the batch transaction: nothing is sent for them now."""
+
+Clock = Callable[[], datetime]
+"""The current time, timezone-aware (quiet hours are decided on it; tests pass a fixed one)."""
+
+
+def utc_now() -> datetime:
+    """The wall clock in UTC."""
+    return datetime.now(UTC)
 
 
 class ChatIdDecoder(Protocol):
@@ -95,6 +129,8 @@ class ProcessorConfig:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     db_retry_max: float = 10.0
+    release_interval: float = 5.0
+    release_users: int = 100
 
 
 @dataclass
@@ -113,6 +149,52 @@ class _Send:
     text: str
     ticket: asyncio.Future[None]
     started: float = field(default_factory=time.monotonic)
+    buttons: Keyboard | None = None
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """Edit a sent message in place (a post's new counts)."""
+
+    chat_id: int
+    message_id: int
+    text: str
+    buttons: Keyboard
+
+
+@dataclass
+class _Edit:
+    item: _Item
+    row: DeliveryRow
+    plan: EditPlan
+    ticket: asyncio.Future[None]
+
+
+@dataclass(frozen=True)
+class HeldEdit:
+    """New text for a message still held for quiet hours."""
+
+    delivery_id: int
+    payload: dict[str, Any]
+
+
+Plan = tuple[int, str, Keyboard] | EditPlan | str
+"""Per dedupe key: send (chat id, text, buttons), edit, or the reason nothing is sent now."""
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What one batch's transaction looked up, for deciding each event's fate."""
+
+    now: datetime
+    links: dict[str, Link]
+    chats: dict[str, int]
+    """Decrypted chat ids of the enabled links."""
+    reports: dict[str, DailyReport]
+    posts: dict[str, PostMessage]
+    superseded: dict[str, str]
+    waiting: set[str]
+    """Users with held deliveries."""
 
 
 def dedupe_key(event: Event, data: Any) -> str:
@@ -123,18 +205,54 @@ def dedupe_key(event: Event, data: Any) -> str:
     return str(event.event_id)
 
 
-def render(event: Event, data: Any, report: DailyReport | None) -> str:
+def render(event: Event, data: Any, report: DailyReport | None, language: str = "ko") -> str:
     """The message text of an event (the daily report is aggregated before)."""
     if isinstance(data, PostSuccessData):
-        return render_post_success(data, event.occurred_at)
+        return render_post_success(data, event.occurred_at, language)
     if isinstance(data, PostFailureData):
-        return render_post_failure(data, event.occurred_at)
+        return render_post_failure(data, event.occurred_at, language)
     if isinstance(data, AutomationExecutedData):
-        return render_automation_executed(data, event.occurred_at)
+        return render_automation_executed(data, event.occurred_at, language)
     if isinstance(data, DailySummaryData):
         assert report is not None
-        return render_daily_summary(report)
+        return render_daily_summary(report, language)
     raise TypeError(f"no template for {event.type}")
+
+
+def stored_data(data: dict[str, Any]) -> dict[str, Any]:
+    """An event's `data` as kept in `activity.details["data"]` (the linker's Retry, our edits):
+    long texts cut, large nested values dropped, so rows stay small."""
+    kept: dict[str, Any] = {}
+    for name, value in _storable(data).items():
+        if isinstance(value, str):
+            kept[name] = value[:STORED_DATA_CHARS]
+        elif isinstance(value, dict | list):
+            if len(json.dumps(value, ensure_ascii=False)) <= STORED_DATA_CHARS:
+                kept[name] = value
+        else:  # numbers, booleans, null
+            kept[name] = value
+    return kept
+
+
+def _storable(value: Any) -> Any:
+    """`value` without what PostgreSQL's jsonb refuses: NUL characters and lone surrogates."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
+def post_key(post_id: str | None) -> str | None:
+    """A post id as `activity.post_id` holds it (at most 200 characters, storable)."""
+    return None if post_id is None else _storable(post_id)[:POST_ID_CHARS]
+
+
+def chat_tag(key: bytes, chat_id: int) -> str:
+    """A keyed digest naming the chat a post's message went to (an edit must go to the same)."""
+    return hmac.new(key, f"chat:{chat_id}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def report_from_data(data: DailySummaryData) -> DailyReport:
@@ -152,9 +270,17 @@ def report_from_data(data: DailySummaryData) -> DailyReport:
     )
 
 
-def activity_row(event: Event, data: Any) -> ActivityRow:
-    """What the daily summary needs to remember of a platform event."""
+def activity_row(event: Event, data: Any, chat: str | None = None) -> ActivityRow:
+    """What the daily summary, the linker's Retry and metrics edits need of a platform event.
+
+    `details["data"]` is the event's data (see `stored_data`); `chat` (a `chat_tag`) names the
+    chat a post's success message goes to.
+    """
+    original = stored_data(event.data)
     if isinstance(data, PostSuccessData):
+        details: dict[str, object] = _storable({"post_id": data.post_id, "post_url": data.post_url})
+        if chat is not None:
+            details["chat"] = chat
         return ActivityRow(
             event.event_id,
             event.user_id,
@@ -163,7 +289,8 @@ def activity_row(event: Event, data: Any) -> ActivityRow:
             platform_key(data.platform),
             data.likes,
             data.comments,
-            {"post_id": data.post_id, "post_url": data.post_url},
+            details | {"data": original},
+            post_key(data.post_id),
         )
     if isinstance(data, PostFailureData):
         return ActivityRow(
@@ -174,7 +301,8 @@ def activity_row(event: Event, data: Any) -> ActivityRow:
             platform_key(data.platform),
             0,
             0,
-            {"post_id": data.post_id, "error": data.error[:500]},
+            {"post_id": data.post_id, "error": _storable(data.error[:500]), "data": original},
+            post_key(data.post_id),
         )
     assert isinstance(data, AutomationExecutedData)
     return ActivityRow(
@@ -185,19 +313,65 @@ def activity_row(event: Event, data: Any) -> ActivityRow:
         None,
         0,
         0,
-        {"automation_name": data.automation_name[:200], "platforms": data.platforms[:50]},
+        {
+            "automation_name": _storable(data.automation_name[:200]),
+            "platforms": _storable(data.platforms[:50]),
+            "data": original,
+        },
     )
 
 
 def skip_reason(event: Event, link: Link | None) -> str | None:
     """Why this user gets no message, or None when the message should be sent."""
+    return link_skip_reason(link, event.type.value)
+
+
+def link_skip_reason(link: Link | None, event_type: str) -> str | None:
+    """Why a message of `event_type` goes nowhere under this link, or None."""
     if link is None:
         return "not linked"
     if not link.enabled or not link.chat_id:
         return "notifications disabled"
-    if event.type.value in link.muted_types:
+    if event_type in link.muted_types:
         return "type muted"
     return None
+
+
+def edit_plan(
+    update: PostMetricsUpdatedData,
+    post: PostMessage | None,
+    link: Link,
+    chat_id: int,
+    tag: str,
+) -> EditPlan | HeldEdit | str:
+    """How to show a post's new counts: edit its message, rewrite its held payload, or why not.
+
+    `tag` is the `chat_tag` of the user's chat now; the message must have gone there.
+    """
+    if post is None:
+        return "no earlier message for this post"
+    if not post.applied:
+        return "older than the counts already shown"
+    original = post.details.get("data")
+    if not isinstance(original, dict):
+        return "the post's notification was not stored"
+    try:
+        data = PostSuccessData.model_validate(
+            original | {"likes": update.likes, "comments": update.comments}
+        )
+    except ValidationError:
+        return "the post's stored notification is invalid"
+    text = render_post_success(data, post.occurred_at, link.language)
+    buttons = keyboard(EventType.POST_SUCCESS, post.event_id, original, link.language)
+    if post.status == "held" and post.delivery_id is not None:
+        return HeldEdit(post.delivery_id, {"text": text, "buttons": buttons})
+    if post.status != "sent" or post.message_id is None:
+        return "no message was sent for this post"
+    if (post.payload or {}).get("folded"):
+        return "the post's message is a quiet-hours fold"
+    if post.details.get("chat") != tag:
+        return "the post's message is in another chat"
+    return EditPlan(chat_id, post.message_id, text, buttons)
 
 
 class Batcher:
@@ -258,8 +432,12 @@ class Processor:
         chat_ids: ChatIdDecoder,
         internal_events: InternalEvents,
         config: ProcessorConfig | None = None,
+        callback_key: bytes = b"",
+        clock: Clock = utc_now,
     ) -> None:
         self._store = store
+        self._callback_key = callback_key
+        self._clock = clock
         self._sender = sender
         self._limiter = limiter
         self._chat_ids = chat_ids
@@ -270,6 +448,9 @@ class Processor:
             self._config.batch_size, self._config.batch_wait, self._prepare_batch
         )
         self._results = Batcher(500, self._config.batch_wait, self._write_results)
+        # (delivery id, request written?): written as soon as possible, in order, so a restart
+        # knows which `sending` rows Telegram may already have acted on.
+        self._marks = Batcher(1000, 0.0, self._write_marks)
         self._sends: set[asyncio.Task[None]] = set()
         self.in_flight = 0
         self.settled = 0
@@ -294,6 +475,10 @@ class Processor:
         metrics.IN_FLIGHT.dec()
         if not future.cancelled():
             metrics.EVENTS.labels(event.type.value, future.result().status).inc()
+
+    async def close(self) -> None:
+        """Release the processor's own database connection (after `abort` or a drain)."""
+        await self._store.close()
 
     def abort(self) -> None:
         """Stop every unfinished event (shutdown after the drain deadline).
@@ -331,16 +516,26 @@ class Processor:
 
     async def _plan(
         self, items: list[_Item]
-    ) -> tuple[list[_Item], dict[str, DeliveryRow], dict[str, tuple[int, str] | str]]:
-        """One transaction: record activity, read links, aggregate, create delivery rows."""
+    ) -> tuple[list[_Item], dict[str, DeliveryRow], dict[str, Plan]]:
+        """One transaction: read links, record activity, aggregate, create delivery rows."""
+        now = self._clock()
         async with self._store.pool.connection() as conn, conn.transaction():
             done = await self._store.processed(conn, [i.event.event_id for i in items])
             fresh = [i for i in items if i.event.event_id not in done]
+            links = await self._store.links(conn, (i.event.user_id for i in fresh))
+            chats = {
+                user: self._chat_ids.decrypt(link.chat_id)
+                for user, link in links.items()
+                if link.enabled and link.chat_id
+            }
             await self._store.record_activity(
                 conn,
-                (activity_row(i.event, i.data) for i in fresh if i.event.type in ACTIVITY_TYPES),
+                (
+                    activity_row(i.event, i.data, self._tag(chats.get(i.event.user_id)))
+                    for i in fresh
+                    if i.event.type in ACTIVITY_TYPES
+                ),
             )
-            links = await self._store.links(conn, (i.event.user_id for i in fresh))
             firsts: dict[str, _Item] = {}
             for item in fresh:
                 firsts.setdefault(item.dedupe_key, item)
@@ -349,46 +544,142 @@ class Processor:
                 for i in firsts.values()
                 if isinstance(i.data, DailySummaryData) and not i.data.has_totals
             ]
-            reports = await self._store.daily_reports(conn, windows)
-            plans: dict[str, tuple[int, str] | str] = {}
+            posts, superseded = await self._apply_metrics(conn, firsts)
+            context = _Context(
+                now=now,
+                links=links,
+                chats=chats,
+                reports=await self._store.daily_reports(conn, windows),
+                posts=posts,
+                superseded=superseded,
+                # A user whose earlier messages still wait keeps their order: new ones join.
+                waiting=await self._store.held_users(
+                    conn, (u for u, link in links.items() if link.quiet_start and link.quiet_end)
+                ),
+            )
+            plans, holds, held_edits = self._route(firsts, context)
+            updated = await self._store.update_held(
+                conn, {e.delivery_id: e.payload for e in held_edits.values()}
+            )
             intents = []
             for key, item in firsts.items():
-                link = links.get(item.event.user_id)
-                reason = skip_reason(item.event, link)
-                chat_ref = None
-                if reason is None and link is not None and link.chat_id is not None:
-                    chat_id = self._chat_ids.decrypt(link.chat_id)
-                    chat_ref = mask_chat_id(chat_id)
-                    report = reports.get(key)
-                    if isinstance(item.data, DailySummaryData) and item.data.has_totals:
-                        report = report_from_data(item.data)
-                    plans[key] = (chat_id, render(item.event, item.data, report))
-                else:
-                    plans[key] = reason or "skipped"
+                status = "sending" if not isinstance(plans[key], str) else "skipped"
+                if key in held_edits and held_edits[key].delivery_id in updated:
+                    status = "edited"
+                elif key in held_edits:
+                    plans[key] = "the post's held message is being released"
+                chat_id = chats.get(item.event.user_id)
                 intents.append(
                     DeliveryIntent(
                         key,
                         item.event.event_id,
                         item.event.type.value,
                         item.event.user_id,
-                        chat_ref,
-                        "sending" if chat_ref else "skipped",
+                        mask_chat_id(chat_id) if status != "skipped" else None,
+                        status,
                     )
                 )
             rows = await self._store.begin_deliveries(conn, intents)
-            skipped = [
-                _result(firsts[k], rows[k], "skipped", None, plans[k], final=True)  # type: ignore[arg-type]
+            await self._hold(conn, rows, plans, holds)
+            settled = [
+                _result(firsts[k], rows[k], rows[k].status, None, plans[k], final=True)  # type: ignore[arg-type]
                 for k in rows
-                if isinstance(plans[k], str) and rows[k].status == "skipped"
+                if isinstance(plans[k], str) and rows[k].status in SETTLED_IN_PLAN
             ]
-            await self._store.mark_processed(conn, skipped)
+            await self._store.mark_processed(conn, settled)
         return items, rows, plans
+
+    def _route(
+        self, firsts: dict[str, _Item], context: _Context
+    ) -> tuple[dict[str, Plan], dict[str, Hold], dict[str, HeldEdit]]:
+        """Each event's fate: a message (to hold if the user is in quiet hours), an edit (of a
+        sent or of a held message), or the reason there is none."""
+        plans: dict[str, Plan] = {}
+        holds: dict[str, Hold] = {}
+        held_edits: dict[str, HeldEdit] = {}
+        for key, item in firsts.items():
+            event, data = item.event, item.data
+            link = context.links.get(event.user_id)
+            chat_id = context.chats.get(event.user_id)
+            reason = skip_reason(event, link) or context.superseded.get(key)
+            if reason is not None or link is None or chat_id is None:
+                plans[key] = reason or "skipped"
+            elif isinstance(data, PostMetricsUpdatedData):
+                post = context.posts.get(key)
+                edit = edit_plan(data, post, link, chat_id, self._tag(chat_id) or "")
+                if isinstance(edit, HeldEdit):
+                    held_edits[key] = edit
+                    plans[key] = "held message updated"
+                else:
+                    plans[key] = edit
+            else:
+                report = context.reports.get(key)
+                if isinstance(data, DailySummaryData) and data.has_totals:
+                    report = report_from_data(data)
+                text = render(event, data, report, link.language)
+                buttons = keyboard(event.type, event.event_id, event.data, link.language)
+                plans[key] = (chat_id, text, buttons)
+                until = quiet_until(context.now, link.timezone, link.quiet_start, link.quiet_end)
+                if until is None and event.user_id in context.waiting:
+                    until = context.now
+                if until is not None:  # the row id is filled in once the row exists
+                    holds[key] = Hold(0, until, {"text": text, "buttons": buttons})
+        return plans, holds, held_edits
+
+    async def _apply_metrics(
+        self, conn: Any, firsts: dict[str, _Item]
+    ) -> tuple[dict[str, PostMessage], dict[str, str]]:
+        """Store the batch's new post counts (linked or not: the daily report uses them) and
+        find each post's message; also the updates a newer one in the batch replaces."""
+        latest: dict[tuple[str, str], _Item] = {}
+        superseded: dict[str, str] = {}
+        for key, item in firsts.items():
+            if not isinstance(item.data, PostMetricsUpdatedData):
+                continue
+            post = (item.event.user_id, post_key(item.data.post_id) or "")
+            best = latest.get(post)
+            if best is not None and best.event.occurred_at > item.event.occurred_at:
+                superseded[key] = "superseded by a newer update"
+                continue
+            if best is not None:
+                superseded[best.dedupe_key] = "superseded by a newer update"
+            latest[post] = item
+        updates = [
+            MetricsUpdate(
+                i.dedupe_key, user, post, i.data.likes, i.data.comments, i.event.occurred_at
+            )
+            for (user, post), i in latest.items()
+        ]
+        return await self._store.post_messages(conn, updates), superseded
+
+    async def _hold(
+        self,
+        conn: Any,
+        rows: dict[str, DeliveryRow],
+        plans: dict[str, Plan],
+        holds: dict[str, Hold],
+    ) -> None:
+        """Keep quiet-hours messages in the database (their rows become `held`)."""
+        wanted = {
+            k: dataclasses.replace(hold, delivery_id=rows[k].id)
+            for k, hold in holds.items()
+            if k in rows and rows[k].status == "sending"
+        }
+        held = await self._store.hold(conn, list(wanted.values()))
+        for key, hold in wanted.items():
+            if hold.delivery_id in held:
+                rows[key] = dataclasses.replace(rows[key], status="held")
+                plans[key] = f"quiet hours until {hold.release_at:%Y-%m-%d %H:%M} UTC"
+                metrics.HELD.inc()
+
+    def _tag(self, chat_id: int | None) -> str | None:
+        return None if chat_id is None else chat_tag(self._callback_key, chat_id)
 
     def _dispatch(
         self,
         items: list[_Item],
         rows: dict[str, DeliveryRow],
-        plans: dict[str, tuple[int, str] | str],
+        plans: dict[str, Plan],
     ) -> None:
         """Resolve duplicates and skips; queue sends in arrival order (tickets taken here)."""
         leaders: dict[str, _Item] = {}
@@ -401,13 +692,26 @@ class Processor:
             elif leader is not item:
                 _chain(leader.future, item.future)
             elif isinstance(plan, str):
-                status = "skipped" if row.status == "skipped" else "duplicate"
+                status = row.status if row.status in SETTLED_IN_PLAN else "duplicate"
                 item.future.set_result(Outcome(status, plan))
             elif row.status in FINAL_STATUSES:
                 item.future.set_result(Outcome("duplicate", f"already {row.status}"))
+            elif row.handed_at is not None:
+                # The previous consumer wrote the request and stopped before the answer was
+                # recorded: Telegram has most likely delivered it, and sendMessage has no
+                # idempotency key, so it is not sent again (as with a timeout after sending).
+                reason = "in flight when the previous consumer stopped; not resent"
+                result = _result(item, row, "uncertain", None, reason, True)
+                self._results.add((result, item.future, Outcome("uncertain", reason)))
+            elif isinstance(plan, EditPlan):
+                edit = _Edit(item, row, plan, self._sequencer.enter(plan.chat_id))
+                task = asyncio.create_task(self._edit(edit))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
             else:
-                chat_id, text = plan
-                send = _Send(item, row, chat_id, text, self._sequencer.enter(chat_id))
+                chat_id, text, buttons = plan
+                ticket = self._sequencer.enter(chat_id)
+                send = _Send(item, row, chat_id, text, ticket, buttons=buttons)
                 task = asyncio.create_task(self._send(send))
                 self._sends.add(task)
                 task.add_done_callback(self._sends.discard)
@@ -427,13 +731,27 @@ class Processor:
                     metrics.RATE_WAIT.observe(waited)
                     attempts += 1
                     started = time.perf_counter()
+                    written = False
+
+                    def handed(row_id: int = send.row.id) -> None:
+                        nonlocal written
+                        written = True
+                        self._marks.add((row_id, True))
+
                     try:
-                        message_id = await self._sender.send_text(chat_id, send.text)
+                        message_id = await self._sender.send_text(
+                            chat_id,
+                            send.text,
+                            reply_markup=self._markup(send.buttons, chat_id),
+                            on_written=handed,
+                        )
                     except SendError as error:
                         self._limiter.release(chat_id)
                         metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
                         verdict = await self._after_failure(item, error, attempts, rate_limited)
                         if verdict is None:  # retry
+                            if written:  # we resend it ourselves; so may the next consumer
+                                self._marks.add((send.row.id, False))
                             if error.failure is Failure.RETRY_AFTER:
                                 rate_limited += 1
                                 attempts -= 1  # a 429 is Telegram pacing us, not a failed attempt
@@ -466,6 +784,12 @@ class Processor:
         self, item: _Item, error: SendError, attempts: int, rate_limited: int
     ) -> tuple[str, int | None, str, DeadLetterReason | None] | None:
         """None to retry, or (status, message id, error, dead-letter reason) to stop."""
+        return await self._failure_verdict(item.event.user_id, error, attempts, rate_limited)
+
+    async def _failure_verdict(
+        self, user_id: str, error: SendError, attempts: int, rate_limited: int
+    ) -> tuple[str, int | None, str, DeadLetterReason | None] | None:
+        """`_after_failure` for a user's chat: None to retry, or how to stop."""
         failure = error.failure
         if failure is Failure.RETRY_AFTER:
             self._limiter.pause(error.retry_after or 1.0)
@@ -478,12 +802,12 @@ class Processor:
                 "chat migrated to a supergroup, resending to %s",
                 mask_chat_id(error.migrate_to_chat_id),
             )
-            await self._internal.chat_migrated(item.event.user_id, error.migrate_to_chat_id)
+            await self._internal.chat_migrated(user_id, error.migrate_to_chat_id)
             metrics.RETRIES.labels("migrated").inc()
             return None
         if failure is Failure.CHAT_GONE:
             log.info("chat refused by Telegram, disabling the link: %s", error)
-            await self._internal.chat_gone(item.event.user_id, error)
+            await self._internal.chat_gone(user_id, error)
             return "undeliverable", None, str(error), None
         if failure is Failure.UNCERTAIN:
             log.warning("send timed out after the request was sent; not retried: %s", error)
@@ -497,13 +821,197 @@ class Processor:
         )
         return "failed", None, str(error), reason
 
+    def _markup(self, buttons: Keyboard | None, chat_id: int) -> dict[str, Any] | None:
+        """The buttons signed for the chat they are sent to (after a migration: the new one)."""
+        return reply_markup(buttons, self._callback_key, chat_id)
+
+    # -- editing ------------------------------------------------------------------------------
+
+    async def _edit(self, edit: _Edit) -> None:
+        """Edit a post's message in its chat's turn, under the same limits as sends."""
+        item, plan = edit.item, edit.plan
+        attempts = edit.row.attempts
+        rate_limited = 0
+        with log_context(event_id=str(item.event.event_id), user_id=item.event.user_id):
+            try:
+                await edit.ticket
+                while True:
+                    metrics.RATE_WAIT.observe(await self._limiter.acquire(plan.chat_id))
+                    attempts += 1
+                    try:
+                        await self._sender.edit_text(
+                            plan.chat_id,
+                            plan.message_id,
+                            plan.text,
+                            self._markup(plan.buttons, plan.chat_id),
+                        )
+                    except SendError as error:
+                        self._limiter.release(plan.chat_id)
+                        metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
+                        verdict = await self._after_edit_failure(
+                            item.event.user_id, error, attempts, rate_limited
+                        )
+                        if verdict is None:
+                            if error.failure is Failure.RETRY_AFTER:
+                                rate_limited += 1
+                                attempts -= 1
+                            continue
+                        self._finish(edit, attempts, *verdict)
+                        return
+                    except BaseException:
+                        self._limiter.release(plan.chat_id)
+                        raise
+                    self._limiter.release(plan.chat_id)
+                    metrics.EDITED.inc()
+                    self._finish(edit, attempts, "edited", plan.message_id, None, None)
+                    return
+            except asyncio.CancelledError:
+                if not item.future.done():
+                    item.future.cancel()
+                raise
+            except Exception as exc:  # a bug, or the broker gone mid-way: dead-letter, go on
+                log.exception("editing failed unexpectedly")
+                problem = f"{type(exc).__name__}: {exc}"
+                self._finish(edit, attempts, "failed", None, problem, "processing_error")
+            finally:
+                self._sequencer.leave(plan.chat_id, edit.ticket)
+
+    async def _after_edit_failure(
+        self, user_id: str, error: SendError, attempts: int, rate_limited: int
+    ) -> tuple[str, int | None, str, DeadLetterReason | None] | None:
+        """As for sends, except: a timed-out edit is safely repeated (editing is idempotent);
+        a migrated group's old messages are not ours to edit; a message that cannot be edited
+        (deleted, too old) is simply left as it is."""
+        if error.failure is Failure.UNCERTAIN:
+            error = dataclasses.replace(error, failure=Failure.TRANSIENT)
+        if error.failure is Failure.MIGRATED and error.migrate_to_chat_id:
+            await self._internal.chat_migrated(user_id, error.migrate_to_chat_id)
+            return "skipped", None, f"chat migrated: {error}", None
+        if error.failure is Failure.REJECTED:
+            return "undeliverable", None, str(error), None
+        return await self._failure_verdict(user_id, error, attempts, rate_limited)
+
+    # -- quiet hours: releasing held deliveries -----------------------------------------------
+
+    async def release_loop(self, stopping: asyncio.Event) -> None:
+        """Release due held deliveries every `release_interval` seconds until `stopping`."""
+        while not stopping.is_set():
+            full = False
+            try:
+                full = await self.release_held() >= self._config.release_users
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning("database unavailable, held deliveries wait: %r", exc)
+            except Exception:  # the rows stay held and are tried again next round; never stop
+                log.exception("releasing held deliveries failed")
+            if not full:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._config.release_interval):
+                        await stopping.wait()
+
+    async def release_held(self) -> int:
+        """Send every held delivery whose quiet hours are over, one message per user (a fold
+        when several wait); returns the number of users released.
+
+        The rows stay locked (`FOR UPDATE SKIP LOCKED`) until their results are written, so two
+        replicas never release the same one; a crash before that sends them again.
+        """
+        async with self._store.pool.connection() as conn, conn.transaction():
+            due = await self._store.due_held(conn, self._clock(), self._config.release_users)
+            if not due:
+                return 0
+            links = await self._store.links(conn, {d.user_id for d in due})
+            by_user: dict[str, list[HeldDelivery]] = {}
+            for delivery in due:
+                by_user.setdefault(delivery.user_id, []).append(delivery)
+            released = await asyncio.gather(
+                *(self._release(rows, links.get(user)) for user, rows in by_user.items())
+            )
+            await self._store.write_results(conn, [r for results, _ in released for r in results])
+            for _, folded in released:
+                await self._store.mark_folded(conn, folded)
+        return len(by_user)
+
+    async def _release(
+        self, rows: list[HeldDelivery], link: Link | None
+    ) -> tuple[list[DeliveryResult], list[int]]:
+        """Send one user's held deliveries as one message; their results and, for a fold, the
+        ids that went out together."""
+        results = []
+        ready = []
+        for row in rows:  # the user may have muted, disabled or unlinked since
+            reason = link_skip_reason(link, row.event_type)
+            if reason is None:
+                ready.append(row)
+            else:
+                results.append(_held_result(row, "skipped", None, reason, row.attempts))
+        if not ready or link is None or link.chat_id is None:
+            return results, []
+        user_id = ready[0].user_id
+        with log_context(user_id=user_id):
+            try:
+                chat_id = self._chat_ids.decrypt(link.chat_id)
+                if len(ready) == 1:
+                    text, buttons = ready[0].payload["text"], ready[0].payload.get("buttons")
+                else:  # one message, no buttons: they would not say which notification they act on
+                    text = render_quiet_fold([r.payload["text"] for r in ready], link.language)
+                    buttons = None
+                attempts = max(r.attempts for r in ready)
+                status, message_id, error, attempts = await self._deliver(
+                    user_id, chat_id, text, buttons, attempts
+                )
+            except Exception as exc:  # a bug or bad data: record it on the rows, release others
+                log.exception("releasing held deliveries failed")
+                status, message_id, error = "failed", None, f"{type(exc).__name__}: {exc}"
+            results += [_held_result(r, status, message_id, error, attempts) for r in ready]
+        metrics.RELEASED.labels(status).inc(len(ready))
+        folded = [r.id for r in ready] if len(ready) > 1 and status == "sent" else []
+        return results, folded
+
+    async def _deliver(
+        self, user_id: str, chat_id: int, text: str, buttons: Keyboard | None, attempts: int
+    ) -> tuple[str, int | None, str | None, int]:
+        """Send one released message in its chat's turn: (status, message id, error, attempts)."""
+        ticket = self._sequencer.enter(chat_id)
+        first_chat = chat_id
+        rate_limited = 0
+        try:
+            await ticket
+            while True:
+                metrics.RATE_WAIT.observe(await self._limiter.acquire(chat_id))
+                attempts += 1
+                try:
+                    message_id = await self._sender.send_text(
+                        chat_id, text, reply_markup=self._markup(buttons, chat_id)
+                    )
+                except SendError as error:
+                    self._limiter.release(chat_id)
+                    metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
+                    verdict = await self._failure_verdict(user_id, error, attempts, rate_limited)
+                    if verdict is None:
+                        if error.failure is Failure.RETRY_AFTER:
+                            rate_limited += 1
+                            attempts -= 1
+                        elif error.failure is Failure.MIGRATED and error.migrate_to_chat_id:
+                            chat_id = error.migrate_to_chat_id
+                        continue
+                    status, _, problem, _ = verdict  # nothing to dead-letter: no queue message
+                    return status, None, problem, attempts
+                except BaseException:
+                    self._limiter.release(chat_id)
+                    raise
+                self._limiter.release(chat_id)
+                metrics.SENT.labels("quiet_hours").inc()
+                return "sent", message_id, None, attempts
+        finally:
+            self._sequencer.leave(first_chat, ticket)
+
     def _backoff(self, attempts: int) -> float:
         base = min(self._config.backoff_max, self._config.backoff_base * 2 ** (attempts - 1))
         return base * (0.5 + random.random() / 2)
 
     def _finish(
         self,
-        send: _Send,
+        send: _Send | _Edit,
         attempts: int,
         status: str,
         message_id: int | None,
@@ -514,6 +1022,12 @@ class Processor:
         result = _result(send.item, send.row, status, message_id, error, final, attempts)
         outcome = Outcome(status, error, dead_letter, message_id)
         self._results.add((result, send.item.future, outcome))
+
+    async def _write_marks(self, marks: list[tuple[int, bool]]) -> None:
+        try:
+            await self._store.mark_handed(marks)
+        except Exception as exc:  # without marks a restart only resends: never lose the work
+            log.warning("could not record %d hand-over marks: %r", len(marks), exc)
 
     async def _write_results(
         self, batch: list[tuple[DeliveryResult, asyncio.Future[Outcome], Outcome]]
@@ -551,6 +1065,22 @@ def _result(
         error=error,
         attempts=row.attempts if attempts is None else attempts,
         final=final,
+    )
+
+
+def _held_result(
+    row: HeldDelivery, status: str, message_id: int | None, error: str | None, attempts: int
+) -> DeliveryResult:
+    return DeliveryResult(
+        delivery_id=row.id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        user_id=row.user_id,
+        status=status,
+        telegram_message_id=message_id,
+        error=error,
+        attempts=attempts,
+        final=status in FINAL_STATUSES,
     )
 
 

@@ -4,8 +4,8 @@ The arithmetic is pure (`SlidingWindow.next_allowed`); `RateLimiter.acquire` que
 and one dispatcher grants queued senders at the earliest instant every window (global, per chat,
 per group) and any 429 pause allow, waking only at those instants or when a send completes (an
 earlier version let each waiter poll: with hundreds of chats queued the event loop spent itself
-on wake-ups, and late completions cost ~4 % of the budget). Limits hold "in any window": never more than N sends in any interval of the
-window's length.
+on wake-ups, and late completions cost ~4 % of the budget). Limits hold "in any window": never
+more than N sends in any interval of the window's length.
 
 A send is counted from the moment it starts until it completes, and then at its completion
 time: Telegram sees a request somewhere in between, so spacing starts from completions keeps the

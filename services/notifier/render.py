@@ -2,6 +2,7 @@
 
 Every function returns Telegram HTML (parse mode HTML): user-supplied text is escaped, and each
 user field is capped so the visible message always fits Telegram's 4096-character limit.
+Korean (`ko`, the spec's texts) is the default language; `en` is the same message in English.
 """
 
 from __future__ import annotations
@@ -25,6 +26,109 @@ ERROR_CHARS = 1000
 NAME_CHARS = 200
 PLATFORM_NAME_CHARS = 40
 MAX_PLATFORMS_LISTED = 30
+
+LANGUAGES = ("ko", "en")
+DEFAULT_LANGUAGE = "ko"
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The fixed words of every template in one language (`{}` fields filled by the renderer)."""
+
+    success_title: str
+    likes_comments: str
+    failure_title: str
+    platform: str
+    error: str
+    unknown_error: str
+    see_dashboard: str
+    automation_title: str
+    rule: str
+    platforms: str
+    status_done: str
+    execution_time: str
+    more_platforms_inline: str
+    summary_title: str
+    posts: str
+    successful: str
+    failed: str
+    engagement: str
+    by_platform: str
+    platform_posts_one: str
+    platform_posts_many: str
+    more_platforms_line: str
+    quiet_header: str
+    more_notifications: str
+    view_post: str
+    retry: str
+    mute_type: str
+
+
+KO = Labels(
+    success_title="✅ SNS 게시 완료",
+    likes_comments="👥 좋아요: {likes} | 댓글: {comments}",
+    failure_title="❌ SNS 게시 실패",
+    platform="📱 플랫폼: {}",
+    error="⚠️ 오류: {}",
+    unknown_error="알 수 없는 오류",
+    see_dashboard="자세한 내용은 대시보드에서 확인하세요.",
+    automation_title="🤖 자동화 규칙 실행",
+    rule="📋 규칙: {}",
+    platforms="📱 플랫폼: {}",
+    status_done="✅ 상태: 완료",
+    execution_time="⏰ 실행 시간: {}",
+    more_platforms_inline=" 외 {}개",
+    summary_title="📊 일일 SNS 리포트",
+    posts="📝 게시물: {}개",
+    successful="✅ 성공: {}개",
+    failed="❌ 실패: {}개",
+    engagement="👥 총 참여: {}",
+    by_platform="플랫폼별 통계:",
+    platform_posts_one="{} 게시",
+    platform_posts_many="{} 게시",
+    more_platforms_line="외 {}개 플랫폼",
+    quiet_header="🌙 방해 금지 시간 동안 온 알림 {}건",
+    more_notifications="… 외 {}건",
+    view_post="🔗 게시물 보기",
+    retry="🔄 다시 시도",
+    mute_type="🔕 이 유형 알림 끄기",
+)
+
+EN = Labels(
+    success_title="✅ SNS post published",
+    likes_comments="👥 Likes: {likes} | Comments: {comments}",
+    failure_title="❌ SNS post failed",
+    platform="📱 Platform: {}",
+    error="⚠️ Error: {}",
+    unknown_error="Unknown error",
+    see_dashboard="See the dashboard for details.",
+    automation_title="🤖 Automation rule executed",
+    rule="📋 Rule: {}",
+    platforms="📱 Platforms: {}",
+    status_done="✅ Status: Completed",
+    execution_time="⏰ Execution time: {}",
+    more_platforms_inline=" and {} more",
+    summary_title="📊 Daily SNS report",
+    posts="📝 Posts: {}",
+    successful="✅ Successful: {}",
+    failed="❌ Failed: {}",
+    engagement="👥 Total engagement: {}",
+    by_platform="By platform:",
+    platform_posts_one="{} post",
+    platform_posts_many="{} posts",
+    more_platforms_line="and {} more platforms",
+    quiet_header="🌙 {} notifications during quiet hours",
+    more_notifications="… and {} more",
+    view_post="🔗 View post",
+    retry="🔄 Retry",
+    mute_type="🔕 Mute this type",
+)
+
+
+def labels(language: str | None) -> Labels:
+    """The labels of `language`; Korean for anything else (the spec's default)."""
+    return EN if language == "en" else KO
+
 
 TEST_MESSAGE = "🧪 테스트 메시지\n\nTelegram 연동이 정상적으로 작동합니다! ✅"
 """The spec's test message (sent by the linker's send-test-message endpoint)."""
@@ -108,51 +212,58 @@ def visible_length(text: str) -> int:
     return len(html.unescape(text).encode("utf-16-le")) // 2
 
 
-def render_post_success(data: PostSuccessData, occurred_at: datetime) -> str:
+def render_post_success(data: PostSuccessData, occurred_at: datetime, language: str = "ko") -> str:
     """The spec's "Post Success Notification"."""
+    words = labels(language)
     name = _esc(platform_name(data.platform), PLATFORM_NAME_CHARS)
-    lines = ["✅ SNS 게시 완료", "", f"{platform_emoji(data.platform)} {name}"]
+    lines = [words.success_title, "", f"{platform_emoji(data.platform)} {name}"]
     if data.content.strip():
         lines.append(f"📝 {_esc(data.content, CONTENT_PREVIEW_CHARS)}")
     if data.post_url and data.post_url.strip():
         lines.append(f"🔗 {_esc(data.post_url, URL_CHARS)}")
-    lines.append(f"👥 좋아요: {number(data.likes)} | 댓글: {number(data.comments)}")
+    lines.append(
+        words.likes_comments.format(likes=number(data.likes), comments=number(data.comments))
+    )
     lines.append(f"⏰ {format_timestamp(occurred_at)}")
     return "\n".join(lines)
 
 
-def render_post_failure(data: PostFailureData, occurred_at: datetime) -> str:
+def render_post_failure(data: PostFailureData, occurred_at: datetime, language: str = "ko") -> str:
     """The spec's "Post Failure Notification"."""
+    words = labels(language)
     return "\n".join(
         [
-            "❌ SNS 게시 실패",
+            words.failure_title,
             "",
-            f"📱 플랫폼: {_esc(platform_name(data.platform), PLATFORM_NAME_CHARS)}",
-            f"⚠️ 오류: {_esc(data.error or '알 수 없는 오류', ERROR_CHARS)}",
+            words.platform.format(_esc(platform_name(data.platform), PLATFORM_NAME_CHARS)),
+            words.error.format(_esc(data.error or words.unknown_error, ERROR_CHARS)),
             f"⏰ {format_timestamp(occurred_at)}",
             "",
-            "자세한 내용은 대시보드에서 확인하세요.",
+            words.see_dashboard,
         ]
     )
 
 
-def _platform_list(platforms: list[str]) -> str:
+def _platform_list(platforms: list[str], words: Labels = KO) -> str:
     names = [platform_name(p) for p in platforms[:MAX_PLATFORMS_LISTED]]
     listed = ", ".join(_esc(n, PLATFORM_NAME_CHARS) for n in names)
     hidden = len(platforms) - len(names)
-    return listed + (f" 외 {hidden}개" if hidden > 0 else "")
+    return listed + (words.more_platforms_inline.format(hidden) if hidden > 0 else "")
 
 
-def render_automation_executed(data: AutomationExecutedData, occurred_at: datetime) -> str:
+def render_automation_executed(
+    data: AutomationExecutedData, occurred_at: datetime, language: str = "ko"
+) -> str:
     """The spec's "Automation Executed Notification"."""
+    words = labels(language)
     return "\n".join(
         [
-            "🤖 자동화 규칙 실행",
+            words.automation_title,
             "",
-            f"📋 규칙: {_esc(data.automation_name, NAME_CHARS)}",
-            f"📱 플랫폼: {_platform_list(data.platforms)}",
-            "✅ 상태: 완료",
-            f"⏰ 실행 시간: {_esc(data.execution_time, NAME_CHARS)}",
+            words.rule.format(_esc(data.automation_name, NAME_CHARS)),
+            words.platforms.format(_platform_list(data.platforms, words)),
+            words.status_done,
+            words.execution_time.format(_esc(data.execution_time, NAME_CHARS)),
             f"📅 {format_timestamp(occurred_at)}",
         ]
     )
@@ -178,28 +289,60 @@ class DailyReport:
     platforms: dict[str, PlatformTotals] = field(default_factory=dict)
 
 
-def render_daily_summary(report: DailyReport) -> str:
+def render_daily_summary(report: DailyReport, language: str = "ko") -> str:
     """The spec's "Daily Summary Notification"."""
+    words = labels(language)
     lines = [
-        "📊 일일 SNS 리포트",
+        words.summary_title,
         "",
-        f"📝 게시물: {number(report.total_posts)}개",
-        f"✅ 성공: {number(report.successful_posts)}개",
-        f"❌ 실패: {number(report.failed_posts)}개",
-        f"👥 총 참여: {number(report.total_engagement)}",
+        words.posts.format(number(report.total_posts)),
+        words.successful.format(number(report.successful_posts)),
+        words.failed.format(number(report.failed_posts)),
+        words.engagement.format(number(report.total_engagement)),
     ]
     if report.platforms:
         ranked = sorted(
             report.platforms.items(), key=lambda kv: (-kv[1].posts, -kv[1].engagement, kv[0])
         )
-        lines += ["", "플랫폼별 통계:"]
+        lines += ["", words.by_platform]
         for key, totals in ranked[:MAX_PLATFORMS_LISTED]:
             name = _esc(platform_name(key), PLATFORM_NAME_CHARS)
+            posts = words.platform_posts_one if totals.posts == 1 else words.platform_posts_many
             lines.append(
-                f"{platform_emoji(key)} {name}: {number(totals.posts)} 게시 | "
+                f"{platform_emoji(key)} {name}: {posts.format(number(totals.posts))} | "
                 f"👥 {number(totals.engagement)}"
             )
         if len(ranked) > MAX_PLATFORMS_LISTED:
-            lines.append(f"외 {len(ranked) - MAX_PLATFORMS_LISTED}개 플랫폼")
+            lines.append(words.more_platforms_line.format(len(ranked) - MAX_PLATFORMS_LISTED))
     lines += ["", f"📅 {report.day.isoformat()}"]
     return "\n".join(lines)
+
+
+FOLD_SEPARATOR = "\n\n────────\n\n"
+"""Between the notifications folded into one quiet-hours message."""
+
+
+def render_quiet_fold(texts: list[str], language: str = "ko") -> str:
+    """Notifications held during quiet hours as one message: a header, then each text in order.
+
+    Texts are whole rendered messages (HTML); they are never cut, so no entity is broken. Those
+    that would push the message past Telegram's limit are counted in a closing `… 외 N건` line.
+    """
+    words = labels(language)
+    header = words.quiet_header.format(number(len(texts)))
+    # Room for the closing line, whatever N turns out to be.
+    reserve = visible_length(FOLD_SEPARATOR + words.more_notifications.format(number(len(texts))))
+    shown: list[str] = []
+    used = visible_length(header)
+    for index, text in enumerate(texts):
+        cost = visible_length(FOLD_SEPARATOR + text)
+        is_last = index == len(texts) - 1
+        if used + cost + (0 if is_last else reserve) > MAX_MESSAGE_LENGTH:
+            break
+        shown.append(text)
+        used += cost
+    parts = [header, *shown]
+    hidden = len(texts) - len(shown)
+    if hidden:
+        parts.append(words.more_notifications.format(number(hidden)))
+    return FOLD_SEPARATOR.join(parts)

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
@@ -20,7 +21,7 @@ from services.notifier.render import DailyReport, PlatformTotals, platform_key
 from shared.contract import EventType
 from shared.db import libpq_url
 
-FINAL_STATUSES = ("sent", "skipped", "uncertain", "undeliverable")
+FINAL_STATUSES = ("sent", "skipped", "uncertain", "undeliverable", "edited")
 """A delivery in one of these states is never attempted again for the same dedupe key."""
 
 
@@ -33,6 +34,9 @@ class Link:
     enabled: bool
     muted_types: tuple[str, ...]
     language: str
+    timezone: str = "UTC"
+    quiet_start: time | None = None
+    quiet_end: time | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class ActivityRow:
     likes: int
     comments: int
     details: dict[str, object]
+    post_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class DeliveryRow:
     dedupe_key: str
     status: str
     attempts: int
+    handed_at: datetime | None = None
+    """Set when a request for it was written to Telegram and no result was recorded since."""
 
 
 @dataclass(frozen=True)
@@ -106,18 +113,67 @@ class SummaryWindow:
         return start, end
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A delivery to keep until the user's quiet hours end, with what it will send."""
+
+    delivery_id: int
+    release_at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HeldDelivery:
+    """A held delivery whose time has come (locked by `due_held` until the transaction ends)."""
+
+    id: int
+    event_id: uuid.UUID
+    event_type: str
+    user_id: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class MetricsUpdate:
+    """New counts for one post of one user (`key`: the metrics event's dedupe key)."""
+
+    key: str
+    user_id: str
+    post_id: str
+    likes: int
+    comments: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PostMessage:
+    """A post's success notification as a metrics update finds it."""
+
+    event_id: uuid.UUID
+    occurred_at: datetime
+    details: dict[str, Any]
+    applied: bool
+    """False when a newer update was applied before (this one is stale)."""
+    delivery_id: int | None
+    status: str | None
+    message_id: int | None
+    payload: dict[str, Any] | None
+
+
 _PROCESSED = "SELECT event_id FROM processed_events WHERE event_id = ANY(%s)"
 
 _ACTIVITY = """
-INSERT INTO activity (event_id, user_id, type, occurred_at, platform, likes, comments, details)
+INSERT INTO activity (event_id, user_id, type, occurred_at, platform, likes, comments, details,
+                      post_id)
 SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
-                     %s::int[], %s::int[], %s::jsonb[])
+                     %s::int[], %s::int[], %s::jsonb[], %s::text[])
 ON CONFLICT (event_id) DO NOTHING
 """
 
 _LINKS = """
-SELECT user_id, chat_id, enabled, muted_types, language FROM telegram_links
-WHERE user_id = ANY(%s)
+SELECT user_id, chat_id, enabled, muted_types, language, timezone, quiet_start, quiet_end
+FROM telegram_links WHERE user_id = ANY(%s)
 """
 
 _REPORTS = """
@@ -140,13 +196,20 @@ ON CONFLICT (dedupe_key) DO UPDATE SET
     status = CASE WHEN d.status = ANY(%s) THEN d.status ELSE excluded.status END,
     chat_ref = CASE WHEN d.status = ANY(%s) THEN d.chat_ref ELSE excluded.chat_ref END,
     updated_at = now()
-RETURNING id, dedupe_key, status, attempts
+RETURNING id, dedupe_key, status, attempts, handed_at
+"""
+
+_MARK_HANDED = """
+UPDATE deliveries AS d SET handed_at = CASE WHEN v.handed THEN now() END
+FROM unnest(%s::bigint[], %s::bool[]) AS v(id, handed)
+WHERE d.id = v.id AND d.status = 'sending'
 """
 
 _FINISH = """
-UPDATE deliveries AS d SET status = v.status,
+UPDATE deliveries AS d
+SET status = CASE WHEN d.status = 'sent' THEN d.status ELSE v.status END,
     telegram_message_id = coalesce(v.message_id, d.telegram_message_id),
-    error = v.error, attempts = v.attempts, updated_at = now(),
+    error = v.error, attempts = v.attempts, updated_at = now(), handed_at = NULL,
     sent_at = CASE WHEN v.status = 'sent' THEN now() ELSE d.sent_at END
 FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::int[])
      AS v(id, status, message_id, error, attempts)
@@ -157,6 +220,70 @@ _MARK_PROCESSED = """
 INSERT INTO processed_events (event_id, type, user_id, received_at)
 SELECT e, t, u, now() FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(e, t, u)
 ON CONFLICT DO NOTHING
+"""
+
+
+_HELD_USERS = """
+SELECT DISTINCT user_id FROM deliveries WHERE status = 'held' AND user_id = ANY(%s)
+"""
+
+_HOLD = """
+UPDATE deliveries AS d SET status = 'held', release_at = v.release_at, payload = v.payload,
+    updated_at = now()
+FROM unnest(%s::bigint[], %s::timestamptz[], %s::jsonb[]) AS v(id, release_at, payload)
+WHERE d.id = v.id AND d.status = 'sending' AND d.handed_at IS NULL
+RETURNING d.id
+"""
+
+# The newest success of each (user, post); its counts replaced unless a newer update came first.
+_POST_MESSAGES = """
+WITH v AS (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],
+                         %s::timestamptz[]) AS v(key, user_id, post_id, likes, comments, at)
+), target AS (
+    SELECT DISTINCT ON (v.key) v.key, a.event_id, a.occurred_at, a.details, v.likes,
+           v.comments, v.at
+    FROM v JOIN activity a ON a.user_id = v.user_id AND a.post_id = v.post_id
+                          AND a.type = 'post_success'
+    ORDER BY v.key, a.occurred_at DESC
+), applied AS (
+    UPDATE activity AS a SET likes = t.likes, comments = t.comments,
+        details = a.details || jsonb_build_object('metrics_at', t.at)
+    FROM target t
+    WHERE a.event_id = t.event_id
+      AND coalesce((a.details ->> 'metrics_at')::timestamptz, '-infinity') <= t.at
+    RETURNING a.event_id
+)
+SELECT t.key, t.event_id, t.occurred_at, t.details, t.event_id IN (SELECT event_id FROM applied),
+       d.id, d.status, d.telegram_message_id, d.payload
+FROM target t LEFT JOIN deliveries d ON d.dedupe_key = t.event_id::text
+"""
+
+# Rows the release loop is sending right now are locked: skip them rather than wait.
+_UPDATE_HELD = """
+WITH free AS (
+    SELECT id FROM deliveries WHERE id = ANY(%s) AND status = 'held' FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries AS d SET payload = d.payload || v.payload, updated_at = now()
+FROM unnest(%s::bigint[], %s::jsonb[]) AS v(id, payload), free
+WHERE d.id = v.id AND free.id = v.id
+RETURNING d.id
+"""
+
+# Whole users at a time, so one user's waiting messages fold into one message.
+_DUE_HELD = """
+SELECT id, event_id, event_type, user_id, payload, attempts FROM deliveries
+WHERE status = 'held' AND release_at <= %(now)s AND user_id IN (
+    SELECT DISTINCT user_id FROM deliveries
+    WHERE status = 'held' AND release_at <= %(now)s LIMIT %(users)s
+)
+ORDER BY user_id, id
+FOR UPDATE SKIP LOCKED
+"""
+
+_MARK_FOLDED = """
+UPDATE deliveries SET payload = coalesce(payload, '{}') || jsonb_build_object('folded', %s::int)
+WHERE id = ANY(%s)
 """
 
 
@@ -181,6 +308,7 @@ class NotifierStore:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
+        self._marks: AsyncConnection | None = None
 
     async def processed(
         self, conn: AsyncConnection, event_ids: Sequence[uuid.UUID]
@@ -202,6 +330,7 @@ class NotifierStore:
                     [r.type for r in batch], [r.occurred_at for r in batch],
                     [r.platform for r in batch], [r.likes for r in batch],
                     [r.comments for r in batch], [Jsonb(r.details) for r in batch],
+                    [r.post_id for r in batch],
                 ),
             )  # fmt: skip
 
@@ -212,8 +341,8 @@ class NotifierStore:
             return {}
         cursor = await conn.execute(_LINKS, (ids,))
         return {
-            user: Link(user, chat_id, enabled, tuple(muted or ()), language)
-            for user, chat_id, enabled, muted, language in await cursor.fetchall()
+            user: Link(user, chat_id, enabled, tuple(muted or ()), language, zone, start, end)
+            for user, chat_id, enabled, muted, language, zone, start, end in await cursor.fetchall()
         }
 
     async def daily_reports(
@@ -260,25 +389,59 @@ class NotifierStore:
                 [i.chat_ref for i in intents], [i.status for i in intents], final, final,
             ),
         )  # fmt: skip
-        return {
-            key: DeliveryRow(id_, key, status, attempts)
-            for id_, key, status, attempts in await cursor.fetchall()
-        }
+        return {row[1]: DeliveryRow(*row) for row in await cursor.fetchall()}
+
+    async def mark_handed(self, marks: Sequence[tuple[int, bool]]) -> None:
+        """Record that requests were written to Telegram (True) or definitely refused (False).
+
+        Only rows still `sending` change. Committed without waiting for the WAL flush: the mark
+        guards against resending after *our* crash, and a database crash that loses it only
+        means the message may be sent again (never that it is lost).
+        """
+        latest = dict(marks)  # the last word per delivery wins
+        if not latest:
+            return
+        # Its own connection: a mark must never wait behind a batch holding the pool, and one
+        # autocommitted statement is one round trip.
+        if self._marks is None or self._marks.closed:
+            self._marks = await AsyncConnection.connect(
+                str(self.pool.conninfo),
+                autocommit=True,
+                prepare_threshold=None,
+                options="-c synchronous_commit=off",
+            )
+        try:
+            await self._marks.execute(_MARK_HANDED, (list(latest), list(latest.values())))
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the hand-over marks' connection (the pool is closed by its owner)."""
+        if self._marks is not None:
+            marks, self._marks = self._marks, None
+            await marks.close()
 
     async def finish(self, results: Sequence[DeliveryResult]) -> None:
         """Write the outcomes of sends and mark finished events processed (one transaction)."""
         if not results:
             return
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                _FINISH,
-                (
-                    [r.delivery_id for r in results], [r.status for r in results],
-                    [r.telegram_message_id for r in results], [r.error for r in results],
-                    [r.attempts for r in results],
-                ),
-            )  # fmt: skip
-            await self.mark_processed(conn, [r for r in results if r.final])
+            await self.write_results(conn, results)
+
+    async def write_results(self, conn: AsyncConnection, results: Sequence[DeliveryResult]) -> None:
+        """`finish` in the caller's transaction."""
+        if not results:
+            return
+        await conn.execute(
+            _FINISH,
+            (
+                [r.delivery_id for r in results], [r.status for r in results],
+                [r.telegram_message_id for r in results], [r.error for r in results],
+                [r.attempts for r in results],
+            ),
+        )  # fmt: skip
+        await self.mark_processed(conn, [r for r in results if r.final])
 
     async def mark_processed(
         self, conn: AsyncConnection, results: Sequence[DeliveryResult]
@@ -292,6 +455,78 @@ class NotifierStore:
                     [r.user_id for r in results],
                 ),
             )  # fmt: skip
+
+    async def held_users(self, conn: AsyncConnection, user_ids: Iterable[str]) -> set[str]:
+        """The users among `user_ids` who have deliveries held for quiet hours."""
+        ids = sorted(set(user_ids))
+        if not ids:
+            return set()
+        cursor = await conn.execute(_HELD_USERS, (ids,))
+        return {row[0] for row in await cursor.fetchall()}
+
+    async def hold(self, conn: AsyncConnection, holds: Sequence[Hold]) -> set[int]:
+        """Turn `sending` deliveries into `held` ones; the ids that changed.
+
+        A row already handed to Telegram (`handed_at`) or finished is left alone.
+        """
+        if not holds:
+            return set()
+        cursor = await conn.execute(
+            _HOLD,
+            (
+                [h.delivery_id for h in holds], [h.release_at for h in holds],
+                [Jsonb(h.payload) for h in holds],
+            ),
+        )  # fmt: skip
+        return {row[0] for row in await cursor.fetchall()}
+
+    async def post_messages(
+        self, conn: AsyncConnection, updates: Sequence[MetricsUpdate]
+    ) -> dict[str, PostMessage]:
+        """Apply new counts to each post's success activity; its message, by update key.
+
+        Updates must name distinct (user, post) pairs. An update older than one applied before
+        changes nothing (`applied` False).
+        """
+        if not updates:
+            return {}
+        cursor = await conn.execute(
+            _POST_MESSAGES,
+            (
+                [u.key for u in updates], [u.user_id for u in updates],
+                [u.post_id for u in updates], [u.likes for u in updates],
+                [u.comments for u in updates], [u.at for u in updates],
+            ),
+        )  # fmt: skip
+        return {row[0]: PostMessage(*row[1:]) for row in await cursor.fetchall()}
+
+    async def update_held(
+        self, conn: AsyncConnection, payloads: dict[int, dict[str, Any]]
+    ) -> set[int]:
+        """Merge new payload fields into still-held deliveries (by id); the ids updated.
+
+        A delivery being released at this moment is skipped, not waited for.
+        """
+        if not payloads:
+            return set()
+        ids = list(payloads)
+        cursor = await conn.execute(_UPDATE_HELD, (ids, ids, [Jsonb(p) for p in payloads.values()]))
+        return {row[0] for row in await cursor.fetchall()}
+
+    async def due_held(
+        self, conn: AsyncConnection, now: datetime, users: int
+    ) -> list[HeldDelivery]:
+        """Lock the held deliveries due at `now` of up to `users` users, oldest first per user.
+
+        Rows another replica has locked are skipped: each is released by exactly one.
+        """
+        cursor = await conn.execute(_DUE_HELD, {"now": now, "users": users})
+        return [HeldDelivery(*row) for row in await cursor.fetchall()]
+
+    async def mark_folded(self, conn: AsyncConnection, delivery_ids: Sequence[int]) -> None:
+        """Note that these deliveries went out together in one message (it is never edited)."""
+        if delivery_ids:
+            await conn.execute(_MARK_FOLDED, (len(delivery_ids), list(delivery_ids)))
 
 
 def _report(day: date, per_platform: dict[str, list[int]]) -> DailyReport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, cast
@@ -18,7 +19,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods import SendMessage
+from aiogram.methods import EditMessageText, SendMessage
 from aiogram.methods.base import Response
 from aiogram.types import Message
 
@@ -58,7 +59,20 @@ class SendError(Exception):
 class TelegramSender(Protocol):
     """The port the notifier sends through; returns the Telegram message id."""
 
-    async def send_text(self, chat_id: int, text: str) -> int: ...
+    async def send_text(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_markup: dict[str, Any] | None = None,
+        on_written: Callable[[], None] | None = None,
+    ) -> int: ...
+
+    async def edit_text(
+        self, chat_id: int, message_id: int, text: str, reply_markup: dict[str, Any] | None = None
+    ) -> None:
+        """Replace a sent message's text and buttons ("message is not modified" is success)."""
+        ...
 
 
 def classify(exc: Exception) -> SendError:
@@ -113,15 +127,32 @@ class AiogramSender:
         if allow_paid_broadcast:
             self._extra["allow_paid_broadcast"] = True
         self._method = SendMessage(chat_id=0, text="sendMessage")
+        self._edit_url = bot.session.api.api_url(token=bot.token, method="editMessageText")
+        self._edit_method = EditMessageText(chat_id=0, message_id=0, text="editMessageText")
 
-    async def send_text(self, chat_id: int, text: str) -> int:
-        """Send one message; raise `SendError` classified from Telegram's answer."""
-        body = json.dumps({"chat_id": chat_id, "text": text, **self._extra}, ensure_ascii=False)
+    async def send_text(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_markup: dict[str, Any] | None = None,
+        on_written: Callable[[], None] | None = None,
+    ) -> int:
+        """Send one message; raise `SendError` classified from Telegram's answer.
+
+        `on_written` is called once the request has been handed to the connection (from then
+        on Telegram may act on it even if no answer ever reaches us).
+        """
+        fields: dict[str, Any] = {"chat_id": chat_id, "text": text, **self._extra}
+        if reply_markup is not None:
+            fields["reply_markup"] = reply_markup
+        body = json.dumps(fields, ensure_ascii=False)
         method = self._method  # only read for its return type and in error messages
         http = await self._session.create_session()  # type: ignore[attr-defined]
+        data = body.encode() if on_written is None else _Written(body.encode(), on_written)
         try:
             async with http.post(
-                self._url, data=body.encode(), headers=_JSON, timeout=self._timeout()
+                self._url, data=data, headers=_JSON, timeout=self._timeout()
             ) as response:
                 raw = await response.text()
         except TimeoutError as exc:
@@ -138,15 +169,73 @@ class AiogramSender:
             raise classify(exc) from exc
         return cast(Message, answer.result).message_id
 
+    async def edit_text(
+        self, chat_id: int, message_id: int, text: str, reply_markup: dict[str, Any] | None = None
+    ) -> None:
+        """Replace a message's text and buttons; "message is not modified" counts as done."""
+        fields: dict[str, Any] = {
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "text": text,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        if reply_markup is not None:
+            fields["reply_markup"] = reply_markup
+        try:
+            await self._post(self._edit_url, fields, self._edit_method)
+        except SendError as error:
+            # The same text and buttons again (a repeated metrics update): nothing to change.
+            # Telegram says so only in the description of a plain 400.
+            if error.error_code == 400 and "message is not modified" in error.description.lower():
+                return
+            raise
+
+    async def _post(self, url: str, fields: dict[str, Any], method: Any) -> Any:
+        """POST `fields` as JSON; aiogram's parsed result, or a classified `SendError`."""
+        body = json.dumps(fields, ensure_ascii=False)
+        http = await self._session.create_session()  # type: ignore[attr-defined]
+        try:
+            async with http.post(
+                url, data=body.encode(), headers=_JSON, timeout=self._timeout()
+            ) as response:
+                raw = await response.text()
+        except TimeoutError as exc:
+            error = TelegramNetworkError(method=method, message="Request timeout error")
+            raise classify(_caused(error, exc)) from exc
+        except aiohttp.ClientError as exc:
+            error = TelegramNetworkError(method=method, message=f"{type(exc).__name__}: {exc}")
+            raise classify(_caused(error, exc)) from exc
+        try:
+            answer = self._session.check_response(
+                bot=self._bot, method=method, status_code=response.status, content=raw
+            )
+        except Exception as exc:  # every aiogram failure is classified, none is swallowed
+            raise classify(exc) from exc
+        return answer.result
+
     def _timeout(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=float(self._session.timeout))
 
 
 _JSON = {"Content-Type": "application/json"}
 
+
+class _Written(aiohttp.BytesPayload):
+    """A request body that reports when it has been written to the connection."""
+
+    def __init__(self, value: bytes, on_written: Callable[[], None]) -> None:
+        super().__init__(value, content_type="application/json")
+        self._on_written = on_written
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        await super().write_with_length(writer, content_length)
+        self._on_written()
+
+
 # aiogram parametrises `Response[...]` on every call; pydantic caches generic models only weakly,
 # so without a strong reference the class is rebuilt (about 1 ms) on most sends.
-_RESPONSE_TYPES = (Response[Message], Response[bool])
+_RESPONSE_TYPES = (Response[Message], Response[bool], Response[Message | bool])
 
 
 def _caused(error: Exception, cause: BaseException) -> Exception:

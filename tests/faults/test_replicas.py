@@ -103,7 +103,8 @@ async def test_two_notifiers_and_two_schedulers(fresh_database_url, rabbitmq_url
     summaries = Counter(m["chat_id"] for m in messages if m["text"].startswith(SUMMARY))
     stamps = sorted(m["sent_at"] for m in messages if m["chat_id"] in chats)
     peak = max(_in_window(stamps, i) for i in range(len(stamps)))
-    average = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    # Telegram allows a burst of LIMIT, then LIMIT/s: the sustained rate leaves the burst out.
+    sustained = (len(stamps) - LIMIT) / (stamps[-1] - stamps[0])
     summary_extra = sum(n - 1 for n in summaries.values() if n > 1)
     report(
         "2 notifiers + 2 schedulers",
@@ -113,7 +114,7 @@ async def test_two_notifiers_and_two_schedulers(fresh_database_url, rabbitmq_url
         duplicated=counted.extra + summary_extra,
         too_many_requests=stats["too_many_requests"],
         peak_per_second=peak,
-        average_per_second=round(average, 1),
+        sustained_per_second=round(sustained, 2),
         sent_by_replica=sent_by,
         emitted_by_replica=emitted_by,
     )
@@ -121,7 +122,8 @@ async def test_two_notifiers_and_two_schedulers(fresh_database_url, rabbitmq_url
     assert counted.lost == [] and counted.extra == 0, (counted.lost[:20], counted.duplicated)
     assert set(summaries) == chats and summary_extra == 0, summaries.most_common(3)
     assert stats["too_many_requests"] == 0, stats
-    assert peak <= LIMIT and average <= LIMIT, (peak, average)
+    assert peak <= LIMIT, peak  # in every 1-second window
+    assert sustained <= LIMIT * 1.01, sustained  # two replicas would make it ~2 x LIMIT
     # Single active consumer: one replica sends everything, the other stands by.
     assert sorted(sent_by.values()) == [0, EVENTS + USERS], sent_by
     assert sum(emitted_by.values()) == USERS, emitted_by  # each trigger published once

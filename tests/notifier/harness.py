@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -126,9 +127,11 @@ async def running_notifier(
     rabbitmq_url: str,
     *,
     standin_limits: Any = None,
+    clock: Callable[[], datetime] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Harness]:
-    """Stand-in + notifier + publisher, all real, torn down afterwards."""
+    """Stand-in + notifier + publisher, all real, torn down afterwards (`clock`: the notifier's
+    idea of now, for quiet hours)."""
     async with StandIn(limits=standin_limits) as standin:
         config = NotifierSettings(
             database_url=database_url,
@@ -136,7 +139,7 @@ async def running_notifier(
             telegram_api_base=standin.base_url,
             **settings,
         )
-        notifier = build(config)
+        notifier = build(config) if clock is None else build(config, clock=clock)
         engine = create_engine(database_url, pool_size=2)
         publisher = EventPublisher(rabbitmq_url)
         await start(notifier)

@@ -1,0 +1,145 @@
+"""Golden texts in English, and the quiet-hours fold in both languages."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.notifier.render import (
+    MAX_MESSAGE_LENGTH,
+    DailyReport,
+    PlatformTotals,
+    render_automation_executed,
+    render_daily_summary,
+    render_post_failure,
+    render_post_success,
+    render_quiet_fold,
+    visible_length,
+)
+from shared.contract import AutomationExecutedData, PostFailureData, PostSuccessData
+
+pytestmark = pytest.mark.unit
+
+AT = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
+
+
+def test_post_success_in_english():
+    data = PostSuccessData(
+        platform="instagram",
+        content="Post content here...",
+        likes=1234,
+        comments=56,
+        post_url="https://instagram.com/p/abc",
+    )
+    assert render_post_success(data, AT, "en") == (
+        "✅ SNS post published\n"
+        "\n"
+        "📸 Instagram\n"
+        "📝 Post content here...\n"
+        "🔗 https://instagram.com/p/abc\n"
+        "👥 Likes: 1,234 | Comments: 56\n"
+        "⏰ 2026-02-26 10:30:00 UTC"
+    )
+
+
+def test_post_failure_in_english():
+    data = PostFailureData(platform="instagram", error="Connection timeout")
+    assert render_post_failure(data, AT, "en") == (
+        "❌ SNS post failed\n"
+        "\n"
+        "📱 Platform: Instagram\n"
+        "⚠️ Error: Connection timeout\n"
+        "⏰ 2026-02-26 10:30:00 UTC\n"
+        "\n"
+        "See the dashboard for details."
+    )
+
+
+def test_post_failure_without_an_error_message_in_english():
+    text = render_post_failure(PostFailureData(platform="x", error=""), AT, "en")
+    assert "⚠️ Error: Unknown error\n" in text
+
+
+def test_automation_executed_in_english():
+    data = AutomationExecutedData(
+        automation_name="Daily Instagram Post",
+        platforms=["instagram", "twitter"],
+        execution_time="2026-02-26 10:30:00 UTC",
+    )
+    assert render_automation_executed(data, AT, "en") == (
+        "🤖 Automation rule executed\n"
+        "\n"
+        "📋 Rule: Daily Instagram Post\n"
+        "📱 Platforms: Instagram, Twitter\n"
+        "✅ Status: Completed\n"
+        "⏰ Execution time: 2026-02-26 10:30:00 UTC\n"
+        "📅 2026-02-26 10:30:00 UTC"
+    )
+
+
+def test_automation_with_many_platforms_in_english():
+    data = AutomationExecutedData(
+        automation_name="r", platforms=[f"p{i}" for i in range(32)], execution_time="t"
+    )
+    assert ", P29 and 2 more\n" in render_automation_executed(data, AT, "en")
+
+
+def test_daily_summary_in_english():
+    report = DailyReport(
+        day=date(2026, 2, 26),
+        total_posts=4,
+        successful_posts=4,
+        failed_posts=0,
+        total_engagement=2345,
+        platforms={
+            "twitter": PlatformTotals(posts=1, engagement=1111),
+            "instagram": PlatformTotals(posts=3, engagement=1234),
+        },
+    )
+    assert render_daily_summary(report, "en") == (
+        "📊 Daily SNS report\n"
+        "\n"
+        "📝 Posts: 4\n"
+        "✅ Successful: 4\n"
+        "❌ Failed: 0\n"
+        "👥 Total engagement: 2,345\n"
+        "\n"
+        "By platform:\n"
+        "📸 Instagram: 3 posts | 👥 1,234\n"
+        "🐦 Twitter: 1 post | 👥 1,111\n"
+        "\n"
+        "📅 2026-02-26"
+    )
+
+
+def test_an_unknown_language_is_korean():
+    data = PostFailureData(platform="instagram", error="e")
+    assert render_post_failure(data, AT, "fr") == render_post_failure(data, AT)
+
+
+FIRST = render_post_failure(PostFailureData(platform="x", error="one"), AT)
+SECOND = render_post_failure(PostFailureData(platform="x", error="two"), AT)
+
+
+def test_quiet_hours_fold_in_korean():
+    assert render_quiet_fold([FIRST, SECOND]) == (
+        f"🌙 방해 금지 시간 동안 온 알림 2건\n\n────────\n\n{FIRST}\n\n────────\n\n{SECOND}"
+    )
+
+
+def test_quiet_hours_fold_in_english():
+    assert render_quiet_fold([FIRST, SECOND], "en") == (
+        f"🌙 2 notifications during quiet hours\n\n────────\n\n{FIRST}\n\n────────\n\n{SECOND}"
+    )
+
+
+@pytest.mark.parametrize("language", ["ko", "en"])
+def test_a_fold_too_long_for_one_message_counts_the_rest(language):
+    long_failure = PostFailureData(platform="x", error="&<" * 600)  # escaped: 3,600 raw chars
+    texts = [render_post_failure(long_failure, AT, language) for _ in range(10)]
+    fold = render_quiet_fold(texts, language)
+    assert visible_length(fold) <= MAX_MESSAGE_LENGTH
+    shown = fold.count("⚠️")
+    assert 1 <= shown < 10
+    closing = fold.rsplit("\n\n────────\n\n", 1)[1]
+    assert closing == ("… 외 {}건" if language == "ko" else "… and {} more").format(10 - shown)
+    assert fold.startswith("🌙 방해 금지 시간 동안 온 알림 10건" if language == "ko" else "🌙 10")
