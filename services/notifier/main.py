@@ -69,6 +69,8 @@ class NotifierSettings(BaseServiceSettings):
     notifier_delivery_limit: int = 5
     notifier_shutdown_seconds: float = 8
     notifier_release_interval_seconds: float = 5
+    notifier_digest_min: int = 0
+    notifier_digest_window_seconds: float = 5
 
     def limits(self) -> Limits:
         """The send limits; paid broadcast raises the global one to 1000/s."""
@@ -150,6 +152,8 @@ def build(
             batch_wait=settings.notifier_batch_wait_ms / 1000,
             max_attempts=settings.notifier_max_attempts,
             release_interval=settings.notifier_release_interval_seconds,
+            digest_min=settings.notifier_digest_min,
+            digest_window=settings.notifier_digest_window_seconds,
         ),
         # Buttons are signed with a key derived from the bot token, which the linker also has.
         callback_key=callback_key(bot_token(settings)),

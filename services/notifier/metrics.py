@@ -35,3 +35,4 @@ IN_FLIGHT = Gauge("notifier_in_flight", "Events being processed (unacknowledged)
 BATCH_SIZE = Histogram(
     "notifier_batch_size", "Events per database batch", buckets=(1, 2, 5, 10, 25, 50, 100, 250)
 )
+DIGESTS = Counter("notifier_digests_total", "Messages sent as a digest of a burst to one chat")

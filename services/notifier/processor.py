@@ -39,9 +39,11 @@ from services.notifier.ratelimit import ChatSequencer, RateLimiter
 from services.notifier.render import (
     DailyReport,
     PlatformTotals,
+    digest_fits,
     platform_key,
     render_automation_executed,
     render_daily_summary,
+    render_digest,
     render_post_failure,
     render_post_success,
     render_quiet_fold,
@@ -131,6 +133,10 @@ class ProcessorConfig:
     db_retry_max: float = 10.0
     release_interval: float = 5.0
     release_users: int = 100
+    digest_min: int = 0
+    """Fold this many (or more) messages waiting for one chat into one; 0: never fold."""
+    digest_window: float = 5.0
+    """Only messages that arrived within this many seconds of the first are folded."""
 
 
 @dataclass
@@ -150,6 +156,11 @@ class _Send:
     ticket: asyncio.Future[None]
     started: float = field(default_factory=time.monotonic)
     buttons: Keyboard | None = None
+    language: str = "ko"
+    folded: list[_Send] = field(default_factory=list)
+    """Later messages to the same chat that this one carries as a digest."""
+    absorbed: bool = False
+    """Carried by an earlier message's digest: nothing left to send."""
 
 
 @dataclass(frozen=True)
@@ -178,8 +189,9 @@ class HeldEdit:
     payload: dict[str, Any]
 
 
-Plan = tuple[int, str, Keyboard] | EditPlan | str
-"""Per dedupe key: send (chat id, text, buttons), edit, or the reason nothing is sent now."""
+Plan = tuple[int, str, Keyboard, str] | EditPlan | str
+"""Per dedupe key: send (chat id, text, buttons, language), edit, or the reason nothing is sent
+now."""
 
 
 @dataclass(frozen=True)
@@ -444,6 +456,8 @@ class Processor:
         self._internal = internal_events
         self._config = config or ProcessorConfig()
         self._sequencer = ChatSequencer()
+        self._lines: dict[int, list[_Send | _Edit]] = {}
+        """Per chat, the sends and edits in the sequencer's line (for digests)."""
         self._prepare = Batcher(
             self._config.batch_size, self._config.batch_wait, self._prepare_batch
         )
@@ -618,7 +632,7 @@ class Processor:
                     report = report_from_data(data)
                 text = render(event, data, report, link.language)
                 buttons = keyboard(event.type, event.event_id, event.data, link.language)
-                plans[key] = (chat_id, text, buttons)
+                plans[key] = (chat_id, text, buttons, link.language)
                 until = quiet_until(context.now, link.timezone, link.quiet_start, link.quiet_end)
                 if until is None and event.user_id in context.waiting:
                     until = context.now
@@ -705,13 +719,15 @@ class Processor:
                 self._results.add((result, item.future, Outcome("uncertain", reason)))
             elif isinstance(plan, EditPlan):
                 edit = _Edit(item, row, plan, self._sequencer.enter(plan.chat_id))
+                self._lines.setdefault(plan.chat_id, []).append(edit)
                 task = asyncio.create_task(self._edit(edit))
                 self._sends.add(task)
                 task.add_done_callback(self._sends.discard)
             else:
-                chat_id, text, buttons = plan
+                chat_id, text, buttons, language = plan
                 ticket = self._sequencer.enter(chat_id)
-                send = _Send(item, row, chat_id, text, ticket, buttons=buttons)
+                send = _Send(item, row, chat_id, text, ticket, buttons=buttons, language=language)
+                self._lines.setdefault(chat_id, []).append(send)
                 task = asyncio.create_task(self._send(send))
                 self._sends.add(task)
                 task.add_done_callback(self._sends.discard)
@@ -726,23 +742,30 @@ class Processor:
         with log_context(event_id=str(item.event.event_id), user_id=item.event.user_id):
             try:
                 await send.ticket
+                if send.absorbed:  # an earlier message carried it as part of a digest
+                    return
+                text, buttons = send.text, send.buttons
                 while True:
                     waited = await self._limiter.acquire(chat_id)
                     metrics.RATE_WAIT.observe(waited)
+                    if not send.folded and self._fold(send):  # waiting let a burst gather
+                        text, buttons = self._digest(send), None
                     attempts += 1
                     started = time.perf_counter()
                     written = False
+                    rows = [send.row.id, *(f.row.id for f in send.folded)]
 
-                    def handed(row_id: int = send.row.id) -> None:
+                    def handed(rows: list[int] = rows) -> None:
                         nonlocal written
                         written = True
-                        self._marks.add((row_id, True))
+                        for row_id in rows:
+                            self._marks.add((row_id, True))
 
                     try:
                         message_id = await self._sender.send_text(
                             chat_id,
-                            send.text,
-                            reply_markup=self._markup(send.buttons, chat_id),
+                            text,
+                            reply_markup=self._markup(buttons, chat_id),
                             on_written=handed,
                         )
                     except SendError as error:
@@ -751,7 +774,8 @@ class Processor:
                         verdict = await self._after_failure(item, error, attempts, rate_limited)
                         if verdict is None:  # retry
                             if written:  # we resend it ourselves; so may the next consumer
-                                self._marks.add((send.row.id, False))
+                                for row_id in rows:
+                                    self._marks.add((row_id, False))
                             if error.failure is Failure.RETRY_AFTER:
                                 rate_limited += 1
                                 attempts -= 1  # a 429 is Telegram pacing us, not a failed attempt
@@ -778,7 +802,45 @@ class Processor:
                 problem = f"{type(exc).__name__}: {exc}"
                 self._finish(send, attempts, "failed", None, problem, "processing_error")
             finally:
+                self._leave_line(send.chat_id, send)
                 self._sequencer.leave(send.chat_id, send.ticket)
+
+    def _fold(self, send: _Send) -> bool:
+        """Take the messages queued behind `send` for its chat into a digest, when enough of
+        them arrived within the window and they fit one message; True if it did."""
+        minimum = self._config.digest_min
+        line = self._lines.get(send.chat_id, [])
+        if minimum < 2 or len(line) < minimum or send not in line:
+            return False
+        texts = [send.text]
+        taken: list[_Send] = []
+        for other in line[line.index(send) + 1 :]:
+            if not isinstance(other, _Send) or other.absorbed:
+                break  # an edit (or a message another digest took) keeps its place in order
+            if other.started - send.started > self._config.digest_window:
+                break
+            if not digest_fits([*texts, other.text], send.language):
+                break
+            texts.append(other.text)
+            taken.append(other)
+        if 1 + len(taken) < minimum:
+            return False
+        for other in taken:
+            other.absorbed = True
+        send.folded = taken
+        metrics.DIGESTS.inc()
+        return True
+
+    def _digest(self, send: _Send) -> str:
+        return render_digest([send.text, *(f.text for f in send.folded)], send.language)
+
+    def _leave_line(self, chat_id: int, entry: _Send | _Edit) -> None:
+        line = self._lines.get(chat_id)
+        if line is not None:
+            with contextlib.suppress(ValueError):
+                line.remove(entry)
+            if not line:
+                del self._lines[chat_id]
 
     async def _after_failure(
         self, item: _Item, error: SendError, attempts: int, rate_limited: int
@@ -874,6 +936,7 @@ class Processor:
                 problem = f"{type(exc).__name__}: {exc}"
                 self._finish(edit, attempts, "failed", None, problem, "processing_error")
             finally:
+                self._leave_line(plan.chat_id, edit)
                 self._sequencer.leave(plan.chat_id, edit.ticket)
 
     async def _after_edit_failure(
@@ -1019,9 +1082,11 @@ class Processor:
         dead_letter: DeadLetterReason | None,
     ) -> None:
         final = status in FINAL_STATUSES
-        result = _result(send.item, send.row, status, message_id, error, final, attempts)
         outcome = Outcome(status, error, dead_letter, message_id)
-        self._results.add((result, send.item.future, outcome))
+        carried = send.folded if isinstance(send, _Send) else []
+        for each in (send, *carried):  # a digest's messages share its fate
+            result = _result(each.item, each.row, status, message_id, error, final, attempts)
+            self._results.add((result, each.item.future, outcome))
 
     async def _write_marks(self, marks: list[tuple[int, bool]]) -> None:
         try:

@@ -59,6 +59,7 @@ class Labels:
     more_platforms_line: str
     quiet_header: str
     more_notifications: str
+    digest_header: str
     view_post: str
     retry: str
     mute_type: str
@@ -89,6 +90,7 @@ KO = Labels(
     more_platforms_line="외 {}개 플랫폼",
     quiet_header="🌙 방해 금지 시간 동안 온 알림 {}건",
     more_notifications="… 외 {}건",
+    digest_header="📬 새 알림 {}건",
     view_post="🔗 게시물 보기",
     retry="🔄 다시 시도",
     mute_type="🔕 이 유형 알림 끄기",
@@ -119,6 +121,7 @@ EN = Labels(
     more_platforms_line="and {} more platforms",
     quiet_header="🌙 {} notifications during quiet hours",
     more_notifications="… and {} more",
+    digest_header="📬 {} new notifications",
     view_post="🔗 View post",
     retry="🔄 Retry",
     mute_type="🔕 Mute this type",
@@ -346,3 +349,17 @@ def render_quiet_fold(texts: list[str], language: str = "ko") -> str:
     if hidden:
         parts.append(words.more_notifications.format(number(hidden)))
     return FOLD_SEPARATOR.join(parts)
+
+
+def render_digest(texts: list[str], language: str = "ko") -> str:
+    """Notifications that reached one chat in a burst, as one message: a header, then each text.
+
+    The caller picks texts that fit (`digest_fits`); nothing is cut here.
+    """
+    header = labels(language).digest_header.format(number(len(texts)))
+    return FOLD_SEPARATOR.join([header, *texts])
+
+
+def digest_fits(texts: list[str], language: str = "ko") -> bool:
+    """True when `render_digest(texts)` stays within Telegram's message length."""
+    return visible_length(render_digest(texts, language)) <= MAX_MESSAGE_LENGTH
