@@ -29,7 +29,7 @@ test-integration: install
 test-e2e: install
 	$(UV) run pytest -m e2e
 
-test-faults: install  ## fault suite (~3.5 min): kill -9, RabbitMQ/PostgreSQL restarts, Telegram faults, replicas, bad input
+test-faults: install  ## fault suite (~6.5 min): kill -9, RabbitMQ/PostgreSQL restarts, Telegram faults, replicas, bad input
 	$(UV) run pytest tests/faults -v
 
 lint: install  ## ruff format check, ruff lint, mypy

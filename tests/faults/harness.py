@@ -47,7 +47,7 @@ REPORT_LINES: list[str] = []
 
 
 def quick() -> bool:
-    """FAULTS_QUICK=1: smaller streams, for a quick look (the full suite takes ~3.5 minutes)."""
+    """FAULTS_QUICK=1: smaller streams, for a quick look (the full suite takes ~6.5 minutes)."""
     return os.environ.get("FAULTS_QUICK") == "1"
 
 
