@@ -1,11 +1,14 @@
 """The whole system as a developer runs it (`sns-telegram dev`): real processes, real servers.
 
 A user links their account through the stand-in, gets a post notification and their daily report,
-every service answers /healthz, /readyz and /metrics, and Ctrl-C (SIGTERM) stops everything.
+sees the post's numbers edited in place, presses the notifier's buttons (handled by the linker:
+Retry publishes `post_retry_requested`, "Mute this type" stops that type), every service answers
+/healthz, /readyz and /metrics, and Ctrl-C (SIGTERM) stops everything.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -16,12 +19,15 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import aio_pika
 import httpx
 import jwt
 import pytest
 
 from services.standin.client import StandInClient
+from shared.contract import EXCHANGE
 from shared.publisher import EventPublisher
 from tests.notifier.harness import eventually
 
@@ -75,6 +81,32 @@ def system(fresh_database_url, rabbitmq_url, tmp_path):
         log.close()
 
 
+class RetryRequests:
+    """A queue bound to `post_retry_requested`, as the platform's publisher would consume it."""
+
+    def __init__(self, connection: aio_pika.abc.AbstractConnection, queue: Any) -> None:
+        self._connection = connection
+        self._queue = queue
+
+    async def get(self, timeout: float) -> aio_pika.abc.AbstractIncomingMessage:
+        async def one() -> aio_pika.abc.AbstractIncomingMessage | None:
+            return await self._queue.get(fail=False)
+
+        return await eventually(one, timeout=timeout, interval=0.1)
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+async def retry_requests(rabbitmq_url: str) -> RetryRequests:
+    connection = await aio_pika.connect_robust(rabbitmq_url)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(exchange, routing_key="post_retry_requested")
+    return RetryRequests(connection, queue)
+
+
 async def ready(url: str) -> bool:
     try:
         async with httpx.AsyncClient(timeout=2) as client:
@@ -106,7 +138,7 @@ async def test_link_notify_summarise_and_stop(system):
             event = await pub.send(
                 "post_success", user,
                 {"platform": "instagram", "content": "봄 신상 <b>50%</b> 할인", "likes": 1234,
-                 "comments": 56, "post_url": "https://instagram.com/p/abc"},
+                 "comments": 56, "post_url": "https://instagram.com/p/abc", "post_id": "p-1"},
             )  # fmt: skip
         messages = await telegram.wait_for_messages(chat, 2, timeout=30)
         assert messages[1]["text"] == (
@@ -130,7 +162,57 @@ async def test_link_notify_summarise_and_stop(system):
             f"플랫폼별 통계:\n📸 Instagram: 1 게시 | 👥 1,290\n\n📅 {today}"
         )
 
-    # 4. Every service exposes its metrics.
+        # 4. New numbers for the post edit its message in place (no new message).
+        async with EventPublisher(rabbitmq_url) as pub:
+            await pub.send("post_metrics_updated", user, {"post_id": "p-1", "likes": 2000,
+                                                         "comments": 80})  # fmt: skip
+
+        async def edited() -> bool:
+            return "👥 좋아요: 2,000 | 댓글: 80" in (await telegram.bot_messages(chat))[1]["text"]
+
+        await eventually(edited, timeout=30)
+        assert len(await telegram.bot_messages(chat)) == 3
+
+        # 5. A failure comes with buttons; the linker handles the presses. Retry publishes the
+        # original event's data for the platform, once; "Mute this type" stops that type.
+        retries = await retry_requests(rabbitmq_url)
+        async with EventPublisher(rabbitmq_url) as pub:
+            failure = await pub.send("post_failure", user, {"platform": "x", "error": "timeout"})
+        failure_message = (await telegram.wait_for_messages(chat, 4, timeout=30))[3]
+        buttons = {
+            b["text"]: b.get("callback_data")
+            for row in failure_message["reply_markup"]["inline_keyboard"]
+            for b in row
+        }
+        press = await telegram.press(chat, failure_message["message_id"], buttons["🔄 다시 시도"])
+        answer = await telegram.callback(press["callback_query"]["id"], timeout=15)
+        assert answer["answered"]
+        request = await retries.get(timeout=15)
+        assert request.routing_key == "post_retry_requested"
+        body = json.loads(request.body)
+        assert body["user_id"] == user
+        assert body["data"]["original_event_id"] == str(failure.event_id)
+        assert (body["data"]["platform"], body["data"]["error"]) == ("x", "timeout")
+        await request.ack()
+
+        press = await telegram.press(
+            chat, failure_message["message_id"], buttons["🔕 이 유형 알림 끄기"]
+        )
+        await telegram.callback(press["callback_query"]["id"], timeout=15)
+        preferences = await api.get("/api/telegram/preferences", headers=bearer(user))
+        assert preferences.json()["muted_types"] == ["post_failure"]
+        async with EventPublisher(rabbitmq_url) as pub:
+            await pub.send("post_failure", user, {"platform": "x", "error": "muted"})
+            await pub.send("automation_executed", user, {"automation_name": "Daily",
+                           "platforms": ["x"], "execution_time": "10:00"})  # fmt: skip
+        # (message 5 is the linker's reply to the Retry press)
+        messages = await telegram.wait_for_messages(chat, 6, timeout=30)
+        assert messages[4]["text"].startswith("🔄") and "재시도" in messages[4]["text"]
+        assert len(messages) == 6 and messages[5]["text"].startswith("🤖 자동화 규칙 실행")
+        # ...and the messages of a chat keep their order, so the muted failure was skipped.
+        await retries.close()
+
+    # 6. Every service exposes its metrics.
     async with httpx.AsyncClient(timeout=5) as client:
         for name in ("linker", "scheduler", "notifier"):
             assert (await client.get(f"{urls[name]}/healthz")).status_code == 200
@@ -141,7 +223,7 @@ async def test_link_notify_summarise_and_stop(system):
             r'notifier_messages_sent_total\{type="post_success"\} 1\.0', notifier_metrics
         )
 
-    # 5. Ctrl-C / SIGTERM stops every process, cleanly and promptly.
+    # 7. Ctrl-C / SIGTERM stops every process, cleanly and promptly.
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
