@@ -16,41 +16,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
-import hmac
-import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
 from psycopg_pool import PoolTimeout
-from pydantic import ValidationError
 
 from services.common.logging import log_context, mask_chat_id
 from services.notifier import metrics
+from services.notifier.batching import Batcher
 from services.notifier.keyboards import Keyboard, keyboard, reply_markup
+from services.notifier.planning import (
+    EditPlan,
+    HeldEdit,
+    Plan,
+    activity_row,
+    chat_tag,
+    dedupe_key,
+    edit_plan,
+    link_skip_reason,
+    post_key,
+    render,
+    report_from_data,
+    skip_reason,
+)
 from services.notifier.preferences import quiet_until
 from services.notifier.ratelimit import ChatSequencer, RateLimiter
 from services.notifier.render import (
     DailyReport,
-    PlatformTotals,
     digest_fits,
-    platform_key,
-    render_automation_executed,
-    render_daily_summary,
     render_digest,
-    render_post_failure,
-    render_post_success,
     render_quiet_fold,
 )
 from services.notifier.store import (
     FINAL_STATUSES,
-    ActivityRow,
     DeliveryIntent,
     DeliveryResult,
     DeliveryRow,
@@ -65,14 +69,10 @@ from services.notifier.store import (
 from services.notifier.telegram import Failure, SendError, TelegramSender
 from shared.contract import (
     ACTIVITY_TYPES,
-    AutomationExecutedData,
     DailySummaryData,
     DeadLetterReason,
     Event,
-    EventType,
-    PostFailureData,
     PostMetricsUpdatedData,
-    PostSuccessData,
 )
 
 log = logging.getLogger("notifier")
@@ -80,9 +80,6 @@ log = logging.getLogger("notifier")
 TRANSIENT_DB_ERRORS = (psycopg.OperationalError, PoolTimeout, OSError, TimeoutError)
 """Errors that mean the database is unreachable for now, not that the work is wrong."""
 
-POST_ID_CHARS = 200
-STORED_DATA_CHARS = 4000
-"""Longest text (or JSON of a nested value) of an event's data kept in `activity.details`."""
 
 SETTLED_IN_PLAN = ("skipped", "held", "edited")
 """Delivery states decided inside the batch transaction: nothing is sent for them now."""
@@ -163,35 +160,12 @@ class _Send:
     """Carried by an earlier message's digest: nothing left to send."""
 
 
-@dataclass(frozen=True)
-class EditPlan:
-    """Edit a sent message in place (a post's new counts)."""
-
-    chat_id: int
-    message_id: int
-    text: str
-    buttons: Keyboard
-
-
 @dataclass
 class _Edit:
     item: _Item
     row: DeliveryRow
     plan: EditPlan
     ticket: asyncio.Future[None]
-
-
-@dataclass(frozen=True)
-class HeldEdit:
-    """New text for a message still held for quiet hours."""
-
-    delivery_id: int
-    payload: dict[str, Any]
-
-
-Plan = tuple[int, str, Keyboard, str] | EditPlan | str
-"""Per dedupe key: send (chat id, text, buttons, language), edit, or the reason nothing is sent
-now."""
 
 
 @dataclass(frozen=True)
@@ -207,229 +181,6 @@ class _Context:
     superseded: dict[str, str]
     waiting: set[str]
     """Users with held deliveries."""
-
-
-def dedupe_key(event: Event, data: Any) -> str:
-    """The key under which at most one message is sent for this event."""
-    if isinstance(data, DailySummaryData):
-        base = f"daily_summary:{event.user_id}:{data.date.isoformat()}"
-        return f"{base}:resend:{event.event_id}" if data.resend else base
-    return str(event.event_id)
-
-
-def render(event: Event, data: Any, report: DailyReport | None, language: str = "ko") -> str:
-    """The message text of an event (the daily report is aggregated before)."""
-    if isinstance(data, PostSuccessData):
-        return render_post_success(data, event.occurred_at, language)
-    if isinstance(data, PostFailureData):
-        return render_post_failure(data, event.occurred_at, language)
-    if isinstance(data, AutomationExecutedData):
-        return render_automation_executed(data, event.occurred_at, language)
-    if isinstance(data, DailySummaryData):
-        assert report is not None
-        return render_daily_summary(report, language)
-    raise TypeError(f"no template for {event.type}")
-
-
-def stored_data(data: dict[str, Any]) -> dict[str, Any]:
-    """An event's `data` as kept in `activity.details["data"]` (the linker's Retry, our edits):
-    long texts cut, large nested values dropped, so rows stay small."""
-    kept: dict[str, Any] = {}
-    for name, value in _storable(data).items():
-        if isinstance(value, str):
-            kept[name] = value[:STORED_DATA_CHARS]
-        elif isinstance(value, dict | list):
-            if len(json.dumps(value, ensure_ascii=False)) <= STORED_DATA_CHARS:
-                kept[name] = value
-        else:  # numbers, booleans, null
-            kept[name] = value
-    return kept
-
-
-def _storable(value: Any) -> Any:
-    """`value` without what PostgreSQL's jsonb refuses: NUL characters and lone surrogates."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    return value
-
-
-def post_key(post_id: str | None) -> str | None:
-    """A post id as `activity.post_id` holds it (at most 200 characters, storable)."""
-    return None if post_id is None else _storable(post_id)[:POST_ID_CHARS]
-
-
-def chat_tag(key: bytes, chat_id: int) -> str:
-    """A keyed digest naming the chat a post's message went to (an edit must go to the same)."""
-    return hmac.new(key, f"chat:{chat_id}".encode(), hashlib.sha256).hexdigest()[:16]
-
-
-def report_from_data(data: DailySummaryData) -> DailyReport:
-    """A daily report from totals the publisher supplied (the seed's shape)."""
-    return DailyReport(
-        day=data.date,
-        total_posts=data.total_posts or 0,
-        successful_posts=data.successful_posts or 0,
-        failed_posts=data.failed_posts or 0,
-        total_engagement=data.total_engagement or 0,
-        platforms={
-            platform_key(k): PlatformTotals(v.posts, v.engagement)
-            for k, v in (data.platforms or {}).items()
-        },
-    )
-
-
-def activity_row(event: Event, data: Any, chat: str | None = None) -> ActivityRow:
-    """What the daily summary, the linker's Retry and metrics edits need of a platform event.
-
-    `details["data"]` is the event's data (see `stored_data`); `chat` (a `chat_tag`) names the
-    chat a post's success message goes to.
-    """
-    original = stored_data(event.data)
-    if isinstance(data, PostSuccessData):
-        details: dict[str, object] = _storable({"post_id": data.post_id, "post_url": data.post_url})
-        if chat is not None:
-            details["chat"] = chat
-        return ActivityRow(
-            event.event_id,
-            event.user_id,
-            event.type,
-            event.occurred_at,
-            platform_key(data.platform),
-            data.likes,
-            data.comments,
-            details | {"data": original},
-            post_key(data.post_id),
-        )
-    if isinstance(data, PostFailureData):
-        return ActivityRow(
-            event.event_id,
-            event.user_id,
-            event.type,
-            event.occurred_at,
-            platform_key(data.platform),
-            0,
-            0,
-            {"post_id": data.post_id, "error": _storable(data.error[:500]), "data": original},
-            post_key(data.post_id),
-        )
-    assert isinstance(data, AutomationExecutedData)
-    return ActivityRow(
-        event.event_id,
-        event.user_id,
-        event.type,
-        event.occurred_at,
-        None,
-        0,
-        0,
-        {
-            "automation_name": _storable(data.automation_name[:200]),
-            "platforms": _storable(data.platforms[:50]),
-            "data": original,
-        },
-    )
-
-
-def skip_reason(event: Event, link: Link | None) -> str | None:
-    """Why this user gets no message, or None when the message should be sent."""
-    return link_skip_reason(link, event.type.value)
-
-
-def link_skip_reason(link: Link | None, event_type: str) -> str | None:
-    """Why a message of `event_type` goes nowhere under this link, or None."""
-    if link is None:
-        return "not linked"
-    if not link.enabled or not link.chat_id:
-        return "notifications disabled"
-    if event_type in link.muted_types:
-        return "type muted"
-    return None
-
-
-def edit_plan(
-    update: PostMetricsUpdatedData,
-    post: PostMessage | None,
-    link: Link,
-    chat_id: int,
-    tag: str,
-) -> EditPlan | HeldEdit | str:
-    """How to show a post's new counts: edit its message, rewrite its held payload, or why not.
-
-    `tag` is the `chat_tag` of the user's chat now; the message must have gone there.
-    """
-    if post is None:
-        return "no earlier message for this post"
-    if not post.applied:
-        return "older than the counts already shown"
-    original = post.details.get("data")
-    if not isinstance(original, dict):
-        return "the post's notification was not stored"
-    try:
-        data = PostSuccessData.model_validate(
-            original | {"likes": update.likes, "comments": update.comments}
-        )
-    except ValidationError:
-        return "the post's stored notification is invalid"
-    text = render_post_success(data, post.occurred_at, link.language)
-    buttons = keyboard(EventType.POST_SUCCESS, post.event_id, original, link.language)
-    if post.status == "held" and post.delivery_id is not None:
-        return HeldEdit(post.delivery_id, {"text": text, "buttons": buttons})
-    if post.status != "sent" or post.message_id is None:
-        return "no message was sent for this post"
-    if (post.payload or {}).get("folded"):
-        return "the post's message is a quiet-hours fold"
-    if post.details.get("chat") != tag:
-        return "the post's message is in another chat"
-    return EditPlan(chat_id, post.message_id, text, buttons)
-
-
-class Batcher:
-    """Runs `flush` on groups of queued items, one group at a time, in arrival order.
-
-    An idle batcher waits `wait` seconds for company before flushing; while a flush runs, new
-    items gather into the next group (up to `size`), so batches grow with the load.
-    """
-
-    def __init__(self, size: int, wait: float, flush: Callable[[list[Any]], Awaitable[None]]):
-        self._size = size
-        self._wait = wait
-        self._flush = flush
-        self._items: list[Any] = []
-        self._worker: asyncio.Task[None] | None = None
-        self._full = asyncio.Event()
-
-    def add(self, item: Any) -> None:
-        """Queue one item (synchronously, so arrival order is kept)."""
-        self._items.append(item)
-        if len(self._items) >= self._size:
-            self._full.set()
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._work())
-
-    async def _work(self) -> None:
-        try:
-            while self._items:
-                if len(self._items) < self._size:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self._wait):
-                            await self._full.wait()
-                self._full.clear()
-                batch, self._items = self._items[: self._size], self._items[self._size :]
-                await self._flush(batch)
-        finally:
-            self._worker = None
-
-    def cancel(self) -> None:
-        """Cancel the running flush and drop queued items (their owners see cancellation)."""
-        if self._worker is not None:
-            self._worker.cancel()
-        for item in self._items:
-            future = item.future if hasattr(item, "future") else item[1]
-            future.cancel()
-        self._items = []
 
 
 class Processor:

@@ -1,0 +1,54 @@
+"""Grouping work into batches, so the database sees one statement per batch, not per event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+class Batcher:
+    """Runs `flush` on groups of queued items, one group at a time, in arrival order.
+
+    An idle batcher waits `wait` seconds for company before flushing; while a flush runs, new
+    items gather into the next group (up to `size`), so batches grow with the load.
+    """
+
+    def __init__(self, size: int, wait: float, flush: Callable[[list[Any]], Awaitable[None]]):
+        self._size = size
+        self._wait = wait
+        self._flush = flush
+        self._items: list[Any] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._full = asyncio.Event()
+
+    def add(self, item: Any) -> None:
+        """Queue one item (synchronously, so arrival order is kept)."""
+        self._items.append(item)
+        if len(self._items) >= self._size:
+            self._full.set()
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work())
+
+    async def _work(self) -> None:
+        try:
+            while self._items:
+                if len(self._items) < self._size:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._wait):
+                            await self._full.wait()
+                self._full.clear()
+                batch, self._items = self._items[: self._size], self._items[self._size :]
+                await self._flush(batch)
+        finally:
+            self._worker = None
+
+    def cancel(self) -> None:
+        """Cancel the running flush and drop queued items (their owners see cancellation)."""
+        if self._worker is not None:
+            self._worker.cancel()
+        for item in self._items:
+            future = item.future if hasattr(item, "future") else item[1]
+            future.cancel()
+        self._items = []

@@ -1,0 +1,242 @@
+"""What each event becomes, decided without I/O: its dedupe key, its text, what the daily
+summary and the buttons need remembered of it, why it goes nowhere, how a post's new counts are
+shown. The processor calls these with what one batch's transaction looked up."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.notifier.keyboards import Keyboard, keyboard
+from services.notifier.render import (
+    DailyReport,
+    PlatformTotals,
+    platform_key,
+    render_automation_executed,
+    render_daily_summary,
+    render_post_failure,
+    render_post_success,
+)
+from services.notifier.store import (
+    ActivityRow,
+    Link,
+    PostMessage,
+)
+from shared.contract import (
+    AutomationExecutedData,
+    DailySummaryData,
+    Event,
+    EventType,
+    PostFailureData,
+    PostMetricsUpdatedData,
+    PostSuccessData,
+)
+
+POST_ID_CHARS = 200
+STORED_DATA_CHARS = 4000
+"""Longest text (or JSON of a nested value) of an event's data kept in `activity.details`."""
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """Edit a sent message in place (a post's new counts)."""
+
+    chat_id: int
+    message_id: int
+    text: str
+    buttons: Keyboard
+
+
+@dataclass(frozen=True)
+class HeldEdit:
+    """New text for a message still held for quiet hours."""
+
+    delivery_id: int
+    payload: dict[str, Any]
+
+
+Plan = tuple[int, str, Keyboard, str] | EditPlan | str
+"""Per dedupe key: send (chat id, text, buttons, language), edit, or the reason nothing is sent
+now."""
+
+
+def dedupe_key(event: Event, data: Any) -> str:
+    """The key under which at most one message is sent for this event."""
+    if isinstance(data, DailySummaryData):
+        base = f"daily_summary:{event.user_id}:{data.date.isoformat()}"
+        return f"{base}:resend:{event.event_id}" if data.resend else base
+    return str(event.event_id)
+
+
+def render(event: Event, data: Any, report: DailyReport | None, language: str = "ko") -> str:
+    """The message text of an event (the daily report is aggregated before)."""
+    if isinstance(data, PostSuccessData):
+        return render_post_success(data, event.occurred_at, language)
+    if isinstance(data, PostFailureData):
+        return render_post_failure(data, event.occurred_at, language)
+    if isinstance(data, AutomationExecutedData):
+        return render_automation_executed(data, event.occurred_at, language)
+    if isinstance(data, DailySummaryData):
+        assert report is not None
+        return render_daily_summary(report, language)
+    raise TypeError(f"no template for {event.type}")
+
+
+def stored_data(data: dict[str, Any]) -> dict[str, Any]:
+    """An event's `data` as kept in `activity.details["data"]` (the linker's Retry, our edits):
+    long texts cut, large nested values dropped, so rows stay small."""
+    kept: dict[str, Any] = {}
+    for name, value in _storable(data).items():
+        if isinstance(value, str):
+            kept[name] = value[:STORED_DATA_CHARS]
+        elif isinstance(value, dict | list):
+            if len(json.dumps(value, ensure_ascii=False)) <= STORED_DATA_CHARS:
+                kept[name] = value
+        else:  # numbers, booleans, null
+            kept[name] = value
+    return kept
+
+
+def _storable(value: Any) -> Any:
+    """`value` without what PostgreSQL's jsonb refuses: NUL characters and lone surrogates."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
+def post_key(post_id: str | None) -> str | None:
+    """A post id as `activity.post_id` holds it (at most 200 characters, storable)."""
+    return None if post_id is None else _storable(post_id)[:POST_ID_CHARS]
+
+
+def chat_tag(key: bytes, chat_id: int) -> str:
+    """A keyed digest naming the chat a post's message went to (an edit must go to the same)."""
+    return hmac.new(key, f"chat:{chat_id}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def report_from_data(data: DailySummaryData) -> DailyReport:
+    """A daily report from totals the publisher supplied (the seed's shape)."""
+    return DailyReport(
+        day=data.date,
+        total_posts=data.total_posts or 0,
+        successful_posts=data.successful_posts or 0,
+        failed_posts=data.failed_posts or 0,
+        total_engagement=data.total_engagement or 0,
+        platforms={
+            platform_key(k): PlatformTotals(v.posts, v.engagement)
+            for k, v in (data.platforms or {}).items()
+        },
+    )
+
+
+def activity_row(event: Event, data: Any, chat: str | None = None) -> ActivityRow:
+    """What the daily summary, the linker's Retry and metrics edits need of a platform event.
+
+    `details["data"]` is the event's data (see `stored_data`); `chat` (a `chat_tag`) names the
+    chat a post's success message goes to.
+    """
+    original = stored_data(event.data)
+    if isinstance(data, PostSuccessData):
+        details: dict[str, object] = _storable({"post_id": data.post_id, "post_url": data.post_url})
+        if chat is not None:
+            details["chat"] = chat
+        return ActivityRow(
+            event.event_id,
+            event.user_id,
+            event.type,
+            event.occurred_at,
+            platform_key(data.platform),
+            data.likes,
+            data.comments,
+            details | {"data": original},
+            post_key(data.post_id),
+        )
+    if isinstance(data, PostFailureData):
+        return ActivityRow(
+            event.event_id,
+            event.user_id,
+            event.type,
+            event.occurred_at,
+            platform_key(data.platform),
+            0,
+            0,
+            {"post_id": data.post_id, "error": _storable(data.error[:500]), "data": original},
+            post_key(data.post_id),
+        )
+    assert isinstance(data, AutomationExecutedData)
+    return ActivityRow(
+        event.event_id,
+        event.user_id,
+        event.type,
+        event.occurred_at,
+        None,
+        0,
+        0,
+        {
+            "automation_name": _storable(data.automation_name[:200]),
+            "platforms": _storable(data.platforms[:50]),
+            "data": original,
+        },
+    )
+
+
+def skip_reason(event: Event, link: Link | None) -> str | None:
+    """Why this user gets no message, or None when the message should be sent."""
+    return link_skip_reason(link, event.type.value)
+
+
+def link_skip_reason(link: Link | None, event_type: str) -> str | None:
+    """Why a message of `event_type` goes nowhere under this link, or None."""
+    if link is None:
+        return "not linked"
+    if not link.enabled or not link.chat_id:
+        return "notifications disabled"
+    if event_type in link.muted_types:
+        return "type muted"
+    return None
+
+
+def edit_plan(
+    update: PostMetricsUpdatedData,
+    post: PostMessage | None,
+    link: Link,
+    chat_id: int,
+    tag: str,
+) -> EditPlan | HeldEdit | str:
+    """How to show a post's new counts: edit its message, rewrite its held payload, or why not.
+
+    `tag` is the `chat_tag` of the user's chat now; the message must have gone there.
+    """
+    if post is None:
+        return "no earlier message for this post"
+    if not post.applied:
+        return "older than the counts already shown"
+    original = post.details.get("data")
+    if not isinstance(original, dict):
+        return "the post's notification was not stored"
+    try:
+        data = PostSuccessData.model_validate(
+            original | {"likes": update.likes, "comments": update.comments}
+        )
+    except ValidationError:
+        return "the post's stored notification is invalid"
+    text = render_post_success(data, post.occurred_at, link.language)
+    buttons = keyboard(EventType.POST_SUCCESS, post.event_id, original, link.language)
+    if post.status == "held" and post.delivery_id is not None:
+        return HeldEdit(post.delivery_id, {"text": text, "buttons": buttons})
+    if post.status != "sent" or post.message_id is None:
+        return "no message was sent for this post"
+    if (post.payload or {}).get("folded"):
+        return "the post's message is a quiet-hours fold"
+    if post.details.get("chat") != tag:
+        return "the post's message is in another chat"
+    return EditPlan(chat_id, post.message_id, text, buttons)
