@@ -24,7 +24,14 @@ from services.common.telegram import bot_token, make_bot
 from services.common.web import EmbeddedServer, broker_check, health_router
 from services.linker.crypto import ChatIdCipher
 from services.notifier import metrics
-from services.notifier.processor import Clock, Outcome, Processor, ProcessorConfig, utc_now
+from services.notifier.processor import (
+    Clock,
+    Outcome,
+    Processor,
+    ProcessorConfig,
+    exposure_bound,
+    utc_now,
+)
 from services.notifier.ratelimit import DeliveryOrder, Limits, RateLimiter
 from services.notifier.store import NotifierStore, open_pool
 from services.notifier.telegram import AiogramSender, SendError, TelegramSender
@@ -145,7 +152,9 @@ def build(
     processor = Processor(
         store=NotifierStore(pool),
         sender=sender,
-        limiter=RateLimiter(settings.limits()),
+        limiter=RateLimiter(
+            settings.limits(), exposure=exposure_bound(settings.limits().global_per_second)
+        ),
         chat_ids=ChatIdCipher(settings.encryption_keys()),
         internal_events=PublishedInternalEvents(publisher),
         config=ProcessorConfig(

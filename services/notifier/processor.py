@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -86,6 +87,20 @@ SETTLED_IN_PLAN = ("skipped", "held", "edited")
 
 Clock = Callable[[], datetime]
 """The current time, timezone-aware (quiet hours are decided on it; tests pass a fixed one)."""
+
+
+MARK_TIMEOUT = 5.0
+"""Seconds a batch of hand-over marks may take before it is given up (and only logged)."""
+
+
+def exposure_bound(global_per_second: float) -> int:
+    """How many requests may be written to Telegram with their hand-over mark not yet committed
+    (the only ones a crash can send twice): one per 5 ms of sending at the global rate, at least
+    one, so at Telegram's default 30/s a crash duplicates at most one message; 0 (no bound) when
+    the rate is unlimited. The rate limiter enforces it (`RateLimiter(exposure=...)`)."""
+    if global_per_second <= 0:
+        return 0
+    return max(1, math.ceil(global_per_second / 200))
 
 
 def utc_now() -> datetime:
@@ -213,8 +228,8 @@ class Processor:
             self._config.batch_size, self._config.batch_wait, self._prepare_batch
         )
         self._results = Batcher(500, self._config.batch_wait, self._write_results)
-        # (delivery id, request written?): written as soon as possible, in order, so a restart
-        # knows which `sending` rows Telegram may already have acted on.
+        # (delivery id, request written?, holds an exposure slot): written as soon as possible,
+        # in order, so a restart knows which `sending` rows Telegram may already have acted on.
         self._marks = Batcher(1000, 0.0, self._write_marks)
         self._sends: set[asyncio.Task[None]] = set()
         self.in_flight = 0
@@ -497,7 +512,7 @@ class Processor:
                     return
                 text, buttons = send.text, send.buttons
                 while True:
-                    waited = await self._limiter.acquire(chat_id)
+                    waited = await self._limiter.acquire(chat_id, expose=True)
                     metrics.RATE_WAIT.observe(waited)
                     if not send.folded and self._fold(send):  # waiting let a burst gather
                         text, buttons = self._digest(send), None
@@ -509,16 +524,20 @@ class Processor:
                     def handed(rows: list[int] = rows) -> None:
                         nonlocal written
                         written = True
-                        for row_id in rows:
-                            self._marks.add((row_id, True))
+                        for index, row_id in enumerate(rows):
+                            self._marks.add((row_id, True, index == 0))
 
                     try:
-                        message_id = await self._sender.send_text(
-                            chat_id,
-                            text,
-                            reply_markup=self._markup(buttons, chat_id),
-                            on_written=handed,
-                        )
+                        try:
+                            message_id = await self._sender.send_text(
+                                chat_id,
+                                text,
+                                reply_markup=self._markup(buttons, chat_id),
+                                on_written=handed,
+                            )
+                        finally:
+                            if not written:  # never written: nothing to mark
+                                self._limiter.unexpose()
                     except SendError as error:
                         self._limiter.release(chat_id)
                         metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
@@ -526,7 +545,7 @@ class Processor:
                         if verdict is None:  # retry
                             if written:  # we resend it ourselves; so may the next consumer
                                 for row_id in rows:
-                                    self._marks.add((row_id, False))
+                                    self._marks.add((row_id, False, False))
                             if error.failure is Failure.RETRY_AFTER:
                                 rate_limited += 1
                                 attempts -= 1  # a 429 is Telegram pacing us, not a failed attempt
@@ -839,11 +858,16 @@ class Processor:
             result = _result(each.item, each.row, status, message_id, error, final, attempts)
             self._results.add((result, each.item.future, outcome))
 
-    async def _write_marks(self, marks: list[tuple[int, bool]]) -> None:
+    async def _write_marks(self, marks: list[tuple[int, bool, bool]]) -> None:
         try:
-            await self._store.mark_handed(marks)
+            async with asyncio.timeout(MARK_TIMEOUT):
+                await self._store.mark_handed([(row_id, handed) for row_id, handed, _ in marks])
         except Exception as exc:  # without marks a restart only resends: never lose the work
             log.warning("could not record %d hand-over marks: %r", len(marks), exc)
+        finally:
+            for _, _, exposed in marks:
+                if exposed:
+                    self._limiter.unexpose()
 
     async def _write_results(
         self, batch: list[tuple[DeliveryResult, asyncio.Future[Outcome], Outcome]]

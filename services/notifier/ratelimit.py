@@ -94,8 +94,11 @@ def _window(rate: float, period: float, margin: float) -> SlidingWindow | None:
 class RateLimiter:
     """Global, per-chat and per-group windows plus the pause a 429 imposes on every send."""
 
-    def __init__(self, limits: Limits, clock: Clock = time.monotonic) -> None:
+    def __init__(self, limits: Limits, clock: Clock = time.monotonic, exposure: int = 0) -> None:
         self.limits = limits
+        self._exposure = exposure
+        """At most this many exposed grants at once (0: no bound); see `acquire(expose=True)`."""
+        self._exposed = 0
         self._clock = clock
         self._global = _window(limits.global_per_second, 1.0, limits.margin)
         self._chats: dict[int, SlidingWindow] = {}
@@ -103,7 +106,7 @@ class RateLimiter:
         self._paused_until = 0.0
         self._acquired = 0
         self.waited_seconds = 0.0
-        self._waiters: list[tuple[float, int, int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[float, int, int, asyncio.Future[None], bool]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -168,21 +171,31 @@ class RateLimiter:
         self.start(chat_id)
         self.finish(chat_id, at)
 
-    async def acquire(self, chat_id: int) -> float:
+    async def acquire(self, chat_id: int, expose: bool = False) -> float:
         """Wait until a message to `chat_id` is allowed and mark it in flight.
 
         Returns the seconds waited; the caller must call `release` when the send completes.
+        `expose=True` also takes one of the `exposure` slots (requests written to Telegram whose
+        hand-over mark is not yet committed), given back with `unexpose`: waiting for one
+        happens here, before the send is counted in any window, so it costs no budget.
         Waiters are granted in order of the instant their own chat allows them (then arrival),
         by one dispatcher that sleeps until the next instant anything can go or a send
         completes: no waiter polls, however many chats are queued.
         """
         started = self._clock()
-        if not self._waiters and self.next_allowed(chat_id, started) <= started:
+        expose = expose and self._exposure > 0
+        if (
+            not self._waiters
+            and self.next_allowed(chat_id, started) <= started
+            and not (expose and self._exposed >= self._exposure)
+        ):
             self.start(chat_id)
+            self._exposed += expose
             return 0.0
         grant: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(
-            self._waiters, (self._own_next(chat_id, started), next(self._order), chat_id, grant)
+            self._waiters,
+            (self._own_next(chat_id, started), next(self._order), chat_id, grant, expose),
         )
         self._poke()
         try:
@@ -190,11 +203,21 @@ class RateLimiter:
         except asyncio.CancelledError:
             if grant.done() and not grant.cancelled():  # granted, but the sender went away
                 self._unstart(chat_id)
+                if expose:
+                    self.unexpose()
             self._poke()  # so the dispatcher drops it (and ends when nobody waits)
             raise
         waited = self._clock() - started
         self.waited_seconds += waited
         return waited
+
+    def unexpose(self) -> None:
+        """An exposed request's hand-over mark is committed (or it was never written)."""
+        if not self._exposure:
+            return
+        self._exposed -= 1
+        if self._waiters:
+            self._poke()
 
     def release(self, chat_id: int) -> None:
         """The send acquired for `chat_id` has completed (successfully or not)."""
@@ -227,7 +250,7 @@ class RateLimiter:
         while waiters:
             self._wake.clear()
             now = self._clock()
-            ready_at, order, chat_id, grant = waiters[0]
+            ready_at, order, chat_id, grant, expose = waiters[0]
             if grant.done():  # its sender was cancelled while waiting
                 heapq.heappop(waiters)
                 continue
@@ -238,15 +261,19 @@ class RateLimiter:
             if held > now:  # the global window holds everyone: until a stamp expires or a send
                 await self._sleep(held - now)  # completes (infinity: only a completion helps)
                 continue
+            if expose and self._exposed >= self._exposure:  # until a mark is committed
+                await self._sleep(math.inf)
+                continue
             if self.next_allowed(chat_id, now) <= now:
                 heapq.heappop(waiters)
                 self.start(chat_id)
+                self._exposed += expose
                 grant.set_result(None)
                 continue
             # Its chat says later (or has a send of its own in flight, which the sequencer makes
             # rare): look at the others meanwhile.
             later = max(self._own_next(chat_id, now), now + OWN_IN_FLIGHT_RECHECK)
-            heapq.heapreplace(waiters, (later, order, chat_id, grant))
+            heapq.heapreplace(waiters, (later, order, chat_id, grant, expose))
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -122,3 +122,27 @@ async def test_a_cancelled_waiter_gives_back_nothing_and_blocks_nobody():
     assert await asyncio.wait_for(limiter.acquire(3), 2.0) >= 0.5  # after the first's second
     limiter.release(3)
     assert limiter._global is not None and limiter._global.in_flight == 0
+
+
+async def test_exposed_grants_wait_for_a_hand_over_mark_without_costing_budget():
+    limiter = RateLimiter(Limits(30, 0, 0, margin=0.0), exposure=1)
+    await limiter.acquire(1, expose=True)
+    second = asyncio.create_task(limiter.acquire(2, expose=True))
+    edit = asyncio.create_task(limiter.acquire(3))  # not exposed: an edit needs no mark
+    await asyncio.sleep(0.05)
+    assert not second.done()  # the first request's mark is not committed yet
+    limiter.unexpose()
+    await asyncio.wait_for(second, 1.0)
+    await asyncio.wait_for(edit, 1.0)
+    for chat in (1, 2, 3):
+        limiter.release(chat)
+    limiter.unexpose()
+    assert limiter._exposed == 0
+
+
+def test_exposure_bound_scales_with_the_rate():
+    from services.notifier.processor import exposure_bound
+
+    assert exposure_bound(30) == 1  # Telegram's default: a crash repeats at most one message
+    assert exposure_bound(1000) == 5  # paid broadcast: about 5 ms of sending
+    assert exposure_bound(0) == 0  # unlimited: no bound
