@@ -144,5 +144,5 @@ def test_exposure_bound_scales_with_the_rate():
     from services.notifier.processor import exposure_bound
 
     assert exposure_bound(30) == 1  # Telegram's default: a crash repeats at most one message
-    assert exposure_bound(1000) == 5  # paid broadcast: about 5 ms of sending
+    assert exposure_bound(1000) == 30  # paid broadcast: 30 ms of sending
     assert exposure_bound(0) == 0  # unlimited: no bound
