@@ -171,7 +171,8 @@ class _Send:
     row: DeliveryRow
     chat_id: int
     text: str
-    ticket: asyncio.Future[None]
+    ticket: asyncio.Future[None] = field(init=False)
+    """Its place in the chat's line (taken right after it is made, carrying it)."""
     started: float = field(default_factory=time.monotonic)
     buttons: Keyboard | None = None
     language: str = "ko"
@@ -228,8 +229,6 @@ class Processor:
         self._internal = internal_events
         self._config = config or ProcessorConfig()
         self._sequencer = ChatSequencer()
-        self._lines: dict[int, list[_Send | _Edit]] = {}
-        """Per chat, the sends and edits in the sequencer's line (for digests)."""
         self._prepare = Batcher(
             self._config.batch_size, self._config.batch_wait, self._prepare_batch
         )
@@ -491,15 +490,13 @@ class Processor:
                 self._results.add((result, item.future, Outcome("uncertain", reason)))
             elif isinstance(plan, EditPlan):
                 edit = _Edit(item, row, plan, self._sequencer.enter(plan.chat_id))
-                self._lines.setdefault(plan.chat_id, []).append(edit)
                 task = asyncio.create_task(self._edit(edit))
                 self._sends.add(task)
                 task.add_done_callback(self._sends.discard)
             else:
                 chat_id, text, buttons, language = plan
-                ticket = self._sequencer.enter(chat_id)
-                send = _Send(item, row, chat_id, text, ticket, buttons=buttons, language=language)
-                self._lines.setdefault(chat_id, []).append(send)
+                send = _Send(item, row, chat_id, text, buttons=buttons, language=language)
+                send.ticket = self._sequencer.enter(chat_id, send)
                 task = asyncio.create_task(self._send(send))
                 self._sends.add(task)
                 task.add_done_callback(self._sends.discard)
@@ -578,19 +575,17 @@ class Processor:
                 problem = f"{type(exc).__name__}: {exc}"
                 self._finish(send, attempts, "failed", None, problem, "processing_error")
             finally:
-                self._leave_line(send.chat_id, send)
                 self._sequencer.leave(send.chat_id, send.ticket)
 
     def _fold(self, send: _Send) -> bool:
         """Take the messages queued behind `send` for its chat into a digest, when enough of
         them arrived within the window and they fit one message; True if it did."""
         minimum = self._config.digest_min
-        line = self._lines.get(send.chat_id, [])
-        if minimum < 2 or len(line) < minimum or send not in line:
+        if minimum < 2 or self._sequencer.waiting(send.chat_id) < minimum:
             return False
         texts = [send.text]
         taken: list[_Send] = []
-        for other in line[line.index(send) + 1 :]:
+        for other in self._sequencer.behind(send.chat_id, send.ticket):
             if not isinstance(other, _Send) or other.absorbed:
                 break  # an edit (or a message another digest took) keeps its place in order
             if other.started - send.started > self._config.digest_window:
@@ -609,14 +604,6 @@ class Processor:
 
     def _digest(self, send: _Send) -> str:
         return render_digest([send.text, *(f.text for f in send.folded)], send.language)
-
-    def _leave_line(self, chat_id: int, entry: _Send | _Edit) -> None:
-        line = self._lines.get(chat_id)
-        if line is not None:
-            with contextlib.suppress(ValueError):
-                line.remove(entry)
-            if not line:
-                del self._lines[chat_id]
 
     async def _after_failure(
         self, item: _Item, error: SendError, attempts: int, rate_limited: int
@@ -712,7 +699,6 @@ class Processor:
                 problem = f"{type(exc).__name__}: {exc}"
                 self._finish(edit, attempts, "failed", None, problem, "processing_error")
             finally:
-                self._leave_line(plan.chat_id, edit)
                 self._sequencer.leave(plan.chat_id, edit.ticket)
 
     async def _after_edit_failure(

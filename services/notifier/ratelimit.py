@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 Clock = Callable[[], float]
 """Monotonic seconds."""
@@ -288,16 +289,18 @@ class RateLimiter:
 
 class ChatSequencer:
     """Keeps sends to one chat in arrival order: a ticket is taken synchronously on arrival,
-    and each send waits until every earlier ticket of its chat has finished."""
+    and each send waits until every earlier ticket of its chat has finished. Each place in a
+    line may carry an entry (what waits there), so the one whose turn it is can see who waits
+    behind it."""
 
     def __init__(self) -> None:
-        self._queues: dict[int, deque[asyncio.Future[None]]] = {}
+        self._queues: dict[int, deque[tuple[asyncio.Future[None], Any]]] = {}
 
-    def enter(self, chat_id: int) -> asyncio.Future[None]:
+    def enter(self, chat_id: int, entry: Any = None) -> asyncio.Future[None]:
         """Take the next place in `chat_id`'s line; await the returned future for one's turn."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         line = self._queues.setdefault(chat_id, deque())
-        line.append(future)
+        line.append((future, entry))
         if len(line) == 1:
             future.set_result(None)
         return future
@@ -307,15 +310,22 @@ class ChatSequencer:
         line = self._queues.get(chat_id)
         if not line:
             return
-        was_head = line[0] is ticket
-        try:
-            line.remove(ticket)
-        except ValueError:
+        place = next((i for i, (future, _) in enumerate(line) if future is ticket), None)
+        if place is None:
             return
+        del line[place]
         if not line:
             del self._queues[chat_id]
-        elif was_head and not line[0].done():
-            line[0].set_result(None)
+        elif place == 0 and not line[0][0].done():
+            line[0][0].set_result(None)
+
+    def behind(self, chat_id: int, ticket: asyncio.Future[None]) -> list[Any]:
+        """The entries queued after `ticket` in `chat_id`'s line, in order."""
+        line = self._queues.get(chat_id, ())
+        for place, (future, _) in enumerate(line):
+            if future is ticket:
+                return [entry for _, entry in list(line)[place + 1 :]]
+        return []
 
     def waiting(self, chat_id: int) -> int:
         """How many sends are queued for `chat_id` (including the one sending)."""

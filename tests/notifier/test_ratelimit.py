@@ -74,9 +74,11 @@ def test_zero_means_unlimited_and_fractional_rates_space_messages():
 async def test_sequencer_releases_each_chat_in_arrival_order():
     sequencer = ChatSequencer()
     order: list[str] = []
-    tickets = [(name, sequencer.enter(1)) for name in "abc"]
+    tickets = [(name, sequencer.enter(1, name)) for name in "abc"]
     other = sequencer.enter(2)
     assert other.done()
+    assert sequencer.behind(1, tickets[0][1]) == ["b", "c"]  # who waits behind the head
+    assert sequencer.behind(1, other) == []
 
     async def run(name, ticket):
         await ticket
