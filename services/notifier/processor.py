@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -84,6 +85,11 @@ TRANSIENT_DB_ERRORS = (psycopg.OperationalError, PoolTimeout, OSError, TimeoutEr
 
 SETTLED_IN_PLAN = ("skipped", "held", "edited")
 """Delivery states decided inside the batch transaction: nothing is sent for them now."""
+
+Verdict = tuple[str, int | None, str | None, DeadLetterReason | None]
+"""How a send or edit ended: status, Telegram message id, error, dead-letter reason."""
+Judge = Callable[[str, SendError, int, int], Awaitable[Verdict | None]]
+"""(user id, error, attempts, 429s so far) -> None to retry, or the verdict that stops."""
 
 Clock = Callable[[], datetime]
 """The current time, timezone-aware (quiet hours are decided on it; tests pass a fixed one)."""
@@ -504,78 +510,115 @@ class Processor:
     # -- sending ------------------------------------------------------------------------------
 
     async def _send(self, send: _Send) -> None:
-        item = send.item
-        chat_id = send.chat_id
-        attempts = send.row.attempts
-        rate_limited = 0
+        with self._guarded(send, send.chat_id, "sending"):
+            await send.ticket
+            if send.absorbed:  # an earlier message carried it as part of a digest
+                return
+            item = send.item
+            verdict, attempts = await self._attempt_until_done(
+                item.event.user_id,
+                send.chat_id,
+                send.row.attempts,
+                functools.partial(self._send_once, send),
+                expose=True,
+            )
+            if verdict[0] == "sent":
+                metrics.SENT.labels(item.event.type.value).inc()
+                metrics.LAG.observe(max(0.0, time.time() - item.event.occurred_at.timestamp()))
+            self._finish(send, attempts, *verdict)
+
+    async def _send_once(self, send: _Send, chat_id: int) -> int:
+        """One sendMessage of `send` (a digest if waiting let a burst gather), with its rows'
+        hand-over marks: set once the request is written, cleared when Telegram answers that it
+        did not deliver it (a resend is then ours, or the next consumer's, to make)."""
+        if not send.folded and self._fold(send):
+            send.text, send.buttons = self._digest(send), None
+        rows = [send.row.id, *(f.row.id for f in send.folded)]
+        written = False
+
+        def handed() -> None:
+            nonlocal written
+            written = True
+            for index, row_id in enumerate(rows):  # the first holds the limiter's exposure slot
+                self._marks.add((row_id, True, index == 0))
+
+        started = time.perf_counter()
+        try:
+            message_id = await self._sender.send_text(
+                chat_id,
+                send.text,
+                reply_markup=self._markup(send.buttons, chat_id),
+                on_written=handed,
+            )
+        except SendError as error:
+            if written and error.failure is not Failure.UNCERTAIN:
+                for row_id in rows:
+                    self._marks.add((row_id, False, False))
+            raise
+        finally:
+            if not written:  # nothing to mark: give the exposure slot back now
+                self._limiter.unexpose()
+        metrics.SEND_LATENCY.observe(time.perf_counter() - started)
+        return message_id
+
+    @contextlib.contextmanager
+    def _guarded(self, entry: _Send | _Edit, chat_id: int, doing: str) -> Iterator[None]:
+        """Around one send or edit: its log context; cancellation leaves its RabbitMQ message
+        unacknowledged; an unexpected error dead-letters it, never the others; its place in the
+        chat's line is always given up."""
+        item = entry.item
         with log_context(event_id=str(item.event.event_id), user_id=item.event.user_id):
             try:
-                await send.ticket
-                if send.absorbed:  # an earlier message carried it as part of a digest
-                    return
-                text, buttons = send.text, send.buttons
-                while True:
-                    waited = await self._limiter.acquire(chat_id, expose=True)
-                    metrics.RATE_WAIT.observe(waited)
-                    if not send.folded and self._fold(send):  # waiting let a burst gather
-                        text, buttons = self._digest(send), None
-                    attempts += 1
-                    started = time.perf_counter()
-                    written = False
-                    rows = [send.row.id, *(f.row.id for f in send.folded)]
-
-                    def handed(rows: list[int] = rows) -> None:
-                        nonlocal written
-                        written = True
-                        for index, row_id in enumerate(rows):
-                            self._marks.add((row_id, True, index == 0))
-
-                    try:
-                        try:
-                            message_id = await self._sender.send_text(
-                                chat_id,
-                                text,
-                                reply_markup=self._markup(buttons, chat_id),
-                                on_written=handed,
-                            )
-                        finally:
-                            if not written:  # never written: nothing to mark
-                                self._limiter.unexpose()
-                    except SendError as error:
-                        self._limiter.release(chat_id)
-                        metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
-                        verdict = await self._after_failure(item, error, attempts, rate_limited)
-                        if verdict is None:  # retry
-                            if written:  # we resend it ourselves; so may the next consumer
-                                for row_id in rows:
-                                    self._marks.add((row_id, False, False))
-                            if error.failure is Failure.RETRY_AFTER:
-                                rate_limited += 1
-                                attempts -= 1  # a 429 is Telegram pacing us, not a failed attempt
-                            elif error.failure is Failure.MIGRATED and error.migrate_to_chat_id:
-                                chat_id = error.migrate_to_chat_id
-                            continue
-                        self._finish(send, attempts, *verdict)
-                        return
-                    except BaseException:
-                        self._limiter.release(chat_id)
-                        raise
-                    self._limiter.release(chat_id)
-                    metrics.SEND_LATENCY.observe(time.perf_counter() - started)
-                    metrics.SENT.labels(item.event.type.value).inc()
-                    metrics.LAG.observe(max(0.0, time.time() - item.event.occurred_at.timestamp()))
-                    self._finish(send, attempts, "sent", message_id, None, None)
-                    return
+                yield
             except asyncio.CancelledError:
                 if not item.future.done():
                     item.future.cancel()
                 raise
             except Exception as exc:  # a bug, or the broker gone mid-way: dead-letter, go on
-                log.exception("sending failed unexpectedly")
+                log.exception("%s failed unexpectedly", doing)
                 problem = f"{type(exc).__name__}: {exc}"
-                self._finish(send, attempts, "failed", None, problem, "processing_error")
+                self._finish(entry, entry.row.attempts, "failed", None, problem, "processing_error")
             finally:
-                self._sequencer.leave(send.chat_id, send.ticket)
+                self._sequencer.leave(chat_id, entry.ticket)
+
+    async def _attempt_until_done(
+        self,
+        user_id: str,
+        chat_id: int,
+        attempts: int,
+        call: Callable[[int], Awaitable[int]],
+        *,
+        expose: bool = False,
+        judge: Judge | None = None,
+    ) -> tuple[Verdict, int]:
+        """`call(chat_id)` under the rate limiter until it succeeds or `judge` (by default
+        `_failure_verdict`) stops it: a 429 pauses every send and is retried without counting as
+        an attempt, a migrated group is retried at its new id, a transient failure after a
+        backoff. Returns the verdict ("sent" with the message id on success) and the attempts."""
+        judge = judge or self._failure_verdict
+        rate_limited = 0
+        while True:
+            metrics.RATE_WAIT.observe(await self._limiter.acquire(chat_id, expose=expose))
+            attempts += 1
+            try:
+                message_id = await call(chat_id)
+            except SendError as error:
+                self._limiter.release(chat_id)
+                metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
+                verdict = await judge(user_id, error, attempts, rate_limited)
+                if verdict is not None:
+                    return verdict, attempts
+                if error.failure is Failure.RETRY_AFTER:
+                    rate_limited += 1
+                    attempts -= 1  # a 429 is Telegram pacing us, not a failed attempt
+                elif error.failure is Failure.MIGRATED and error.migrate_to_chat_id:
+                    chat_id = error.migrate_to_chat_id
+                continue
+            except BaseException:
+                self._limiter.release(chat_id)
+                raise
+            self._limiter.release(chat_id)
+            return ("sent", message_id, None, None), attempts
 
     def _fold(self, send: _Send) -> bool:
         """Take the messages queued behind `send` for its chat into a digest, when enough of
@@ -605,16 +648,10 @@ class Processor:
     def _digest(self, send: _Send) -> str:
         return render_digest([send.text, *(f.text for f in send.folded)], send.language)
 
-    async def _after_failure(
-        self, item: _Item, error: SendError, attempts: int, rate_limited: int
-    ) -> tuple[str, int | None, str, DeadLetterReason | None] | None:
-        """None to retry, or (status, message id, error, dead-letter reason) to stop."""
-        return await self._failure_verdict(item.event.user_id, error, attempts, rate_limited)
-
     async def _failure_verdict(
         self, user_id: str, error: SendError, attempts: int, rate_limited: int
-    ) -> tuple[str, int | None, str, DeadLetterReason | None] | None:
-        """`_after_failure` for a user's chat: None to retry, or how to stop."""
+    ) -> Verdict | None:
+        """What a failed send to a user's chat means: None to retry, or how to stop."""
         failure = error.failure
         if failure is Failure.RETRY_AFTER:
             self._limiter.pause(error.retry_after or 1.0)
@@ -654,56 +691,30 @@ class Processor:
 
     async def _edit(self, edit: _Edit) -> None:
         """Edit a post's message in its chat's turn, under the same limits as sends."""
-        item, plan = edit.item, edit.plan
-        attempts = edit.row.attempts
-        rate_limited = 0
-        with log_context(event_id=str(item.event.event_id), user_id=item.event.user_id):
-            try:
-                await edit.ticket
-                while True:
-                    metrics.RATE_WAIT.observe(await self._limiter.acquire(plan.chat_id))
-                    attempts += 1
-                    try:
-                        await self._sender.edit_text(
-                            plan.chat_id,
-                            plan.message_id,
-                            plan.text,
-                            self._markup(plan.buttons, plan.chat_id),
-                        )
-                    except SendError as error:
-                        self._limiter.release(plan.chat_id)
-                        metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
-                        verdict = await self._after_edit_failure(
-                            item.event.user_id, error, attempts, rate_limited
-                        )
-                        if verdict is None:
-                            if error.failure is Failure.RETRY_AFTER:
-                                rate_limited += 1
-                                attempts -= 1
-                            continue
-                        self._finish(edit, attempts, *verdict)
-                        return
-                    except BaseException:
-                        self._limiter.release(plan.chat_id)
-                        raise
-                    self._limiter.release(plan.chat_id)
-                    metrics.EDITED.inc()
-                    self._finish(edit, attempts, "edited", plan.message_id, None, None)
-                    return
-            except asyncio.CancelledError:
-                if not item.future.done():
-                    item.future.cancel()
-                raise
-            except Exception as exc:  # a bug, or the broker gone mid-way: dead-letter, go on
-                log.exception("editing failed unexpectedly")
-                problem = f"{type(exc).__name__}: {exc}"
-                self._finish(edit, attempts, "failed", None, problem, "processing_error")
-            finally:
-                self._sequencer.leave(plan.chat_id, edit.ticket)
+        plan = edit.plan
+        with self._guarded(edit, plan.chat_id, "editing"):
+            await edit.ticket
+
+            async def once(chat_id: int) -> int:
+                markup = self._markup(plan.buttons, chat_id)
+                await self._sender.edit_text(chat_id, plan.message_id, plan.text, markup)
+                return plan.message_id
+
+            verdict, attempts = await self._attempt_until_done(
+                edit.item.event.user_id,
+                plan.chat_id,
+                edit.row.attempts,
+                once,
+                judge=self._after_edit_failure,
+            )
+            if verdict[0] == "sent":
+                metrics.EDITED.inc()
+                verdict = ("edited", plan.message_id, None, None)
+            self._finish(edit, attempts, *verdict)
 
     async def _after_edit_failure(
         self, user_id: str, error: SendError, attempts: int, rate_limited: int
-    ) -> tuple[str, int | None, str, DeadLetterReason | None] | None:
+    ) -> Verdict | None:
         """As for sends, except: a timed-out edit is safely repeated (editing is idempotent);
         a migrated group's old messages are not ours to edit; a message that cannot be edited
         (deleted, too old) is simply left as it is."""
@@ -795,40 +806,27 @@ class Processor:
     async def _deliver(
         self, user_id: str, chat_id: int, text: str, buttons: Keyboard | None, attempts: int
     ) -> tuple[str, int | None, str | None, int]:
-        """Send one released message in its chat's turn: (status, message id, error, attempts)."""
+        """Send one released message in its chat's turn: (status, message id, error, attempts).
+
+        Nothing is dead-lettered: a held message has no RabbitMQ message left.
+        """
         ticket = self._sequencer.enter(chat_id)
-        first_chat = chat_id
-        rate_limited = 0
         try:
             await ticket
-            while True:
-                metrics.RATE_WAIT.observe(await self._limiter.acquire(chat_id))
-                attempts += 1
-                try:
-                    message_id = await self._sender.send_text(
-                        chat_id, text, reply_markup=self._markup(buttons, chat_id)
-                    )
-                except SendError as error:
-                    self._limiter.release(chat_id)
-                    metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
-                    verdict = await self._failure_verdict(user_id, error, attempts, rate_limited)
-                    if verdict is None:
-                        if error.failure is Failure.RETRY_AFTER:
-                            rate_limited += 1
-                            attempts -= 1
-                        elif error.failure is Failure.MIGRATED and error.migrate_to_chat_id:
-                            chat_id = error.migrate_to_chat_id
-                        continue
-                    status, _, problem, _ = verdict  # nothing to dead-letter: no queue message
-                    return status, None, problem, attempts
-                except BaseException:
-                    self._limiter.release(chat_id)
-                    raise
-                self._limiter.release(chat_id)
+
+            async def once(to: int) -> int:
+                return await self._sender.send_text(
+                    to, text, reply_markup=self._markup(buttons, to)
+                )
+
+            (status, message_id, error, _), attempts = await self._attempt_until_done(
+                user_id, chat_id, attempts, once
+            )
+            if status == "sent":
                 metrics.SENT.labels("quiet_hours").inc()
-                return "sent", message_id, None, attempts
+            return status, message_id, error, attempts
         finally:
-            self._sequencer.leave(first_chat, ticket)
+            self._sequencer.leave(chat_id, ticket)
 
     def _backoff(self, attempts: int) -> float:
         base = min(self._config.backoff_max, self._config.backoff_base * 2 ** (attempts - 1))
