@@ -144,48 +144,29 @@ def activity_row(event: Event, data: Any, chat: str | None = None) -> ActivityRo
     `details["data"]` is the event's data (see `stored_data`); `chat` (a `chat_tag`) names the
     chat a post's success message goes to.
     """
-    original = stored_data(event.data)
+    platform, post_id, likes, comments = None, None, 0, 0
+    details: dict[str, object]
     if isinstance(data, PostSuccessData):
-        details: dict[str, object] = _storable({"post_id": data.post_id, "post_url": data.post_url})
+        platform, post_id, likes, comments = data.platform, data.post_id, data.likes, data.comments
+        details = {"post_id": data.post_id, "post_url": data.post_url}
         if chat is not None:
             details["chat"] = chat
-        return ActivityRow(
-            event.event_id,
-            event.user_id,
-            event.type,
-            event.occurred_at,
-            platform_key(data.platform),
-            data.likes,
-            data.comments,
-            details | {"data": original},
-            post_key(data.post_id),
-        )
-    if isinstance(data, PostFailureData):
-        return ActivityRow(
-            event.event_id,
-            event.user_id,
-            event.type,
-            event.occurred_at,
-            platform_key(data.platform),
-            0,
-            0,
-            {"post_id": data.post_id, "error": _storable(data.error[:500]), "data": original},
-            post_key(data.post_id),
-        )
-    assert isinstance(data, AutomationExecutedData)
+    elif isinstance(data, PostFailureData):
+        platform, post_id = data.platform, data.post_id
+        details = {"post_id": data.post_id, "error": data.error[:500]}
+    else:
+        assert isinstance(data, AutomationExecutedData)
+        details = {"automation_name": data.automation_name[:200], "platforms": data.platforms[:50]}
     return ActivityRow(
         event.event_id,
         event.user_id,
         event.type,
         event.occurred_at,
-        None,
-        0,
-        0,
-        {
-            "automation_name": _storable(data.automation_name[:200]),
-            "platforms": _storable(data.platforms[:50]),
-            "data": original,
-        },
+        platform_key(platform) if platform is not None else None,
+        likes,
+        comments,
+        _storable(details) | {"data": stored_data(event.data)},
+        post_key(post_id),
     )
 
 
