@@ -763,8 +763,7 @@ class Processor:
                 *(self._release(rows, links.get(user)) for user, rows in by_user.items())
             )
             await self._store.write_results(conn, [r for results, _ in released for r in results])
-            for _, folded in released:
-                await self._store.mark_folded(conn, folded)
+            await self._store.mark_folded(conn, [folded for _, folded in released])
         return len(by_user)
 
     async def _release(

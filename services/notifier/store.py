@@ -282,8 +282,10 @@ FOR UPDATE SKIP LOCKED
 """
 
 _MARK_FOLDED = """
-UPDATE deliveries SET payload = coalesce(payload, '{}') || jsonb_build_object('folded', %s::int)
-WHERE id = ANY(%s)
+UPDATE deliveries AS d
+SET payload = coalesce(d.payload, '{}') || jsonb_build_object('folded', v.folded)
+FROM unnest(%s::bigint[], %s::int[]) AS v(id, folded)
+WHERE d.id = v.id
 """
 
 
@@ -523,10 +525,13 @@ class NotifierStore:
         cursor = await conn.execute(_DUE_HELD, {"now": now, "users": users})
         return [HeldDelivery(*row) for row in await cursor.fetchall()]
 
-    async def mark_folded(self, conn: AsyncConnection, delivery_ids: Sequence[int]) -> None:
-        """Note that these deliveries went out together in one message (it is never edited)."""
-        if delivery_ids:
-            await conn.execute(_MARK_FOLDED, (len(delivery_ids), list(delivery_ids)))
+    async def mark_folded(self, conn: AsyncConnection, folds: Sequence[Sequence[int]]) -> None:
+        """Note, for each group of delivery ids, that they went out together in one message (it
+        is never edited); one statement for all the groups."""
+        ids = [i for fold in folds for i in fold]
+        if ids:
+            sizes = [len(fold) for fold in folds for _ in fold]
+            await conn.execute(_MARK_FOLDED, (ids, sizes))
 
 
 def _report(day: date, per_platform: dict[str, list[int]]) -> DailyReport:

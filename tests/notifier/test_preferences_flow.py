@@ -126,7 +126,9 @@ async def test_quiet_hours_hold_messages_then_fold_them_into_one(database_url, r
         assert [r["status"] for r in held] == ["held"] * 3
         assert h.texts(chat) == []
 
-        clock.now = MORNING - timedelta(seconds=1)  # not yet
+        clock.now = MORNING - timedelta(seconds=1)  # not yet: a release pass sends nothing
+        assert await h.notifier.processor.release_held() == 0
+        assert h.texts(chat) == []
         clock.now = MORNING
         (fold,) = await h.wait_texts(chat, 1)
         assert fold.startswith("🌙 방해 금지 시간 동안 온 알림 3건\n\n────────\n\n❌ SNS 게시 실패")
@@ -139,6 +141,7 @@ async def test_quiet_hours_hold_messages_then_fold_them_into_one(database_url, r
         for event in events:
             row = await h.wait_delivery(event, "sent")
             assert row["telegram_message_id"] == message["message_id"]
+            assert row["payload"]["folded"] == 3  # went out together (never edited later)
 
         # After quiet hours, messages go out at once again, with their buttons.
         later = await h.publish("post_failure", user, FAILURE)
