@@ -9,6 +9,7 @@ from datetime import time
 
 from services.linker.preferences import MUTABLE_TYPES, QUIET_PRESETS, Preferences, hhmm
 from services.linker.tokens import TokenProblem
+from services.notifier.render import platform_name
 
 TEST_MESSAGE = "🧪 테스트 메시지\n\nTelegram 연동이 정상적으로 작동합니다! ✅"
 
@@ -209,8 +210,8 @@ def answer(key: str, language: str, event_type: str | None = None) -> str:
 
 
 def retry_requested(platform: str, language: str) -> str:
-    """The chat's reply to a Retry press."""
-    platform = platform[:50]
+    """The chat's reply to a Retry press (the platform named as the notification names it)."""
+    platform = platform_name(platform)[:50]
     if _lang(language) == "en":
         return f"🔄 Retry of the {platform} post requested. A notification will tell the result."
     return f"🔄 {platform} 게시 재시도를 요청했습니다. 결과는 알림으로 알려 드립니다."

@@ -222,7 +222,7 @@ async def test_retry_button_publishes_the_original_data_once_per_press(linker, t
     await nothing_more(events)
     await linker.standin.wait_for_messages(chat, 3)  # linked, the notification, the note
     note = linker.standin.bot_messages(chat)[-1]
-    assert note["text"] == texts.retry_requested("Instagram", "ko")
+    assert note["text"] == "🔄 Instagram 게시 재시도를 요청했습니다. 결과는 알림으로 알려 드립니다."
 
     # A second press is a second request, with its own id.
     again = await linker.press(chat, message_id, retry)

@@ -174,3 +174,8 @@ def test_a_retry_of_a_row_without_the_data_is_rebuilt_from_the_row():
 
 def test_a_row_without_a_platform_cannot_be_retried():
     assert retry_event(failure({"error": "x"}, platform=None), "press-1", NOW) is None
+
+
+def test_the_retry_reply_names_the_platform_as_the_notification_does():
+    assert texts.retry_requested("instagram", "ko").startswith("🔄 Instagram 게시 재시도")
+    assert texts.retry_requested("x", "en").startswith("🔄 Retry of the X post requested")
