@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from services.standin.server import StandIn
-from tests.e2e.test_system import free_port, ready
+from tests.e2e.test_system import ready
+from tests.infra import free_port
 from tests.notifier.harness import eventually, unique_chat, unique_user
 
 pytestmark = pytest.mark.e2e

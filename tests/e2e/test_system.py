@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,18 +28,13 @@ import pytest
 from services.standin.client import StandInClient
 from shared.contract import EXCHANGE
 from shared.publisher import EventPublisher
+from tests.infra import free_port
 from tests.notifier.harness import eventually
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET = "e2e-secret-0123456789abcdef-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bearer(sub: str, roles: tuple[str, ...] = ()) -> dict[str, str]:

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from services.standin.client import StandInClient
 from shared.contract import NOTIFIER_DLQ, NOTIFIER_QUEUE, Event, new_event
 from shared.db import libpq_url
 from shared.publisher import EventPublisher, PublishError
+from tests.infra import free_port
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,13 +54,6 @@ def quick() -> bool:
 def size(full: int, small: int) -> int:
     """`full`, or `small` under FAULTS_QUICK=1."""
     return small if quick() else full
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_for(

@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import itertools
 import random
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -121,10 +120,3 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -14,7 +14,8 @@ from services.linker.app import create_app
 from services.standin.server import StandIn
 from shared.db import create_engine
 from shared.publisher import EventPublisher
-from tests.linker.helpers import free_port, linker_settings
+from tests.infra import free_port
+from tests.linker.helpers import linker_settings
 
 
 class ServedLinker:

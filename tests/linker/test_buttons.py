@@ -15,7 +15,8 @@ from services.linker.service import retry_event_id
 from shared.contract import EventType
 from shared.db import session_scope
 from shared.models import Activity
-from tests.linker.helpers import bearer, free_port, new_chat_id, new_user, wait_until
+from tests.infra import free_port
+from tests.linker.helpers import bearer, new_chat_id, new_user, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ import pytest
 
 from services.linker import texts
 from services.standin.client import StandInClient
-from tests.linker.helpers import JWT_SECRET, bearer, free_port, new_chat_id, new_user
+from tests.infra import free_port
+from tests.linker.helpers import JWT_SECRET, bearer, new_chat_id, new_user
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,8 @@ import pytest
 import uvicorn
 
 from services.linker import texts
-from tests.linker.helpers import bearer, free_port, new_chat_id, new_user, wait_until
+from tests.infra import free_port
+from tests.linker.helpers import bearer, new_chat_id, new_user, wait_until
 
 pytestmark = pytest.mark.integration
 

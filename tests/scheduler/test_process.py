@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,10 @@ import time
 import httpx
 import pytest
 
+from tests.infra import free_port
 from tests.scheduler.harness import JWT_SECRET, put_link, token
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
