@@ -28,6 +28,10 @@ ROOT = Path(__file__).parent.parent
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 """BENCH_QUICK=1: smaller sizes, for a quick look (the numbers are noisier)."""
 
+# The services default to production; benchmarks run development configurations (the stand-in,
+# short secrets), in-process settings included, so they say so explicitly.
+os.environ["APP_ENV"] = "development"
+
 
 def sized(full: int, quick: int) -> int:
     """`full`, or `quick` under BENCH_QUICK=1."""

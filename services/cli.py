@@ -249,6 +249,9 @@ def _service(module: str) -> Callable[[argparse.Namespace], int]:
 def _dev(args: argparse.Namespace) -> int:
     """Run migrate, the stand-in (when no bot token) and the three services; stop all on Ctrl-C."""
     env = dict(os.environ)
+    # A developer machine: development placeholders below, the stand-in. Said explicitly because
+    # the services default to production (and production refuses these placeholders).
+    env["APP_ENV"] = "development"
     env.setdefault("LOG_FORMAT", "console")
     env.setdefault("JWT_SECRET", "dev-only-jwt-secret-change-me-0123456789")
     children: list[tuple[str, subprocess.Popen[bytes]]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -20,6 +21,13 @@ from tests.infra import (
     isolated_database,
     isolated_vhost,
 )
+
+# The services start in production unless told otherwise (APP_ENV defaults to production). Tests
+# run development configurations (short secrets, the stand-in, no encryption key), so the whole
+# session says so once, here: every settings object built in-process and every process a test
+# spawns (they inherit this environment) is a development one. A test that needs production
+# says APP_ENV=production (or app_env="production") itself.
+os.environ["APP_ENV"] = "development"
 
 
 @pytest.fixture(scope="session")

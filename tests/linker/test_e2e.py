@@ -25,7 +25,7 @@ def clean_env(**values: str) -> dict[str, str]:
     """The environment for a child process: ours minus the linker's variables, plus `values`."""
     ours = ("TELEGRAM_", "JWT_", "LINKER_", "CHAT_ID_", "APP_ENV", "LINK_TOKEN", "TEST_MESSAGES")
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(ours)}
-    return env | values
+    return env | {"APP_ENV": "development"} | values
 
 
 def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
