@@ -25,7 +25,6 @@ from typing import Any, Literal, cast, get_args
 from pydantic import BaseModel, create_model
 from pydantic.json_schema import models_json_schema
 
-from services.ops.dlq import LINKER_DLQ
 from services.ops.samples import sample_data
 from shared.contract import (
     ACTIVITY_TYPES,
@@ -35,6 +34,7 @@ from shared.contract import (
     DLQ_REASON_HEADER,
     DLX_EXCHANGE,
     EXCHANGE,
+    LINKER_DLQ,
     LINKER_QUEUE,
     NOTIFICATION_TYPES,
     NOTIFIER_DLQ,

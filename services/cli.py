@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_RABBITMQ_URL
 
 if TYPE_CHECKING:
-    from services.ops.dlq import Selection
+    from services.ops.letters import Selection
 
 DESCRIPTION = """\
 Telegram notifications for the SNS automation platform.
@@ -74,7 +74,7 @@ def _rabbitmq_url() -> str:
 
 
 def _dlq_selection(args: argparse.Namespace) -> Selection:
-    from services.ops.dlq import Selection
+    from services.ops.letters import Selection
 
     return Selection(
         ids=frozenset(args.id or ()),
@@ -84,19 +84,19 @@ def _dlq_selection(args: argparse.Namespace) -> Selection:
 
 
 def _dlq_list(args: argparse.Namespace) -> int:
-    from services.ops.dlq import run_list
+    from services.ops.dlq_cli import run_list
 
     return run_list(_rabbitmq_url(), args.queue, limit=args.limit)
 
 
 def _dlq_show(args: argparse.Namespace) -> int:
-    from services.ops.dlq import run_show
+    from services.ops.dlq_cli import run_show
 
     return run_show(_rabbitmq_url(), args.queue, args.key)
 
 
 def _dlq_replay(args: argparse.Namespace) -> int:
-    from services.ops.dlq import run_replay
+    from services.ops.dlq_cli import run_replay
 
     return run_replay(
         _rabbitmq_url(),
@@ -108,7 +108,7 @@ def _dlq_replay(args: argparse.Namespace) -> int:
 
 
 def _dlq_purge(args: argparse.Namespace) -> int:
-    from services.ops.dlq import run_purge
+    from services.ops.dlq_cli import run_purge
 
     return run_purge(_rabbitmq_url(), args.queue, _dlq_selection(args), yes=args.yes)
 
@@ -150,7 +150,7 @@ def _count(text: str) -> int:
 
 
 def _add_dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from services.ops.dlq import DEAD_LETTER_QUEUES
+    from services.ops.letters import DEAD_LETTER_QUEUES
     from shared.contract import NOTIFIER_DLQ
 
     dlq = sub.add_parser(

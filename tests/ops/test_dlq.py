@@ -9,17 +9,9 @@ import pytest
 from services.cli import main
 from services.linker.events import LINKER_DLQ
 from services.ops.amqp import OpsError
-from services.ops.dlq import (
-    Selection,
-    browse,
-    find,
-    print_letter,
-    print_listing,
-    purge,
-    replay,
-    run_purge,
-    run_replay,
-)
+from services.ops.dlq import browse, find, purge, replay
+from services.ops.dlq_cli import print_letter, print_listing, run_purge, run_replay
+from services.ops.letters import Selection
 from shared.contract import EXCHANGE, LINKER_QUEUE, NOTIFIER_DLQ, NOTIFIER_QUEUE, parse_event
 from tests.ops.helpers import (
     dead_letter,

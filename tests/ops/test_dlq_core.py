@@ -7,14 +7,13 @@ import aio_pika
 import pytest
 
 from services.linker.events import LINKER_DLQ
-from services.ops.dlq import (
+from services.ops.dlq import Listing
+from services.ops.dlq_cli import print_letter, print_listing
+from services.ops.letters import (
     DEAD_LETTER_QUEUES,
     DeadLetter,
-    Listing,
     Selection,
     original_routing_key,
-    print_letter,
-    print_listing,
     replay_headers,
 )
 from shared.contract import NOTIFIER_DLQ, new_event

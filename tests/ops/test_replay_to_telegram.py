@@ -2,7 +2,8 @@
 
 import pytest
 
-from services.ops.dlq import Selection, browse, replay
+from services.ops.dlq import browse, replay
+from services.ops.letters import Selection
 from shared.contract import NOTIFIER_DLQ
 from tests.notifier.harness import running_notifier, unique_chat, unique_user
 from tests.ops.helpers import queue_size, wait_size

@@ -1,0 +1,301 @@
+"""What `sns-telegram dlq` prints, and its commands: list, show, replay, purge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from rich import box
+from rich.console import Console
+from rich.json import JSON
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.prompt import Confirm
+from rich.table import Table
+from rich.text import Text
+
+from services.ops.amqp import OpsError
+from services.ops.dlq import Listing, ReplayResult, browse, find, purge, replay
+from services.ops.letters import DeadLetter, Selection
+from shared.contract import EXCHANGE
+
+ERROR_WIDTH = 60
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console; when not on a terminal, wide enough that ids are never cut."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, width=wide, highlight=False)
+
+
+def _shorten(text: str, width: int = ERROR_WIDTH) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+
+
+def letters_table(
+    letters: Iterable[DeadLetter], *, title: str | None = None, targets: bool = False
+) -> Table:
+    """The `dlq list` table (with `targets`: the routing key each would be replayed with)."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("event id", no_wrap=True, min_width=36)
+    table.add_column("type", no_wrap=True)
+    table.add_column("reason", no_wrap=True)
+    table.add_column("error", ratio=1, min_width=16)
+    table.add_column("dead-lettered at", no_wrap=True, min_width=20)
+    table.add_column("deliveries", justify="right", no_wrap=True)
+    if targets:
+        table.add_column("replays to", no_wrap=True)
+    for letter in letters:
+        deliveries = letter.deliveries
+        cells: list[str | Text] = [
+            str(letter.position),
+            Text(letter.event_id or "-"),
+            Text(letter.event_type or "-"),
+            Text(letter.reason),
+            Text(_shorten(letter.error) or "-"),
+            _when(letter.dead_lettered_at),
+            "-" if deliveries is None else str(deliveries),
+        ]
+        if targets:
+            cells.append(Text(letter.routing_key or "(unknown)"))
+        table.add_row(*cells)
+    return table
+
+
+def print_listing(listing: Listing, console: Console) -> None:
+    """Print what `dlq list` read."""
+    if not listing.letters:
+        console.print(f"{listing.queue} is empty.", markup=False)
+        return
+    shown = len(listing.letters)
+    console.print(
+        letters_table(
+            listing.letters,
+            title=f"{listing.queue}: {listing.total} message(s), showing 1-{shown}",
+        )
+    )
+    reasons = Counter(letter.reason for letter in listing.letters)
+    console.print(
+        "by reason: " + ", ".join(f"{reason} {n}" for reason, n in reasons.most_common()),
+        markup=False,
+    )
+    if shown < listing.total:
+        console.print(f"({listing.total - shown} more: use --limit)", markup=False)
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def print_letter(letter: DeadLetter, queue: str, console: Console) -> None:
+    """Print one dead letter in full: summary, properties, headers, body."""
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    rows: list[tuple[str, str]] = [
+        ("queue", f"{queue} (position {letter.position})"),
+        ("event id", letter.event_id or "-"),
+        ("type", letter.event_type or "-"),
+        ("reason", letter.reason),
+        ("error", letter.error or "-"),
+        ("dead-lettered at", _when(letter.dead_lettered_at)),
+        ("replays to", f"{EXCHANGE} with routing key {letter.routing_key or '(unknown)'}"),
+        ("deliveries", "-" if letter.deliveries is None else str(letter.deliveries)),
+        ("valid event", "yes" if letter.valid else f"no: {letter.problem}"),
+    ]
+    for name, value in rows:
+        summary.add_row(name, Text(value))
+    console.print(summary)
+    for title, values in (("properties", letter.properties), ("headers", letter.headers)):
+        table = Table(title=title, title_justify="left", show_header=False)
+        table.add_column("name", style="bold", no_wrap=True)
+        table.add_column("value", overflow="fold")
+        for name, value in values.items():
+            table.add_row(Text(name), Text(_header_value(value)))
+        console.print(table)
+    console.print(Text("body", style="bold"))
+    try:
+        console.print(JSON(letter.body.decode("utf-8")))
+    except (ValueError, UnicodeDecodeError):
+        console.print(Text(letter.body.decode("utf-8", "replace")))
+        console.print(Text("(the body is not valid JSON)", style="yellow"))
+
+
+def _fail(console: Console, exc: Exception) -> int:
+    console.print(Text(f"error: {exc}", style="red"))
+    return 1
+
+
+def run_list(
+    url: str,
+    queue: str,
+    *,
+    limit: int | None,
+    console: Console | None = None,
+    errors: Console | None = None,
+) -> int:
+    """`dlq list`: the table of the first `limit` messages, all left in the queue."""
+    console = console or make_console()
+    try:
+        listing = asyncio.run(browse(url, queue, limit=limit))
+    except OpsError as exc:
+        return _fail(errors or make_console(stderr=True), exc)
+    print_listing(listing, console)
+    return 0
+
+
+def run_show(
+    url: str, queue: str, key: str, *, console: Console | None = None, errors: Console | None = None
+) -> int:
+    """`dlq show`: one message's headers and body, left in the queue."""
+    console = console or make_console()
+    try:
+        letter = asyncio.run(find(url, queue, key))
+    except OpsError as exc:
+        return _fail(errors or make_console(stderr=True), exc)
+    print_letter(letter, queue, console)
+    return 0
+
+
+async def _replay_with_progress(
+    url: str,
+    queue: str,
+    selection: Selection,
+    *,
+    limit: int | None,
+    dry_run: bool,
+    console: Console,
+) -> ReplayResult:
+    columns = (
+        TextColumn("replaying {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task(queue, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return await replay(url, queue, selection, limit=limit, dry_run=dry_run, progress=advance)
+
+
+def run_replay(
+    url: str,
+    queue: str,
+    selection: Selection,
+    *,
+    limit: int | None = None,
+    dry_run: bool = False,
+    console: Console | None = None,
+    errors: Console | None = None,
+) -> int:
+    """`dlq replay`: 0 when every selected message was replayed (or would be, with dry_run)."""
+    console = console or make_console()
+    errors = errors or make_console(stderr=True)
+    try:
+        result = asyncio.run(
+            _replay_with_progress(
+                url, queue, selection, limit=limit, dry_run=dry_run, console=console
+            )
+        )
+    except OpsError as exc:
+        return _fail(errors, exc)
+    except (aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+        return _fail(
+            errors,
+            OpsError(
+                f"lost the connection to RabbitMQ: {exc!r}; every message not yet acknowledged "
+                "is back in the DLQ (one replayed just now may be replayed again: consumers "
+                "deduplicate by event_id)"
+            ),
+        )
+    if dry_run:
+        if result.planned:
+            console.print(letters_table(result.planned, title="would replay", targets=True))
+        console.print(
+            f"dry run: would replay {len(result.planned)} of {result.total} message(s) "
+            f"({selection.describe()}); nothing was changed",
+            markup=False,
+        )
+    else:
+        console.print(
+            f"replayed {len(result.replayed)} of {result.total} message(s) from {queue} "
+            f"to {EXCHANGE} ({selection.describe()})",
+            markup=False,
+        )
+    for letter, why in result.failed:
+        errors.print(
+            Text(f"left in {queue}: {letter.event_id or letter.position} ({letter.event_type}): ")
+            + Text(why),
+            style="red",
+        )
+    if result.stopped:
+        errors.print(Text(f"stopped: {result.stopped}", style="red"))
+    return 1 if result.failed else 0
+
+
+def ask_on_terminal(question: str) -> bool:
+    """A yes/no question on the terminal (no answer, e.g. no stdin, means no)."""
+    try:
+        return Confirm.ask(question, console=make_console(stderr=True), default=False)
+    except EOFError:
+        return False
+
+
+def run_purge(
+    url: str,
+    queue: str,
+    selection: Selection,
+    *,
+    yes: bool = False,
+    ask: Callable[[str], bool] = ask_on_terminal,
+    console: Console | None = None,
+    errors: Console | None = None,
+) -> int:
+    """`dlq purge`: delete the selected messages after a confirmation (or --yes)."""
+    console = console or make_console()
+    errors = errors or make_console(stderr=True)
+
+    def confirm(count: int, reasons: Counter[str]) -> bool:
+        if yes:
+            return True
+        detail = ", ".join(f"{reason} {n}" for reason, n in reasons.most_common())
+        return ask(f"Delete {count} message(s) ({detail}) from {queue} for good?")
+
+    try:
+        result = asyncio.run(purge(url, queue, selection, confirm=confirm))
+    except OpsError as exc:
+        return _fail(errors, exc)
+    matched = sum(result.matched.values())
+    if matched == 0:
+        console.print(
+            f"nothing to delete: no message of {result.total} matches ({selection.describe()})",
+            markup=False,
+        )
+        return 0
+    if not result.confirmed:
+        errors.print(Text("aborted: nothing was deleted", style="yellow"))
+        return 1
+    console.print(f"deleted {result.deleted} message(s) from {queue}", markup=False)
+    return 0
