@@ -232,7 +232,7 @@ def make_router() -> Router:
         if prefs is None:
             await respond(query, texts.answer("not_linked", language))
             return
-        action, argument = verified
+        action, argument, _ = verified
         if action == menu.MUTE and argument in MUTABLE_TYPES:
             await links.change_chat_preferences(chat_id, lambda p: p.muting(argument, True))
             await respond(query, texts.answer("muted", language, argument))

@@ -110,7 +110,7 @@ def test_the_settings_keyboard_shows_the_state_and_fits_callback_data(language):
     for button in buttons:
         data = sign(KEY, -1_000_000_000_001, button.action, button.argument)
         assert len(data.encode()) <= MAX_BYTES
-        assert verify(KEY, -1_000_000_000_001, data) == (button.action, button.argument)
+        assert verify(KEY, -1_000_000_000_001, data)[:2] == (button.action, button.argument)
         assert menu.settings_change(button.action, button.argument) is not None
 
 
