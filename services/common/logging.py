@@ -1,35 +1,28 @@
-"""Structured logging: JSON lines (or console text) with context fields, secrets never logged."""
+"""Structured logging: JSON lines (or console text) with context fields, secrets never logged.
+
+Every record is one line whatever it carries: messages, fields and tracebacks are redacted and
+their control characters escaped by `services.common.safe_text` (in JSON as `\\uXXXX`, in the
+console visibly as `\\x1b`, `\\n`, `\\u202e`).
+"""
 
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from services.common.safe_text import escape_controls, json_text, redact
+
+__all__ = ["configure_logging", "log_context", "mask_chat_id", "redact"]
+
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
     "log_context",
     default={},  # noqa: B039 (never mutated: log_context() sets a new dict)
 )
-
-# Bot tokens in URLs (`/bot123:ABC/...`), bearer tokens and JWT-shaped strings.
-_SECRET_PATTERNS = [
-    (re.compile(r"bot\d+:[A-Za-z0-9_-]+"), "bot<redacted>"),
-    (re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer <redacted>"),
-    (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "<jwt redacted>"),
-]
-
-
-def redact(text: str) -> str:
-    """Remove bot tokens and JWTs from a string."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def mask_chat_id(chat_id: int | str | None) -> str | None:
@@ -58,31 +51,55 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {**_context.get(), **extra}
 
 
+def _traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    parts = []
+    if record.exc_info:
+        parts.append(formatter.formatException(record.exc_info))
+    if record.stack_info:
+        parts.append(formatter.formatStack(record.stack_info))
+    return "\n".join(parts) or None
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line; its own fields (ts, level, logger, msg, exc) cannot be
+    overridden by a context field or an `extra`."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": redact(record.getMessage()),
-            **_fields(record),
+            "msg": record.getMessage(),
         }
-        if record.exc_info:
-            payload["exc"] = redact(self.formatException(record.exc_info))
-        return json.dumps(payload, default=str, ensure_ascii=False)
+        trace = _traceback(self, record)
+        if trace is not None:
+            payload["exc"] = trace
+        for key, value in _fields(record).items():
+            payload.setdefault(key, value)
+        return json_text(payload)
+
+
+def _console_value(value: Any) -> str:
+    text = redact(str(value))
+    if not text or any(c.isspace() or c in '="' for c in text):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return escape_controls(text)
 
 
 class ConsoleFormatter(logging.Formatter):
-    """Readable single lines for a developer's terminal."""
+    """Readable single lines for a developer's terminal; a traceback follows on the same line
+    (`exc=...`) with its line breaks shown as `\\n`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in _fields(record).items())
-        line = f"{record.levelname[:4]} {record.name}: {redact(record.getMessage())} {fields}"
-        if record.exc_info:
-            line += "\n" + redact(self.formatException(record.exc_info))
-        return line.rstrip()
+        message = escape_controls(redact(record.getMessage()))
+        fields = _fields(record)
+        trace = _traceback(self, record)
+        if trace is not None:
+            fields = {**fields, "exc": trace}
+        pairs = " ".join(
+            f"{escape_controls(redact(str(k)))}={_console_value(v)}" for k, v in fields.items()
+        )
+        return f"{record.levelname[:4]} {record.name}: {message} {pairs}".rstrip()
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -102,12 +103,23 @@ def _code(status: int) -> str:
     }.get(status, "error")
 
 
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+"""A request id we accept from a client; anything else is replaced, never echoed or logged."""
+
+
+def safe_request_id(given: str | None) -> str:
+    """The client's `x-request-id` when it is a short safe token, else a new random one."""
+    if given is not None and REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
 def install_common(app: FastAPI, service: str) -> None:
     """Request ids, request metrics and the JSON error shape for every error a client can cause."""
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Any) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = safe_request_id(request.headers.get("x-request-id"))
         started = time.perf_counter()
         with log_context(request_id=request_id):
             response: Response = await call_next(request)
