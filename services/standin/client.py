@@ -172,6 +172,17 @@ class StandInClient:
         data = await self._request("POST", f"/_standin/chats/{chat_id}/migrate", body)
         return data["updates"]
 
+    async def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """Give a user a status in a chat, as getChatMember will answer it."""
+        await self._request(
+            "POST", f"/_standin/chats/{chat_id}/members/{user_id}", {"status": status}
+        )
+
+    async def members(self, chat_id: int) -> dict[str, str]:
+        """The statuses set in a chat (user id -> status)."""
+        data = await self._request("GET", f"/_standin/chats/{chat_id}/members")
+        return dict(data["members"])
+
     async def add_fault(self, fault: Mapping[str, Any] | None = None, **kw: Any) -> list[Any]:
         """Queue a fault, e.g. `add_fault(error_code=502, count=3)`; returns the queue."""
         data = await self._request("POST", "/_standin/faults", {**(fault or {}), **kw})

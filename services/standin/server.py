@@ -110,6 +110,8 @@ class _App:
         r.add_post("/_standin/chats/{chat_id}/press", self.press)
         r.add_post("/_standin/chats/{chat_id}/state", self.chat_state)
         r.add_post("/_standin/chats/{chat_id}/migrate", self.migrate)
+        r.add_get("/_standin/chats/{chat_id}/members", self.members)
+        r.add_post("/_standin/chats/{chat_id}/members/{user_id}", self.set_member)
         r.add_get("/_standin/sent", self.sent)
         r.add_get("/_standin/stats", self.stats)
         r.add_get("/_standin/updates", self.pending_updates)
@@ -151,6 +153,8 @@ class _App:
                 status, body = await self._faulty(request, token, method, params, fault)
         except _Dropped:
             return web.Response(status=500)  # never reaches the client: connection is gone
+        except _RawAnswer as raw:
+            return web.Response(text=raw.text, status=raw.status, content_type="text/html")
         except Exception:
             log.exception("stand-in failed on %s", method)  # the token is never logged
             body = ApiError(500, "Internal Server Error").body()
@@ -166,6 +170,12 @@ class _App:
         fault: Fault,
     ) -> tuple[int, Any]:
         state = self.state
+        if fault.result is not None:  # an odd success: ok, with a result of another shape
+            if fault.deliver:
+                await state.call(token, method, params)
+            return 200, {"ok": True, "result": fault.result}
+        if fault.raw_body is not None:  # what a proxy in front of the Bot API may answer
+            raise _RawAnswer(fault.error_code or 502, fault.raw_body)
         if fault.close_connection:
             if fault.deliver:
                 await state.call(token, method, params)
@@ -318,6 +328,23 @@ class _App:
             return _control_error(400, str(e))
         return _json({"updates": updates})
 
+    async def members(self, request: web.Request) -> web.StreamResponse:
+        """`GET /_standin/chats/{id}/members`: the statuses set in the chat."""
+        chat_id = self._chat_id(request)
+        statuses = self.state.members.of_chat(chat_id)
+        return _json({"members": {str(user): status for user, status in statuses.items()}})
+
+    async def set_member(self, request: web.Request) -> web.StreamResponse:
+        """`POST /_standin/chats/{id}/members/{user_id}` `{"status"}`: getChatMember's answer."""
+        chat_id = self._chat_id(request)
+        body = await self._body(request)
+        try:
+            user_id = int(request.match_info["user_id"])
+            self.state.set_member(chat_id, user_id, str(body.get("status") or ""))
+        except ValueError as e:
+            return _control_error(400, str(e))
+        return _json({"chat_id": chat_id, "user_id": user_id, "status": body["status"]})
+
     async def sent(self, request: web.Request) -> web.StreamResponse:
         """`GET /_standin/sent?since=N&limit&timeout`: bot messages in arrival order."""
         state = self.state
@@ -416,6 +443,15 @@ class _App:
 
 class _Dropped(Exception):
     """The connection was closed on purpose by a fault."""
+
+
+class _RawAnswer(Exception):
+    """A fault answers with a body that is not JSON."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(status)
+        self.status = status
+        self.text = text
 
 
 class StandIn:
@@ -535,6 +571,11 @@ class StandIn:
     def migrate(self, chat_id: int, new_chat_id: int | None = None) -> list[dict[str, Any]]:
         """The group becomes a supergroup (new id `-10…` unless given); returns the updates."""
         return self.state.migrate(chat_id, new_chat_id)
+
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """Give a user a status in a chat (creator, administrator, member, restricted, left,
+        kicked), as getChatMember will answer it."""
+        self.state.set_member(chat_id, user_id, status)
 
     def add_fault(self, fault: Fault | Mapping[str, Any] | None = None, **kw: Any) -> Fault:
         """Queue a fault, e.g. `s.add_fault(error_code=429, retry_after=3)`."""

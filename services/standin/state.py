@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from services.standin.members import Members, chat_member
 from services.standin.text import TextError, prepare_text, utf16_len
 
 DEFAULT_BOT_USERNAME = "piwpiwtelegrambot"
@@ -119,6 +120,8 @@ class Fault:
     delay: float = 0.0  # seconds to hang before answering
     deliver: bool = True  # for delay/close faults: store the message before hanging/closing
     close_connection: bool = False  # drop the TCP connection without answering
+    result: Any = None  # answer {"ok": true, "result": <this>} (after the method ran, if deliver)
+    raw_body: str | None = None  # answer this text (not JSON) with error_code (default 502)
 
     @classmethod
     def coerce(cls, value: Fault | Mapping[str, Any]) -> Fault:
@@ -417,6 +420,7 @@ def _user_command_entities(text: str) -> list[dict[str, Any]]:
 
 _METHODS = (
     "getMe",
+    "getChatMember",
     "sendMessage",
     "editMessageText",
     "editMessageReplyMarkup",
@@ -484,6 +488,7 @@ class StandInState:
         self.webhook: Webhook | None = None
         self.allowed_updates: list[str] | None = None
         self.commands: list[Any] = []
+        self.members = Members()
         self.limits = Limits(**asdict(self.initial_limits))
         self._global_windows: dict[str, list[float]] = {}
         self._chat_windows: dict[int, list[float]] = {}
@@ -898,6 +903,23 @@ class StandInState:
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
+
+    def _m_getChatMember(self, token: str, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._target_chat(params)
+        user_id = _as_int(params.get("user_id"), "user_id")
+        bot = self.bot_user(token)
+        if user_id == bot["id"]:
+            return chat_member("administrator", bot)
+        default = chat.default_user()
+        user = default if default["id"] == user_id else None
+        if user is None:
+            user = {"id": user_id, "is_bot": False, "first_name": f"User {user_id}"}
+        return chat_member(self.members.status(chat.id, chat.type, user_id, default["id"]), user)
+
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """Give a user a status in a chat, as getChatMember will answer it."""
+        self.members.set(chat_id, user_id, status)
+        self.notify()
 
     def _m_sendMessage(self, token: str, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("chat_id") in (None, ""):
