@@ -7,17 +7,19 @@ Other teams code against these names and models; change them only with a version
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
     ValidationError,
     field_validator,
 )
@@ -77,13 +79,86 @@ ACTIVITY_TYPES: tuple[EventType, ...] = (
 """The platform's own events, recorded for the daily summary."""
 
 
+MAX_COUNT = 2**31 - 1
+"""The largest count (likes, comments, posts, engagement) an event may carry: the database keeps
+counts in 32-bit integers, and no post has more."""
+MAX_LIST_ITEMS = 100
+"""The longest list (or mapping) a `data` field may hold (e.g. an automation's platforms)."""
+PLATFORM_CHARS = 64
+"""The longest platform name (it is a column of `activity`)."""
+POST_ID_CHARS = 200
+"""The longest post id (it is a column of `activity`, and edits find the post by it)."""
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+"""Dates and times outside [FIRST_DAY, LAST_DAY] are refused: no SNS post is older than 2000, and
+arithmetic on years 1 or 9999 overflows."""
+
+_UNSAFE_IN_IDS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+"""Control characters, lone surrogates and line separators: never in an identifier."""
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
     return value
 
 
+def _safe_id(value: str) -> str:
+    if _UNSAFE_IN_IDS.search(value):
+        raise ValueError("must not contain control characters or lone surrogates")
+    return value
+
+
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
+Identifier = Annotated[
+    str,
+    AfterValidator(_not_blank),
+    AfterValidator(_safe_id),
+    Field(description="Not blank; no control characters or lone surrogates"),
+]
+"""A name or id we store, look up and log: not blank, no control characters."""
+Platform = Annotated[Identifier, Field(max_length=PLATFORM_CHARS)]
+PostId = Annotated[Identifier, Field(max_length=POST_ID_CHARS)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
+@lru_cache(maxsize=1)
+def iana_timezones() -> frozenset[str]:
+    """Every IANA time zone name this machine knows (`localtime` is the host's zone, not a name)."""
+    return frozenset(available_timezones()) - {"localtime"}
+
+
+def is_iana_timezone(name: str) -> bool:
+    """True for an IANA zone name such as `Asia/Seoul` or `UTC` (not a directory like `Asia`)."""
+    return name in iana_timezones()
+
+
+def _iana_timezone(value: str) -> str:
+    if not is_iana_timezone(value):
+        raise ValueError("must be an IANA time zone such as Asia/Seoul or UTC")
+    return value
+
+
+def _sane_day(value: date) -> date:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
+    return value
+
+
+TimeZoneName = Annotated[
+    str,
+    Field(
+        max_length=64,
+        description="An IANA time zone name (zoneinfo), e.g. Asia/Seoul or UTC",
+        examples=["Asia/Seoul"],
+    ),
+    AfterValidator(_iana_timezone),
+]
+Day = Annotated[
+    date,
+    Field(description=f"A date from {FIRST_DAY} to {LAST_DAY}"),
+    AfterValidator(_sane_day),
+]
 
 
 class _Data(BaseModel):
@@ -95,27 +170,27 @@ class _Data(BaseModel):
 class PostSuccessData(_Data):
     """`data` of `post_success`: a post was published."""
 
-    platform: NonBlank
+    platform: Platform
     content: str = ""
     post_url: str | None = None
-    likes: NonNegativeInt = 0
-    comments: NonNegativeInt = 0
-    post_id: str | None = None
+    likes: Count = 0
+    comments: Count = 0
+    post_id: PostId | None = None
 
 
 class PostFailureData(_Data):
     """`data` of `post_failure`: a post could not be published."""
 
-    platform: NonBlank
+    platform: Platform
     error: str
-    post_id: str | None = None
+    post_id: PostId | None = None
 
 
 class AutomationExecutedData(_Data):
     """`data` of `automation_executed`: an automation rule ran."""
 
     automation_name: NonBlank
-    platforms: list[NonBlank] = Field(min_length=1)
+    platforms: list[Platform] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
     execution_time: str
 
 
@@ -123,10 +198,10 @@ class PostMetricsUpdatedData(_Data):
     """`data` of `post_metrics_updated`: a published post's new counts. The notifier edits the
     post's earlier success message in place instead of sending a new one."""
 
-    post_id: NonBlank
-    likes: NonNegativeInt
-    comments: NonNegativeInt
-    platform: str | None = None
+    post_id: PostId
+    likes: Count
+    comments: Count
+    platform: Platform | None = None
 
 
 class PostRetryRequestedData(_Data):
@@ -134,16 +209,16 @@ class PostRetryRequestedData(_Data):
     a failure message): the original `post_failure` event's data, and that event's id."""
 
     original_event_id: uuid.UUID
-    platform: NonBlank
+    platform: Platform
     error: str = ""
-    post_id: str | None = None
+    post_id: PostId | None = None
 
 
 class PlatformStats(_Data):
     """One platform's line of the daily summary."""
 
-    posts: NonNegativeInt
-    engagement: NonNegativeInt
+    posts: Count
+    engagement: Count
 
 
 class DailySummaryData(_Data):
@@ -154,14 +229,14 @@ class DailySummaryData(_Data):
     otherwise the notifier aggregates the user's recorded activity for that day.
     """
 
-    date: date
-    timezone: str = "UTC"
+    date: Day
+    timezone: TimeZoneName = "UTC"
     resend: bool = False
-    total_posts: NonNegativeInt | None = None
-    successful_posts: NonNegativeInt | None = None
-    failed_posts: NonNegativeInt | None = None
-    total_engagement: NonNegativeInt | None = None
-    platforms: dict[str, PlatformStats] | None = None
+    total_posts: Count | None = None
+    successful_posts: Count | None = None
+    failed_posts: Count | None = None
+    total_engagement: Count | None = None
+    platforms: dict[Platform, PlatformStats] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
 
     @property
     def has_totals(self) -> bool:
@@ -205,6 +280,8 @@ DATA_MODELS: dict[EventType, type[_Data]] = {
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must include a time zone (e.g. 2026-02-26T10:30:00Z)")
+    if not FIRST_DAY.year <= value.year <= LAST_DAY.year:  # converting year 1 or 9999 overflows
+        raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
     return value.astimezone(UTC)
 
 
@@ -215,8 +292,12 @@ class Event(BaseModel):
 
     event_id: uuid.UUID
     type: EventType
-    user_id: NonBlank = Field(max_length=128)
-    occurred_at: Annotated[datetime, AfterValidator(_utc)]
+    user_id: Identifier = Field(max_length=128)
+    occurred_at: Annotated[
+        datetime,
+        Field(description=f"ISO 8601 with a time zone, from {FIRST_DAY} to {LAST_DAY}"),
+        AfterValidator(_utc),
+    ]
     data: dict[str, Any]
 
     @field_validator("user_id", mode="before")

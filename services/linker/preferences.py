@@ -10,10 +10,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import time
-from functools import lru_cache
-from zoneinfo import available_timezones
 
 from shared.contract import EventType
+from shared.contract import is_iana_timezone as is_iana_timezone  # the API's zone check
 from shared.models import TelegramLink
 
 MUTABLE_TYPES: tuple[str, ...] = (
@@ -95,14 +94,3 @@ def parse_hhmm(text: str) -> time | None:
 def hhmm(value: time) -> str:
     """A time as `HH:MM`."""
     return value.strftime("%H:%M")
-
-
-@lru_cache(maxsize=1)
-def _zones() -> frozenset[str]:
-    # `localtime` is a file some systems add to the zone database: the host's zone, not a name.
-    return frozenset(available_timezones()) - {"localtime"}
-
-
-def is_iana_timezone(name: str) -> bool:
-    """True for a canonical IANA zone name such as `Asia/Seoul` or `UTC`."""
-    return name in _zones()

@@ -10,15 +10,17 @@ from shared.contract import new_event
 pytestmark = pytest.mark.unit
 
 HOSTILE = "a\x00b\ud800c"  # a NUL and a lone surrogate: jsonb refuses both
+# (Identifiers - user ids, platforms, post ids - with them are refused by the contract itself.)
 
 
 @pytest.mark.parametrize(
     ("type_", "data"),
     [
-        ("post_success", {"platform": "instagram", "post_id": HOSTILE, "post_url": HOSTILE}),
-        ("post_failure", {"platform": "x", "post_id": HOSTILE, "error": HOSTILE}),
-        ("automation_executed", {"automation_name": HOSTILE, "platforms": [HOSTILE],
-                                 "execution_time": "10:00"}),
+        ("post_success", {"platform": "instagram", "post_url": HOSTILE, "content": HOSTILE,
+                          "extra": {HOSTILE: [HOSTILE]}}),
+        ("post_failure", {"platform": "x", "post_id": "p1", "error": HOSTILE}),
+        ("automation_executed", {"automation_name": HOSTILE, "platforms": ["x"],
+                                 "execution_time": HOSTILE}),
     ],
 )  # fmt: skip
 def test_every_activity_row_is_storable(type_, data):
