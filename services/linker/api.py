@@ -1,37 +1,26 @@
-"""The REST API for the frontend: the spec's five `/api/telegram/*` endpoints, and preferences.
+"""The REST API for the frontend: the spec's five `/api/telegram/*` endpoints.
 
-Paths, methods and success bodies of the five are the spec's (seeds/telegram-bot-integration.md).
-Every error is `{"status": "error", "code": ..., "message": ...}`; an invalid request body is a
-400 for the five and a 422 for `PUT /preferences`.
+Paths, methods and bodies of the five are the spec's (seeds/telegram-bot-integration.md). Every
+error is `{"status": "error", "code": ..., "message": ...}`; an invalid request body is a 400.
+Four endpoints act for the user of the `Authorization: Bearer` JWT. verify-link is for a trusted
+bot that runs elsewhere (`X-Bot-Api-Key`, LINKER_BOT_API_KEY): a chat is linked only by
+Telegram's word that the chat redeemed the token (`/start TOKEN` to our bot, or that bot's).
 """
 
 from __future__ import annotations
 
-import math
+import hmac
 import re
-from collections.abc import Callable, Coroutine
-from dataclasses import replace
-from datetime import UTC, datetime, time
-from typing import Annotated, Any, Literal, NoReturn
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StrictStr,
-    model_validator,
-)
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials
+from fastapi.security.utils import get_authorization_scheme_param
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
-from services.common.auth import CurrentUser
-from services.common.web import error_body
-from services.linker.preferences import Preferences, hhmm, is_iana_timezone, parse_hhmm
+from services.common.auth import CurrentUser, current_user
+from services.common.jsonapi import JsonApiRoute, error_responses, fail, retry_after
 from services.linker.service import (
     BotUnavailable,
     LinkService,
@@ -123,203 +112,6 @@ class SuccessMessage(BaseModel):
     message: str
 
 
-class ErrorBody(BaseModel):
-    """Every error of every endpoint."""
-
-    status: Literal["error"] = "error"
-    code: str = Field(examples=["unauthorized"])
-    message: Any
-    details: list[dict[str, Any]] | None = None
-
-
-def _errors(
-    *statuses: int, described_as: dict[int, str] | None = None
-) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI error responses (and 401); `described_as` replaces the usual descriptions."""
-    described = {
-        400: "The request body is invalid",
-        401: "Missing, invalid or expired JWT",
-        403: "The link token belongs to another user",
-        404: "No such link token",
-        409: "No Telegram account is linked (or notifications are paused)",
-        410: "The link token was used, replaced or has expired",
-        422: "The request body is invalid",
-        429: "Too many requests from this user; see Retry-After",
-        502: "Telegram refused the message; the message says why",
-        503: "Telegram could not be asked for the bot's username",
-    }
-    described |= described_as or {}
-    return {s: {"model": ErrorBody, "description": described[s]} for s in (401, *statuses)}
-
-
-# ------------------------------------------------------------------------------ preferences
-NotificationType = Literal["post_success", "post_failure", "automation_executed", "daily_summary"]
-Language = Literal["ko", "en"]
-
-
-def _time_zone(value: str) -> str:
-    if not is_iana_timezone(value):
-        raise ValueError("must be an IANA time zone such as Asia/Seoul or UTC")
-    return value
-
-
-TimeOfDay = Annotated[StrictStr, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
-"""HH:MM on a 24-hour clock."""
-TimeZoneName = Annotated[
-    StrictStr, Field(max_length=64, examples=["Asia/Seoul"]), AfterValidator(_time_zone)
-]
-
-
-class QuietHours(BaseModel):
-    """Local times in `timezone`; notifications then wait until `end` (may cross midnight)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    start: TimeOfDay = Field(examples=["22:00"])
-    end: TimeOfDay = Field(examples=["07:00"])
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> QuietHours:
-        if self.start == self.end:
-            raise ValueError("start and end must differ")
-        return self
-
-
-class PreferencesBody(BaseModel):
-    """A linked user's notification preferences."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "muted_types": ["post_success"],
-                    "quiet_hours": {"start": "22:00", "end": "07:00"},
-                    "language": "ko",
-                    "timezone": "Asia/Seoul",
-                    "summary_time": "09:00",
-                }
-            ]
-        }
-    )
-
-    muted_types: list[NotificationType] = Field(
-        description="Types that are not sent (`daily_summary` muted: no daily report)"
-    )
-    quiet_hours: QuietHours | None = Field(description="null: no quiet hours")
-    language: Language = Field(description="Language of the notifications and the bot")
-    timezone: str = Field(description="IANA time zone of quiet hours and the daily report")
-    summary_time: str = Field(description="Local time of the daily report, HH:MM")
-
-    @classmethod
-    def of(cls, prefs: Preferences) -> PreferencesBody:
-        """The body showing `prefs`."""
-        quiet = None
-        if prefs.quiet_hours is not None:
-            quiet = {"start": hhmm(prefs.quiet_hours[0]), "end": hhmm(prefs.quiet_hours[1])}
-        return cls.model_validate(
-            {
-                "muted_types": list(prefs.muted_types),
-                "quiet_hours": quiet,
-                "language": prefs.language,
-                "timezone": prefs.timezone,
-                "summary_time": hhmm(prefs.summary_time),
-            }
-        )
-
-
-def _update_schema(schema: dict[str, Any]) -> None:
-    # None is only the "not given" default: null is refused for all but quiet_hours.
-    for name, field in schema["properties"].items():
-        options = field.pop("anyOf", None) if name != "quiet_hours" else None
-        if options:
-            field.update(next(o for o in options if o.get("type") != "null"))
-    schema["examples"] = [
-        {"muted_types": ["post_success", "automation_executed"]},
-        {"quiet_hours": {"start": "23:00", "end": "08:00"}, "language": "en"},
-        {"timezone": "Asia/Seoul", "summary_time": "08:30"},
-        {"quiet_hours": None},
-    ]
-
-
-class PreferencesUpdate(BaseModel):
-    """The preferences to change: only the fields given change (`quiet_hours: null` ends them)."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_update_schema)
-
-    muted_types: list[NotificationType] | None = Field(
-        default=None, description="Replaces the whole list; `[]` unmutes everything"
-    )
-    quiet_hours: QuietHours | None = Field(default=None, description="null: no quiet hours")
-    language: Language | None = None
-    timezone: TimeZoneName | None = None
-    summary_time: TimeOfDay | None = Field(default=None, examples=["09:00"])
-
-    @model_validator(mode="before")
-    @classmethod
-    def _only_quiet_hours_may_be_null(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            nulls = sorted(k for k, v in value.items() if v is None and k != "quiet_hours")
-            if nulls:
-                raise ValueError(f"may not be null: {', '.join(nulls)}")
-        return value
-
-    def apply(self, prefs: Preferences) -> Preferences:
-        """`prefs` with the given fields changed."""
-        given = self.model_fields_set
-        changed = prefs
-        if "muted_types" in given and self.muted_types is not None:
-            changed = replace(changed, muted_types=())
-            for event_type in self.muted_types:
-                changed = changed.muting(event_type, True)
-        if "quiet_hours" in given:
-            quiet = self.quiet_hours
-            changed = replace(
-                changed,
-                quiet_hours=None if quiet is None else (_time(quiet.start), _time(quiet.end)),
-            )
-        if self.language is not None:
-            changed = replace(changed, language=self.language)
-        if self.timezone is not None:
-            changed = replace(changed, timezone=self.timezone)
-        if self.summary_time is not None:
-            changed = replace(changed, summary_time=_time(self.summary_time))
-        return changed
-
-
-def _time(value: str) -> time:
-    parsed = parse_hhmm(value)
-    assert parsed is not None  # validated by TimeOfDay
-    return parsed
-
-
-class InvalidBodyIs400(APIRoute):
-    """A route whose invalid request body is a 400 with the common error shape."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                body = error_body(400, "request body is invalid")
-                body["details"] = [
-                    {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                    for e in exc.errors()
-                ]
-                return JSONResponse(body, status_code=400)
-
-        return route
-
-
-def _fail(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> NoReturn:
-    raise HTTPException(status, {"code": code, "message": message}, headers=headers)
-
-
-def _retry_after(seconds: float) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
-
-
 def parse_chat_id(value: int | str) -> int | None:
     """The chat id as an integer, or None when it is not a Telegram chat id."""
     if isinstance(value, bool):
@@ -340,6 +132,62 @@ def iso_utc(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class InvalidBodyIs400(JsonApiRoute):
+    """The spec's five: a body that is JSON but not what the endpoint takes is a 400."""
+
+    invalid_body_status = 400
+    invalid_body_message = "request body is invalid"
+
+
+# ------------------------------------------------------------------------ the trusted bot
+BOT_KEY_HEADER = "X-Bot-Api-Key"
+DISABLED = (
+    "verify-link is disabled: our own bot links a chat when the user sends it /start TOKEN; "
+    "a bot that runs elsewhere needs LINKER_BOT_API_KEY, sent as X-Bot-Api-Key"
+)
+_bot_key = APIKeyHeader(
+    name=BOT_KEY_HEADER,
+    scheme_name="BotApiKey",
+    description="LINKER_BOT_API_KEY: only a trusted bot that runs elsewhere has it",
+    auto_error=False,
+)
+
+
+def bot_caller(expected: str | None) -> Any:
+    """The dependency of verify-link: the trusted bot's key must match `expected` (403
+    `verify_link_disabled` when it is None); returns the user of an `Authorization: Bearer`
+    JWT sent too (which must verify), else None."""
+    key = expected.encode() if expected is not None else None
+
+    async def caller(
+        request: Request, given: Annotated[str | None, Depends(_bot_key)]
+    ) -> str | None:
+        if key is None:
+            fail(403, "verify_link_disabled", DISABLED)
+        if not given:
+            fail(401, "bot_key_missing", f"the {BOT_KEY_HEADER} header is required")
+        # Starlette decodes headers as latin-1: encoding back gives the bytes that were sent.
+        if not hmac.compare_digest(given.encode("latin-1"), key):
+            fail(403, "bot_key_invalid", f"the {BOT_KEY_HEADER} header is wrong")
+        return await _optional_user(request)
+
+    return caller
+
+
+async def _optional_user(request: Request) -> str | None:
+    """The user of the request's `Authorization` header when there is one (it must verify)."""
+    authorization = request.headers.get("Authorization")
+    if not authorization:
+        return None
+    scheme, token = get_authorization_scheme_param(authorization)
+    if scheme.lower() != "bearer" or not token:
+        fail(401, "unauthorized", "the Authorization header must be 'Bearer <JWT>'")
+    claims = await current_user(
+        request, HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+    )
+    return claims.user_id
+
+
 TOKEN_STATUS = {
     TokenProblem.NOT_FOUND: 404,
     TokenProblem.WRONG_USER: 403,
@@ -347,16 +195,27 @@ TOKEN_STATUS = {
     TokenProblem.REVOKED: 410,
     TokenProblem.EXPIRED: 410,
 }
+UNAUTHORIZED = "Missing, invalid or expired JWT"
+VERIFY_SECURITY: list[dict[str, list[str]]] = [{"BotApiKey": [], "HTTPBearer": []}]
+"""Beside the bot key alone: the key and a JWT (whose user must own the token)."""
 
 
-def make_api(links: LinkService) -> APIRouter:
-    """The `/api/telegram` router over `links`."""
+def make_api(links: LinkService, bot_api_key: str | None = None) -> APIRouter:
+    """The `/api/telegram` router over `links`; verify-link needs `bot_api_key` (None: off)."""
     router = APIRouter(prefix="/api/telegram", tags=["telegram"], route_class=InvalidBodyIs400)
+    trusted_bot = bot_caller(bot_api_key)
 
     @router.get(
         "/link-account",
         response_model=LinkAccountResponse,
-        responses=_errors(429, 503),
+        responses=error_responses(
+            {
+                401: UNAUTHORIZED,
+                429: "More than 10 linking URLs this minute for this user; see Retry-After",
+                503: "The bot's username could not be learned from Telegram, or the database "
+                "is unreachable",
+            }
+        ),
         summary="Generate a Telegram account linking URL",
     )
     async def link_account(user: CurrentUser, response: Response) -> LinkAccountResponse:
@@ -364,9 +223,9 @@ def make_api(links: LinkService) -> APIRouter:
         try:
             issued = await links.issue_link(user.user_id)
         except RateLimited as exc:
-            _fail(429, exc.code, str(exc), _retry_after(exc.retry_after))
+            fail(429, exc.code, str(exc), retry_after(exc.retry_after))
         except BotUnavailable as exc:
-            _fail(503, exc.code, str(exc))
+            fail(503, exc.code, str(exc))
         response.headers["Cache-Control"] = "no-store"
         return LinkAccountResponse(
             linking_url=issued.linking_url, token=issued.token, bot_username=issued.bot_username
@@ -375,27 +234,50 @@ def make_api(links: LinkService) -> APIRouter:
     @router.post(
         "/verify-link",
         response_model=VerifyLinkResponse,
-        responses=_errors(400, 403, 404, 410, 502),
+        responses=error_responses(
+            {
+                400: "The body is not JSON, or not `{token, chat_id}` (`chat_id` an integer "
+                "Telegram chat id)",
+                401: f"`{BOT_KEY_HEADER}` is missing (`bot_key_missing`), or an "
+                "`Authorization` header was sent and is not a valid Bearer JWT (`unauthorized`)",
+                403: "verify-link is disabled: LINKER_BOT_API_KEY is not set "
+                f"(`verify_link_disabled`); `{BOT_KEY_HEADER}` is wrong (`bot_key_invalid`); "
+                "or the link token is not the JWT's user's (`token_wrong_user`)",
+                404: "No such link token (`token_not_found`)",
+                410: "The link token was used, replaced or has expired (`token_used`, "
+                "`token_revoked`, `token_expired`)",
+                502: "Telegram refused the confirmation (the bot cannot reach the chat): nothing "
+                "was linked and the token can be used again",
+            },
+            body=True,
+        ),
+        openapi_extra={"security": VERIFY_SECURITY},
         summary="Verify Telegram linking and save the chat id",
     )
-    async def verify_link(user: CurrentUser, body: VerifyLinkRequest) -> VerifyLinkResponse:
-        """Redeem the user's token for `chat_id` and send the chat a confirmation."""
+    async def verify_link(
+        body: VerifyLinkRequest,
+        jwt_user: str | None = Depends(trusted_bot),  # a closure: not expressible as Annotated
+    ) -> VerifyLinkResponse:
+        """For a trusted bot that runs elsewhere and saw `/start TOKEN` in `chat_id`: link the
+        token's user to that chat and confirm there. Needs `X-Bot-Api-Key`; a user JWT is not
+        enough (it would let anyone link any chat). With a JWT as well, the token must be its
+        user's. One call per token wins, whatever the concurrency: the others get 410."""
         chat_id = parse_chat_id(body.chat_id)
         if chat_id is None:
-            _fail(400, "invalid_chat_id", "chat_id must be a Telegram chat id (an integer)")
+            fail(400, "invalid_chat_id", "chat_id must be a Telegram chat id (an integer)")
         try:
-            await links.verify_link(user.user_id, body.token, chat_id, body.chat_type)
+            await links.verify_link(body.token, chat_id, body.chat_type, user_id=jwt_user)
         except TokenRefused as exc:
-            _fail(TOKEN_STATUS[exc.problem], exc.code, str(exc))
+            fail(TOKEN_STATUS[exc.problem], exc.code, str(exc))
         except TelegramRefused as exc:
-            headers = _retry_after(exc.retry_after) if exc.retry_after else None
-            _fail(502, exc.code, str(exc), headers)
+            headers = retry_after(exc.retry_after) if exc.retry_after else None
+            fail(502, exc.code, str(exc), headers)
         return VerifyLinkResponse()
 
     @router.get(
         "/status",
         response_model=StatusLinked | StatusNotLinked,
-        responses=_errors(),
+        responses=error_responses({401: UNAUTHORIZED}),
         summary="Check the Telegram connection status",
     )
     async def status(user: CurrentUser) -> StatusLinked | StatusNotLinked:
@@ -412,7 +294,15 @@ def make_api(links: LinkService) -> APIRouter:
     @router.post(
         "/send-test-message",
         response_model=SuccessMessage,
-        responses=_errors(409, 429, 502),
+        responses=error_responses(
+            {
+                401: UNAUTHORIZED,
+                409: "No Telegram account is linked, or notifications are paused",
+                429: "More test messages this minute than TEST_MESSAGES_PER_MINUTE; see "
+                "Retry-After",
+                502: None,
+            }
+        ),
         summary="Send a test message to the linked chat",
     )
     async def send_test_message(user: CurrentUser) -> SuccessMessage:
@@ -420,60 +310,23 @@ def make_api(links: LinkService) -> APIRouter:
         try:
             await links.send_test_message(user.user_id)
         except NotLinked as exc:
-            _fail(409, exc.code, str(exc))
+            fail(409, exc.code, str(exc))
         except RateLimited as exc:
-            _fail(429, exc.code, str(exc), _retry_after(exc.retry_after))
+            fail(429, exc.code, str(exc), retry_after(exc.retry_after))
         except TelegramRefused as exc:
-            headers = _retry_after(exc.retry_after) if exc.retry_after else None
-            _fail(502, exc.code, str(exc), headers)
+            headers = retry_after(exc.retry_after) if exc.retry_after else None
+            fail(502, exc.code, str(exc), headers)
         return SuccessMessage(message="Test message sent successfully")
 
     @router.post(
         "/unlink-account",
         response_model=SuccessMessage,
-        responses=_errors(),
+        responses=error_responses({401: UNAUTHORIZED}),
         summary="Unlink the Telegram account",
     )
     async def unlink_account(user: CurrentUser) -> SuccessMessage:
         """Remove the chat and disable notifications; succeeds when nothing was linked too."""
         await links.unlink(user.user_id)
         return SuccessMessage(message="Telegram account unlinked successfully")
-
-    return router
-
-
-def make_preferences_api(links: LinkService) -> APIRouter:
-    """`/api/telegram/preferences` (GET and PUT) over `links`; invalid bodies are 422s."""
-    router = APIRouter(prefix="/api/telegram", tags=["preferences"])
-    described_as = {
-        404: "No Telegram account is linked",
-        422: "Invalid body: unknown type or field, bad time or time zone, start = end",
-    }
-
-    @router.get(
-        "/preferences",
-        response_model=PreferencesBody,
-        responses=_errors(404, described_as=described_as),
-        summary="Get the notification preferences",
-    )
-    async def get_preferences(user: CurrentUser) -> PreferencesBody:
-        """Muted types, quiet hours, language, time zone and daily report time."""
-        try:
-            return PreferencesBody.of(await links.preferences(user.user_id))
-        except NotLinked as exc:
-            _fail(404, exc.code, str(exc))
-
-    @router.put(
-        "/preferences",
-        response_model=PreferencesBody,
-        responses=_errors(404, 422, described_as=described_as),
-        summary="Change the notification preferences",
-    )
-    async def put_preferences(user: CurrentUser, body: PreferencesUpdate) -> PreferencesBody:
-        """Change the fields given; answer with all preferences as they are now."""
-        try:
-            return PreferencesBody.of(await links.change_preferences(user.user_id, body.apply))
-        except NotLinked as exc:
-            _fail(404, exc.code, str(exc))
 
     return router

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import install_auth, make_verifier
 from services.common.callbacks import callback_key
+from services.common.jsonapi import BodyLimit
 from services.common.web import (
     ReadinessCheck,
     broker_check,
@@ -36,7 +37,7 @@ from services.common.web import (
     health_router,
     install_common,
 )
-from services.linker.api import make_api, make_preferences_api
+from services.linker.api import make_api
 from services.linker.bot import (
     BotSender,
     bot_username_source,
@@ -46,6 +47,7 @@ from services.linker.bot import (
 )
 from services.linker.crypto import ChatIdCipher
 from services.linker.events import broker_ready, declare_topology, make_broker
+from services.linker.preferences_api import make_preferences_api
 from services.linker.service import Clock, LinkService
 from services.linker.settings import LinkerSettings
 from services.linker.store import LinkStore
@@ -116,14 +118,21 @@ def create_app(
         version="1.0.0",
         description=(
             "Account linking between the SNS platform and Telegram, and notification "
-            "preferences. Every `/api/telegram` endpoint needs `Authorization: Bearer <JWT>`; "
-            'every error is `{"status": "error", "code": ..., "message": ...}`.'
+            "preferences. Every `/api/telegram` endpoint needs `Authorization: Bearer <JWT>`, "
+            "except verify-link, which is for a trusted bot that runs elsewhere "
+            "(`X-Bot-Api-Key`). Every error is "
+            '`{"status": "error", "code": ..., "message": ...}`; request bodies are '
+            "`application/json` (415 otherwise), JSON (400 otherwise) and at most 16 KiB "
+            "(413 otherwise); an unreachable database is a 503 with Retry-After."
         ),
         lifespan=lifespan,
     )
+    # Inside install_common's middleware, so its 413 is raised in the route and answered there.
+    app.add_middleware(BodyLimit, prefix="/api/")
     install_common(app, SERVICE)
     install_auth(app, make_verifier(settings))
-    app.include_router(make_api(links))
+    bot_api_key = settings.linker_bot_api_key
+    app.include_router(make_api(links, bot_api_key.get_secret_value() if bot_api_key else None))
     app.include_router(make_preferences_api(links))
     checks: dict[str, ReadinessCheck] = {
         "database": database_check(engine),

@@ -7,6 +7,7 @@ only through its ports (`LinkStore`, `MessageSender`, `EventSink`, a clock), all
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,6 @@ from services.linker.preferences import Preferences, PreferencesChange
 from services.linker.store import LinkStore, StoredChat
 from services.linker.tokens import (
     TokenProblem,
-    check_token,
     hash_token,
     is_well_formed,
     linking_url,
@@ -280,33 +280,42 @@ class LinkService:
         return ChatOutcome.REFUSED, result.problem
 
     async def verify_link(
-        self, user_id: str, token: str, chat_id: int, chat_type: str | None = None
-    ) -> None:
-        """Redeem `token` of `user_id` for `chat_id` on behalf of a bot that runs elsewhere.
+        self, token: str, chat_id: int, chat_type: str | None = None, *, user_id: str | None = None
+    ) -> str:
+        """Redeem `token` for `chat_id` on behalf of a trusted bot that runs elsewhere; returns
+        the token's user. With `user_id` (the caller's JWT) the token must be that user's.
 
-        The confirmation is sent first, so a chat id the bot cannot reach links nothing.
+        Claim, confirm, link: the token is claimed in one short transaction (of any number of
+        concurrent calls, one wins; the others get `TokenRefused(USED)`), then the chat gets the
+        confirmation, then the link is written. A chat Telegram refuses links nothing: the claim
+        is released, so the token works again, and an earlier link stays as it was.
         """
-        token_hash = hash_token(token)
         if not is_well_formed(token):
             raise TokenRefused(TokenProblem.NOT_FOUND)
-        problem = check_token(await self.store.token_state(token_hash), self.clock(), user_id)
-        if problem is not None:
+        token_hash = hash_token(token)
+        claimed_at = self.clock()
+        claim = await self.store.claim(token_hash, claimed_at, user_id)
+        if claim.problem is not None or claim.user_id is None:
+            problem = claim.problem or TokenProblem.NOT_FOUND
             LINKS.labels("api", problem.value).inc()
             raise TokenRefused(problem)
         try:
             delivered_to = await self._deliver(chat_id, texts.LINKED)
         except SendRefused as exc:
+            await self.store.release(token_hash, claimed_at)
             LINKS.labels("api", "telegram_refused").inc()
             raise TelegramRefused(exc.reason, exc.retry_after) from None
+        except BaseException:
+            # Cancelled or failed without an answer: the token must not stay spent unlinked.
+            await asyncio.shield(self.store.release(token_hash, claimed_at))
+            raise
         if delivered_to != chat_id:
             chat_id, chat_type = delivered_to, "supergroup"
         chat = self._stored_chat(chat_id, chat_type)
-        result = await self.store.redeem(token_hash, chat, self.clock(), user_id)
-        if result.problem is not None:
-            LINKS.labels("api", result.problem.value).inc()
-            raise TokenRefused(result.problem)
+        await self.store.link(claim.user_id, chat, self.clock())
         LINKS.labels("api", "linked").inc()
-        await self._linked(user_id, chat_id, chat.chat_type)
+        await self._linked(claim.user_id, chat_id, chat.chat_type)
+        return claim.user_id
 
     # ------------------------------------------------------------- the user
     async def status(self, user_id: str) -> LinkStatus:

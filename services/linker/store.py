@@ -82,41 +82,39 @@ class LinkStore:
                 )
             )
 
-    async def token_state(self, token_hash: str) -> TokenState | None:
-        """The stored state of a token, or None if there is no such token."""
-        async with session_scope(self._sessions) as session:
-            row = await session.get(LinkToken, token_hash)
-            return _state(row)
-
     async def redeem(
         self, token_hash: str, chat: StoredChat, now: datetime, user_id: str | None = None
     ) -> Redemption:
         """Consume the token and link its user to `chat`, in one transaction; or say why not."""
         async with session_scope(self._sessions) as session:
-            row = (
-                await session.exec(
-                    select(LinkToken).where(LinkToken.token_hash == token_hash).with_for_update()
+            claimed = await _claim(session, token_hash, now, user_id)
+            if claimed.problem is None and claimed.user_id is not None:
+                await _link(session, claimed.user_id, chat, now)
+            return claimed
+
+    async def claim(self, token_hash: str, now: datetime, user_id: str | None = None) -> Redemption:
+        """Mark the token used at `now` if it can be redeemed (by `user_id`, when given); of any
+        number of concurrent claims of one token, one wins and the others see it used."""
+        async with session_scope(self._sessions) as session:
+            return await _claim(session, token_hash, now, user_id)
+
+    async def release(self, token_hash: str, claimed_at: datetime) -> bool:
+        """Undo the claim made at `claimed_at` (nothing was linked): the token works again."""
+        async with session_scope(self._sessions) as session:
+            result = await session.exec(
+                update(LinkToken)
+                .where(
+                    col(LinkToken.token_hash) == token_hash,
+                    col(LinkToken.used_at) == claimed_at,
                 )
-            ).one_or_none()
-            problem = check_token(_state(row), now, user_id)
-            if problem is not None or row is None:
-                return Redemption(row.user_id if row is not None else None, problem)
-            row.used_at = now
-            session.add(row)
-            values = {
-                "chat_id": chat.stored,
-                "chat_lookup": chat.lookup,
-                "chat_type": chat.chat_type,
-                "enabled": True,
-                "linked_at": now,
-                "updated_at": now,
-            }
-            await session.exec(
-                insert(TelegramLink)
-                .values(user_id=row.user_id, **values)
-                .on_conflict_do_update(index_elements=["user_id"], set_=values)
+                .values(used_at=None)
             )
-            return Redemption(row.user_id, None)
+            return bool(result.rowcount)
+
+    async def link(self, user_id: str, chat: StoredChat, now: datetime) -> None:
+        """Link `user_id` to `chat` (enabled), replacing the user's earlier chat."""
+        async with session_scope(self._sessions) as session:
+            await _link(session, user_id, chat, now)
 
     async def get_link(self, user_id: str) -> TelegramLink | None:
         """The user's link row (linked or not), or None."""
@@ -305,6 +303,38 @@ def _change(
     row.updated_at = now
     session.add(row)
     return changed
+
+
+async def _claim(
+    session: AsyncSession, token_hash: str, now: datetime, user_id: str | None
+) -> Redemption:
+    row = (
+        await session.exec(
+            select(LinkToken).where(LinkToken.token_hash == token_hash).with_for_update()
+        )
+    ).one_or_none()
+    problem = check_token(_state(row), now, user_id)
+    if problem is not None or row is None:
+        return Redemption(row.user_id if row is not None else None, problem)
+    row.used_at = now
+    session.add(row)
+    return Redemption(row.user_id, None)
+
+
+async def _link(session: AsyncSession, user_id: str, chat: StoredChat, now: datetime) -> None:
+    values = {
+        "chat_id": chat.stored,
+        "chat_lookup": chat.lookup,
+        "chat_type": chat.chat_type,
+        "enabled": True,
+        "linked_at": now,
+        "updated_at": now,
+    }
+    await session.exec(
+        insert(TelegramLink)
+        .values(user_id=user_id, **values)
+        .on_conflict_do_update(index_elements=["user_id"], set_=values)
+    )
 
 
 def _state(row: LinkToken | None) -> TokenState | None:

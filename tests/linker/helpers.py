@@ -19,6 +19,8 @@ from services.linker.settings import LinkerSettings
 from services.standin.server import StandIn
 
 JWT_SECRET = "linker-tests-jwt-secret-0123456789abcdef"
+BOT_API_KEY = "linker-tests-bot-api-key-0123456789abcdef"
+"""LINKER_BOT_API_KEY of the test linkers: what a trusted bot sends as X-Bot-Api-Key."""
 BOT_USERNAME = "piwpiwtelegrambot"
 _chat_ids = itertools.count(random.randint(10**9, 4 * 10**9) * 10)
 
@@ -55,6 +57,11 @@ def bearer(user_id: str, **claims: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_jwt(user_id, **claims)}"}
 
 
+def bot_key(key: str = BOT_API_KEY) -> dict[str, str]:
+    """The X-Bot-Api-Key header of the trusted bot that calls verify-link."""
+    return {"X-Bot-Api-Key": key}
+
+
 @dataclass
 class FakeClock:
     """A clock the test moves by hand (link expiry, rate-limit windows) without sleeping."""
@@ -85,6 +92,7 @@ def linker_settings(
         "jwt_algorithms": ["HS256"],
         "jwt_audience": None,
         "jwt_issuer": None,
+        "linker_bot_api_key": BOT_API_KEY,
         "chat_id_encryption_key": None,
         "log_format": "json",
     }

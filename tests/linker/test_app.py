@@ -6,12 +6,16 @@ pytestmark = pytest.mark.integration
 
 OPERATIONS = {
     ("get", "/api/telegram/link-account"): {"200", "401", "429", "503"},
-    ("post", "/api/telegram/verify-link"): {"200", "400", "401", "403", "404", "410", "502"},
-    ("get", "/api/telegram/status"): {"200", "401"},
-    ("post", "/api/telegram/send-test-message"): {"200", "401", "409", "429", "502"},
-    ("post", "/api/telegram/unlink-account"): {"200", "401"},
-    ("get", "/api/telegram/preferences"): {"200", "401", "404"},
-    ("put", "/api/telegram/preferences"): {"200", "401", "404", "422"},
+    ("post", "/api/telegram/verify-link"): {
+        *("200", "400", "401", "403", "404", "410", "413", "415", "502", "503"),
+    },
+    ("get", "/api/telegram/status"): {"200", "401", "503"},
+    ("post", "/api/telegram/send-test-message"): {"200", "401", "409", "429", "502", "503"},
+    ("post", "/api/telegram/unlink-account"): {"200", "401", "503"},
+    ("get", "/api/telegram/preferences"): {"200", "401", "404", "503"},
+    ("put", "/api/telegram/preferences"): {
+        *("200", "400", "401", "404", "413", "415", "422", "503"),
+    },
 }
 
 
@@ -40,6 +44,25 @@ async def test_openapi_documents_every_response_and_the_bearer_scheme(linker):
     }
     assert found == OPERATIONS
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert schema["components"]["securitySchemes"]["BotApiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Bot-Api-Key",
+        "description": "LINKER_BOT_API_KEY: only a trusted bot that runs elsewhere has it",
+    }
+    # verify-link: the bot's key alone, or the key and a JWT; never a JWT alone.
+    verify = schema["paths"]["/api/telegram/verify-link"]["post"]
+    assert verify["security"] == [{"BotApiKey": []}, {"BotApiKey": [], "HTTPBearer": []}]
+    assert schema["paths"]["/api/telegram/status"]["get"]["security"] == [{"HTTPBearer": []}]
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert response["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/ErrorBody"
+                    }, (method, path, status)
+                if status == "429":
+                    assert response["headers"]["Retry-After"]["required"] is True
     error = schema["components"]["schemas"]["ErrorBody"]
     assert set(error["properties"]) == {"status", "code", "message", "details"}
     assert (await linker.client.get("/docs")).status_code == 200

@@ -8,7 +8,7 @@ from services.linker.tokens import TokenProblem, hash_token
 from shared.contract import EventType
 from shared.db import session_scope
 from shared.models import LinkToken, TelegramLink
-from tests.linker.helpers import bearer, new_chat_id, new_user
+from tests.linker.helpers import bearer, bot_key, new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ async def test_an_expired_token_is_refused_in_the_chat_and_by_the_api(linker):
 
     assert await linker.say(chat, f"/start {token}") == texts.TOKEN_REFUSED[TokenProblem.EXPIRED]
     response = await linker.client.post(
-        VERIFY, headers=bearer(user), json={"token": token, "chat_id": str(chat)}
+        VERIFY, headers={**bot_key(), **bearer(user)}, json={"token": token, "chat_id": str(chat)}
     )
     assert response.status_code == 410
     assert response.json() == {
@@ -85,7 +85,7 @@ async def test_verify_link_links_and_confirms_in_the_chat(linker, tap):
     events = await tap(EventType.TELEGRAM_LINKED)
     token = await new_token(linker, user)
     response = await linker.client.post(
-        VERIFY, headers=bearer(user), json={"token": token, "chat_id": str(chat)}
+        VERIFY, headers={**bot_key(), **bearer(user)}, json={"token": token, "chat_id": str(chat)}
     )
     assert response.status_code == 200, response.text
     assert response.json() == {
@@ -99,7 +99,7 @@ async def test_verify_link_links_and_confirms_in_the_chat(linker, tap):
 
     # Used now: a second redemption says so.
     again = await linker.client.post(
-        VERIFY, headers=bearer(user), json={"token": token, "chat_id": chat}
+        VERIFY, headers={**bot_key(), **bearer(user)}, json={"token": token, "chat_id": chat}
     )
     assert (again.status_code, again.json()["code"]) == (410, "token_used")
 
@@ -108,21 +108,23 @@ async def test_verify_link_refuses_another_users_token(linker):
     owner, thief, chat = new_user(), new_user(), new_chat_id()
     token = await new_token(linker, owner)
     response = await linker.client.post(
-        VERIFY, headers=bearer(thief), json={"token": token, "chat_id": chat}
+        VERIFY, headers={**bot_key(), **bearer(thief)}, json={"token": token, "chat_id": chat}
     )
     assert (response.status_code, response.json()["code"]) == (403, "token_wrong_user")
     assert (await linker.status(thief))["telegram_enabled"] is False
     assert linker.bot_texts(chat) == []
     # The owner can still use it.
     response = await linker.client.post(
-        VERIFY, headers=bearer(owner), json={"token": token, "chat_id": chat}
+        VERIFY, headers={**bot_key(), **bearer(owner)}, json={"token": token, "chat_id": chat}
     )
     assert response.status_code == 200
 
 
 async def test_verify_link_unknown_token_is_404(linker):
     response = await linker.client.post(
-        VERIFY, headers=bearer(new_user()), json={"token": "x" * 43, "chat_id": 12345}
+        VERIFY,
+        headers={**bot_key(), **bearer(new_user())},
+        json={"token": "x" * 43, "chat_id": 12345},
     )
     assert (response.status_code, response.json()["code"]) == (404, "token_not_found")
 
@@ -145,7 +147,9 @@ async def test_verify_link_unknown_token_is_404(linker):
     ],
 )
 async def test_verify_link_invalid_bodies_are_400(linker, body):
-    response = await linker.client.post(VERIFY, headers=bearer(new_user()), json=body)
+    response = await linker.client.post(
+        VERIFY, headers={**bot_key(), **bearer(new_user())}, json=body
+    )
     assert response.status_code == 400, response.text
     error = response.json()
     assert error["status"] == "error" and error["code"] in ("bad_request", "invalid_chat_id")
@@ -154,7 +158,7 @@ async def test_verify_link_invalid_bodies_are_400(linker, body):
 async def test_verify_link_with_a_body_that_is_not_json_is_400(linker):
     response = await linker.client.post(
         VERIFY,
-        headers={**bearer(new_user()), "Content-Type": "application/json"},
+        headers={**bot_key(), **bearer(new_user()), "Content-Type": "application/json"},
         content=b"{not json",
     )
     assert response.status_code == 400
@@ -165,7 +169,7 @@ async def test_verify_link_to_a_chat_the_bot_cannot_reach_links_nothing(linker):
     linker.standin.set_chat_state(chat, "blocked")
     token = await new_token(linker, user)
     response = await linker.client.post(
-        VERIFY, headers=bearer(user), json={"token": token, "chat_id": chat}
+        VERIFY, headers={**bot_key(), **bearer(user)}, json={"token": token, "chat_id": chat}
     )
     assert response.status_code == 502
     assert response.json()["code"] == "telegram_error"
@@ -174,7 +178,7 @@ async def test_verify_link_to_a_chat_the_bot_cannot_reach_links_nothing(linker):
     # Nothing was used up: the token still works in a reachable chat.
     linker.standin.set_chat_state(chat, "ok")
     response = await linker.client.post(
-        VERIFY, headers=bearer(user), json={"token": token, "chat_id": chat}
+        VERIFY, headers={**bot_key(), **bearer(user)}, json={"token": token, "chat_id": chat}
     )
     assert response.status_code == 200
 

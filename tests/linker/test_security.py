@@ -12,17 +12,20 @@ from services.common.logging import JsonFormatter
 from services.linker.crypto import ChatIdCipher
 from shared.db import session_scope
 from shared.models import TelegramLink
-from tests.linker.helpers import JWT_SECRET, bearer, make_jwt, new_chat_id, new_user
+from tests.linker.helpers import JWT_SECRET, bearer, bot_key, make_jwt, new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 
 ENDPOINTS = [
     ("GET", "/api/telegram/link-account"),
-    ("POST", "/api/telegram/verify-link"),
     ("GET", "/api/telegram/status"),
     ("POST", "/api/telegram/send-test-message"),
     ("POST", "/api/telegram/unlink-account"),
+    ("GET", "/api/telegram/preferences"),
+    ("PUT", "/api/telegram/preferences"),
 ]
+"""The endpoints that act for the JWT's user (verify-link is the trusted bot's: X-Bot-Api-Key)."""
+VERIFY = "/api/telegram/verify-link"
 
 
 def _none_alg(user: str) -> str:
@@ -49,6 +52,9 @@ async def test_every_endpoint_refuses_bad_tokens_with_401_json(linker, attack):
         assert response.status_code == 401, (attack, path, response.text)
         body = response.json()
         assert body["status"] == "error" and body["code"] == "unauthorized"
+    # verify-link with the bot's key: a JWT sent along must verify too.
+    response = await linker.client.post(VERIFY, headers={**headers, **bot_key()}, json={})
+    assert (response.status_code, response.json()["code"]) == (401, "unauthorized"), attack
     assert (await linker.status(user))["telegram_enabled"] is False
 
 
