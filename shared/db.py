@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
+from psycopg_pool import PoolTimeout
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,6 +18,27 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57P", "58")
+"""SQLSTATEs that say the database cannot serve us now, whatever we send: connection exception
+(08), transaction rollback (40: serialization failure, deadlock), insufficient resources (53),
+operator intervention (57P: shutdown, cannot connect now) and system error (58)."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when `error` means the database is unreachable or busy for now, so the same work
+    will succeed later; False when it is about the work itself (bad data, a bug, a limit), which
+    retrying would never fix.
+
+    A bare `OSError` is not transient: `ZoneInfo("Asia")` raises one.
+    """
+    if isinstance(error, PoolTimeout):
+        return True
+    if isinstance(error, psycopg.OperationalError):
+        state = error.sqlstate
+        return state is None or state.startswith(TRANSIENT_SQLSTATE_CLASSES)
+    return False
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -52,24 +52,36 @@ def broker_check(is_connected: Callable[[], bool]) -> ReadinessCheck:
     return check
 
 
-def health_router(checks: dict[str, ReadinessCheck], timeout: float = 3.0) -> APIRouter:
-    """`/healthz` (process alive), `/readyz` (every dependency reachable), `/metrics`."""
+def health_router(
+    checks: dict[str, ReadinessCheck],
+    timeout: float = 3.0,
+    live: dict[str, ReadinessCheck] | None = None,
+) -> APIRouter:
+    """`/healthz` (the process is alive: the `live` checks pass), `/readyz` (every dependency
+    reachable: the `checks` pass), `/metrics`."""
     router = APIRouter(include_in_schema=False)
 
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @router.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def run(named: dict[str, ReadinessCheck]) -> tuple[bool, dict[str, str]]:
         results: dict[str, str] = {}
-        for name, check in checks.items():
+        for name, check in named.items():
             try:
                 await asyncio.wait_for(check(), timeout)
                 results[name] = "ok"
-            except Exception as exc:  # readiness reports any failure as not ready
+            except Exception as exc:  # any failure means: not ready (not live)
                 results[name] = f"error: {type(exc).__name__}"
-        ready = all(v == "ok" for v in results.values())
+        return all(v == "ok" for v in results.values()), results
+
+    @router.get("/healthz")
+    async def healthz() -> JSONResponse:
+        alive, results = await run(live or {})
+        body: dict[str, Any] = {"status": "ok" if alive else "stalled"}
+        if results:
+            body["checks"] = results
+        return JSONResponse(body, status_code=200 if alive else 503)
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ready, results = await run(checks)
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": results},
             status_code=200 if ready else 503,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class Batcher:
@@ -13,12 +16,22 @@ class Batcher:
 
     An idle batcher waits `wait` seconds for company before flushing; while a flush runs, new
     items gather into the next group (up to `size`), so batches grow with the load.
+
+    A flush that raises must not strand its items (their owners would wait forever) nor stop
+    the batches behind it: `on_error(batch, error)` settles them, and the next batch goes on.
     """
 
-    def __init__(self, size: int, wait: float, flush: Callable[[list[Any]], Awaitable[None]]):
+    def __init__(
+        self,
+        size: int,
+        wait: float,
+        flush: Callable[[list[Any]], Awaitable[None]],
+        on_error: Callable[[list[Any], Exception], None],
+    ):
         self._size = size
         self._wait = wait
         self._flush = flush
+        self._on_error = on_error
         self._items: list[Any] = []
         self._worker: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
@@ -40,7 +53,11 @@ class Batcher:
                             await self._full.wait()
                 self._full.clear()
                 batch, self._items = self._items[: self._size], self._items[self._size :]
-                await self._flush(batch)
+                try:
+                    await self._flush(batch)
+                except Exception as exc:  # the last line of defence: settle, carry on
+                    log.exception("a batch of %d failed unexpectedly", len(batch))
+                    self._on_error(batch, exc)
         finally:
             self._worker = None
 

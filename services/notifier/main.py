@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from psycopg_pool import AsyncConnectionPool
+from pydantic import Field
 
 from services.common.callbacks import callback_key
 from services.common.logging import configure_logging, log_context
@@ -59,26 +60,33 @@ from shared.settings import BaseServiceSettings
 log = logging.getLogger("notifier")
 
 PAID_BROADCAST_RATE = 1000
+STALLED = 1
+"""Exit status after the notifier stopped itself because it made no progress."""
 
 
 class NotifierSettings(BaseServiceSettings):
     """The notifier's configuration (environment variables of the same names)."""
 
-    notifier_port: int = 8002
-    telegram_rate_global: float = 30
-    telegram_rate_per_chat: float = 1
-    telegram_rate_per_group_per_min: float = 20
+    # Bounds: a rate is never negative (0 = unlimited), a timeout or interval never "forever",
+    # the prefetch an AMQP short, the delivery limit a queue argument RabbitMQ accepts.
+    notifier_port: int = Field(default=8002, ge=0, le=65535)
+    telegram_rate_global: float = Field(default=30, ge=0, le=100_000)
+    telegram_rate_per_chat: float = Field(default=1, ge=0, le=1000)
+    telegram_rate_per_group_per_min: float = Field(default=20, ge=0, le=60_000)
     telegram_allow_paid_broadcast: bool = False
-    telegram_timeout_seconds: float = 10
-    notifier_prefetch: int = 500
-    notifier_batch_size: int = 200
-    notifier_batch_wait_ms: float = 3
-    notifier_max_attempts: int = 6
-    notifier_delivery_limit: int = 5
-    notifier_shutdown_seconds: float = 8
-    notifier_release_interval_seconds: float = 5
-    notifier_digest_min: int = 0
-    notifier_digest_window_seconds: float = 5
+    telegram_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    notifier_prefetch: int = Field(default=500, ge=1, le=65535)
+    notifier_batch_size: int = Field(default=200, ge=1, le=10_000)
+    notifier_batch_wait_ms: float = Field(default=3, ge=0, le=10_000)
+    notifier_max_attempts: int = Field(default=6, ge=1, le=100)
+    notifier_delivery_limit: int = Field(default=5, ge=1, le=1000)
+    notifier_shutdown_seconds: float = Field(default=8, ge=0, le=3600)
+    notifier_release_interval_seconds: float = Field(default=5, gt=0, le=3600)
+    notifier_digest_min: int = Field(default=0, ge=0, le=1000)
+    notifier_digest_window_seconds: float = Field(default=5, ge=0, le=3600)
+    notifier_stall_seconds: float = Field(default=60, gt=0, le=86_400)
+    """No progress for this long while events wait: not ready, not live, and the notifier stops
+    (exit status 1) so its messages go to the standby consumer."""
 
     def limits(self) -> Limits:
         """The send limits; paid broadcast raises the global one to 1000/s."""
@@ -123,6 +131,8 @@ class Notifier:
     sender: TelegramSender
     close_sender: Any
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    stalled: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by the watchdog when the notifier made no progress for NOTIFIER_STALL_SECONDS."""
     releaser: asyncio.Task[None] | None = None
     """The loop sending held (quiet-hours) deliveries once they are due."""
 
@@ -231,13 +241,15 @@ async def dead_letter(
 ) -> None:
     """Publish the message as received to the DLQ with its reason (confirmed), then ack it."""
     raw = message.raw_message
+    # The error may quote the event: a lone surrogate would make the header unencodable.
+    error = error.encode("utf-8", "replace").decode("utf-8")[:2000]
     log.warning("dead-lettering message %s: %s: %s", message.message_id, reason, error[:500])
     metrics.DEAD_LETTERED.labels(reason).inc()
     headers = dict(raw.headers or {})
     headers.update(
         {
             DLQ_REASON_HEADER: reason,
-            DLQ_ERROR_HEADER: error[:2000],
+            DLQ_ERROR_HEADER: error,
             "x-original-routing-key": raw.routing_key or "",
             "x-dead-lettered-at": datetime.now(UTC).isoformat(),
         }
@@ -265,18 +277,59 @@ def pool_check(pool: AsyncConnectionPool) -> Any:
     return check
 
 
+def progress_check(notifier: Notifier) -> Any:
+    """A health check that fails while the notifier is stalled (see `progress.py`)."""
+    limit = notifier.settings.notifier_stall_seconds
+
+    async def check() -> None:
+        stalled = notifier.processor.stalled_for()
+        if stalled >= limit:
+            raise RuntimeError(
+                f"no progress for {stalled:.0f} s with {notifier.processor.in_flight} "
+                "events waiting"
+            )
+
+    return check
+
+
 def health_app(notifier: Notifier) -> FastAPI:
-    """The notifier's HTTP surface: /healthz, /readyz, /metrics."""
+    """The notifier's HTTP surface: /healthz, /readyz, /metrics. A stalled notifier is neither
+    ready nor live."""
     app = FastAPI(title="notifier", docs_url=None, redoc_url=None, openapi_url=None)
 
     def broker_up() -> bool:
         connection = notifier.broker._connection  # faststream exposes no public state
         return connection is not None and not connection.is_closed
 
+    progress = progress_check(notifier)
     app.include_router(
-        health_router({"database": pool_check(notifier.pool), "broker": broker_check(broker_up)})
+        health_router(
+            {
+                "database": pool_check(notifier.pool),
+                "broker": broker_check(broker_up),
+                "progress": progress,
+            },
+            live={"progress": progress},
+        )
     )
     return app
+
+
+async def watch_progress(notifier: Notifier, every: float = 1.0) -> None:
+    """Set `notifier.stalled` once no progress was made for NOTIFIER_STALL_SECONDS while
+    events waited."""
+    limit = notifier.settings.notifier_stall_seconds
+    while not notifier.stalled.is_set():
+        await asyncio.sleep(min(every, limit / 4))
+        stalled = notifier.processor.stalled_for()
+        if stalled >= limit:
+            log.error(
+                "no progress for %.0f s with %d events waiting: stopping, so the messages go "
+                "back to RabbitMQ for the standby consumer",
+                stalled,
+                notifier.processor.in_flight,
+            )
+            notifier.stalled.set()
 
 
 async def start(notifier: Notifier) -> None:
@@ -323,8 +376,8 @@ async def stop(notifier: Notifier) -> None:
     await notifier.pool.close()
 
 
-async def serve(settings: NotifierSettings) -> None:
-    """Run until SIGTERM/SIGINT."""
+async def serve(settings: NotifierSettings) -> bool:
+    """Run until SIGTERM/SIGINT, or until it stalls; True if it stopped because it stalled."""
     notifier = build(settings)
     server = EmbeddedServer(
         uvicorn.Config(
@@ -341,13 +394,20 @@ async def serve(settings: NotifierSettings) -> None:
         loop.add_signal_handler(sig, stopping.set)
     await start(notifier)
     http = asyncio.create_task(server.serve())
+    watchdog = asyncio.create_task(watch_progress(notifier))
     log.info("notifier consuming %s", ", ".join(t.value for t in NOTIFICATION_TYPES))
-    await stopping.wait()
+    stop_requested = asyncio.create_task(stopping.wait())
+    await asyncio.wait(
+        [stop_requested, asyncio.create_task(notifier.stalled.wait())],
+        return_when=asyncio.FIRST_COMPLETED,
+    )
     log.info("stopping: no new messages; finishing in-flight ones")
+    watchdog.cancel()
     await stop(notifier)
     server.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):
         await http
+    return notifier.stalled.is_set()
 
 
 def run() -> None:
@@ -357,7 +417,8 @@ def run() -> None:
     settings.validate_for_production()
     # uvloop: the notifier's hot path is event-loop bound (AMQP frames, HTTP, PostgreSQL).
     tune_gc()
-    uvloop.run(serve(settings))
+    if uvloop.run(serve(settings)):
+        raise SystemExit(STALLED)
 
 
 def tune_gc() -> None:

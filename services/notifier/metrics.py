@@ -36,3 +36,8 @@ BATCH_SIZE = Histogram(
     "notifier_batch_size", "Events per database batch", buckets=(1, 2, 5, 10, 25, 50, 100, 250)
 )
 DIGESTS = Counter("notifier_digests_total", "Messages sent as a digest of a burst to one chat")
+ISOLATED = Counter(
+    "notifier_isolated_failures_total",
+    "Events dead-lettered alone after their batch failed for a reason that was not the database "
+    "being unreachable (the rest of the batch went on)",
+)

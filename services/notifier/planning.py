@@ -26,6 +26,7 @@ from services.notifier.store import (
     ActivityRow,
     Link,
     PostMessage,
+    storable,
 )
 from shared.contract import (
     AutomationExecutedData,
@@ -105,7 +106,7 @@ def stored_data(data: dict[str, Any]) -> dict[str, Any]:
 def _storable(value: Any) -> Any:
     """`value` without what PostgreSQL's jsonb refuses: NUL characters and lone surrogates."""
     if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+        return storable(value)
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -26,9 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import psycopg
-from psycopg_pool import PoolTimeout
-
 from services.common.logging import log_context, mask_chat_id
 from services.notifier import metrics
 from services.notifier.batching import Batcher
@@ -48,6 +45,7 @@ from services.notifier.planning import (
     skip_reason,
 )
 from services.notifier.preferences import quiet_until
+from services.notifier.progress import ProgressWatch
 from services.notifier.ratelimit import ChatSequencer, RateLimiter
 from services.notifier.render import (
     DailyReport,
@@ -56,6 +54,7 @@ from services.notifier.render import (
     render_quiet_fold,
 )
 from services.notifier.store import (
+    ERROR_CHARS,
     FINAL_STATUSES,
     DeliveryIntent,
     DeliveryResult,
@@ -67,6 +66,7 @@ from services.notifier.store import (
     NotifierStore,
     PostMessage,
     SummaryWindow,
+    storable,
 )
 from services.notifier.telegram import Failure, SendError, TelegramSender
 from shared.contract import (
@@ -76,11 +76,9 @@ from shared.contract import (
     Event,
     PostMetricsUpdatedData,
 )
+from shared.db import is_transient
 
 log = logging.getLogger("notifier")
-
-TRANSIENT_DB_ERRORS = (psycopg.OperationalError, PoolTimeout, OSError, TimeoutError)
-"""Errors that mean the database is unreachable for now, not that the work is wrong."""
 
 
 SETTLED_IN_PLAN = ("skipped", "held", "edited")
@@ -236,13 +234,22 @@ class Processor:
         self._config = config or ProcessorConfig()
         self._sequencer = ChatSequencer()
         self._prepare = Batcher(
-            self._config.batch_size, self._config.batch_wait, self._prepare_batch
+            self._config.batch_size,
+            self._config.batch_wait,
+            self._prepare_batch,
+            on_error=self._batch_failed,
         )
-        self._results = Batcher(500, self._config.batch_wait, self._write_results)
+        self._results = Batcher(
+            500, self._config.batch_wait, self._write_results, on_error=self._results_failed
+        )
         # (delivery id, request written?, holds an exposure slot): written as soon as possible,
         # in order, so a restart knows which `sending` rows Telegram may already have acted on.
-        self._marks = Batcher(1000, 0.0, self._write_marks)
+        self._marks = Batcher(1000, 0.0, self._write_marks, on_error=self._marks_failed)
         self._sends: set[asyncio.Task[None]] = set()
+        self._active: dict[str, asyncio.Future[Outcome]] = {}
+        """Dedupe keys being sent or edited by this process, and the event doing it: a copy of
+        the event arriving in a later batch waits for it instead of sending again."""
+        self._progress = ProgressWatch()
         self.in_flight = 0
         self.settled = 0
 
@@ -250,6 +257,8 @@ class Processor:
         """Queue one event (synchronously, keeping arrival order); the future resolves once its
         outcome is durably recorded."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        if self.in_flight == 0:
+            self._progress.note()  # the clock of a stall starts when work arrives
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
         future.add_done_callback(lambda done: self._settled(event, done))
@@ -263,9 +272,15 @@ class Processor:
     def _settled(self, event: Event, future: asyncio.Future[Outcome]) -> None:
         self.in_flight -= 1
         self.settled += 1
+        self._progress.note()
         metrics.IN_FLIGHT.dec()
         if not future.cancelled():
             metrics.EVENTS.labels(event.type.value, future.result().status).inc()
+
+    def stalled_for(self) -> float:
+        """Seconds without progress while events wait (0 when none wait); a pause Telegram
+        imposed (429 `retry_after`) is not counted. See `services/notifier/progress.py`."""
+        return self._progress.stalled_for(self.in_flight, self._limiter.paused_until)
 
     async def close(self) -> None:
         """Release the processor's own database connection (after `abort` or a drain)."""
@@ -286,24 +301,60 @@ class Processor:
 
     async def _prepare_batch(self, items: list[_Item]) -> None:
         metrics.BATCH_SIZE.observe(len(items))
+        await self._prepare_isolated(items)
+
+    async def _prepare_isolated(self, items: list[_Item]) -> None:
+        """Plan `items` in one transaction and queue their sends. While the database is
+        unreachable the batch waits and is tried again; when it fails for any other reason
+        (an event the code or the database cannot take, a bug), it is split in halves, each
+        tried on its own, so only the event at fault is dead-lettered and the others go on."""
+        try:
+            plan = await self._retrying("batch", self._plan, items)
+        except Exception as exc:
+            if len(items) > 1:
+                log.warning(
+                    "a batch of %d events failed (%s); trying its halves to find the event at "
+                    "fault",
+                    len(items),
+                    _problem(exc),
+                )
+                middle = len(items) // 2
+                await self._prepare_isolated(items[:middle])
+                await self._prepare_isolated(items[middle:])
+                return
+            (item,) = items
+            with log_context(event_id=str(item.event.event_id), user_id=item.event.user_id):
+                log.error("event could not be processed: %s", _problem(exc), exc_info=exc)
+            metrics.ISOLATED.inc()
+            self._fail(item, exc)
+            return
+        self._progress.note()
+        self._dispatch(*plan)
+
+    async def _retrying(self, what: str, work: Callable[[Any], Awaitable[Any]], arg: Any) -> Any:
+        """`await work(arg)`, again and again while the database is unreachable (with backoff);
+        any other error is raised at once."""
         delay = 0.1
         while True:
             try:
-                plan = await self._plan(items)
-                break
-            except TRANSIENT_DB_ERRORS as exc:  # the database is down: hold the batch, retry
-                log.warning("database unavailable, retrying batch: %r", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._config.db_retry_max)
-            except Exception as exc:  # a bug or bad data: dead-letter, never crash or loop
-                log.exception("batch failed")
-                for item in items:
-                    if not item.future.done():
-                        item.future.set_result(
-                            Outcome("error", f"{type(exc).__name__}: {exc}", "processing_error")
-                        )
-                return
-        self._dispatch(*plan)
+                return await work(arg)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("database unavailable, retrying %s: %r", what, exc)
+            # Waiting on a database outage is not a stall (the readiness check reports it).
+            self._progress.note()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._config.db_retry_max)
+
+    def _fail(self, item: _Item, exc: BaseException) -> None:
+        """Dead-letter one event with the error that stopped it."""
+        if not item.future.done():
+            item.future.set_result(Outcome("error", _problem(exc), "processing_error"))
+
+    def _batch_failed(self, items: list[_Item], exc: Exception) -> None:
+        for item in items:
+            self._fail(item, exc)
 
     async def _plan(
         self, items: list[_Item]
@@ -475,37 +526,54 @@ class Processor:
         """Resolve duplicates and skips; queue sends in arrival order (tickets taken here)."""
         leaders: dict[str, _Item] = {}
         for item in items:
-            row = rows.get(item.dedupe_key)
-            plan = plans.get(item.dedupe_key)
-            leader = leaders.setdefault(item.dedupe_key, item)
-            if row is None or plan is None:
-                item.future.set_result(Outcome("duplicate", "already processed"))
-            elif leader is not item:
-                _chain(leader.future, item.future)
-            elif isinstance(plan, str):
-                status = row.status if row.status in SETTLED_IN_PLAN else "duplicate"
-                item.future.set_result(Outcome(status, plan))
-            elif row.status in FINAL_STATUSES:
-                item.future.set_result(Outcome("duplicate", f"already {row.status}"))
-            elif row.handed_at is not None:
-                # The previous consumer wrote the request and stopped before the answer was
-                # recorded: Telegram has most likely delivered it, and sendMessage has no
-                # idempotency key, so it is not sent again (as with a timeout after sending).
-                reason = "in flight when the previous consumer stopped; not resent"
-                result = _result(item, row, "uncertain", None, reason, True)
-                self._results.add((result, item.future, Outcome("uncertain", reason)))
-            elif isinstance(plan, EditPlan):
-                edit = _Edit(item, row, plan, self._sequencer.enter(plan.chat_id))
-                task = asyncio.create_task(self._edit(edit))
-                self._sends.add(task)
-                task.add_done_callback(self._sends.discard)
+            try:
+                self._dispatch_one(item, rows, plans, leaders)
+            except Exception as exc:  # a bug: this event is dead-lettered, the others go on
+                log.exception("event %s could not be dispatched", item.event.event_id)
+                self._fail(item, exc)
+
+    def _dispatch_one(
+        self,
+        item: _Item,
+        rows: dict[str, DeliveryRow],
+        plans: dict[str, Plan],
+        leaders: dict[str, _Item],
+    ) -> None:
+        key = item.dedupe_key
+        row = rows.get(key)
+        plan = plans.get(key)
+        leader = leaders.setdefault(key, item)
+        if row is None or plan is None:
+            item.future.set_result(Outcome("duplicate", "already processed"))
+        elif leader is not item:
+            _chain(leader.future, item.future)
+        elif isinstance(plan, str):
+            status = row.status if row.status in SETTLED_IN_PLAN else "duplicate"
+            item.future.set_result(Outcome(status, plan))
+        elif row.status in FINAL_STATUSES:
+            item.future.set_result(Outcome("duplicate", f"already {row.status}"))
+        elif key in self._active:  # an earlier copy of this event is being sent right now
+            _chain(self._active[key], item.future)
+        elif row.handed_at is not None:
+            # The previous consumer wrote the request and stopped before the answer was
+            # recorded: Telegram has most likely delivered it, and sendMessage has no
+            # idempotency key, so it is not sent again (as with a timeout after sending).
+            reason = "in flight when the previous consumer stopped; not resent"
+            result = _result(item, row, "uncertain", None, reason, True)
+            self._results.add((result, item.future, Outcome("uncertain", reason)))
+        else:
+            if isinstance(plan, EditPlan):
+                work = self._edit(_Edit(item, row, plan, self._sequencer.enter(plan.chat_id)))
             else:
                 chat_id, text, buttons, language = plan
                 send = _Send(item, row, chat_id, text, buttons=buttons, language=language)
                 send.ticket = self._sequencer.enter(chat_id, send)
-                task = asyncio.create_task(self._send(send))
-                self._sends.add(task)
-                task.add_done_callback(self._sends.discard)
+                work = self._send(send)
+            self._active[key] = item.future
+            item.future.add_done_callback(lambda _: self._active.pop(key, None))
+            task = asyncio.create_task(work)
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -576,8 +644,9 @@ class Processor:
                 raise
             except Exception as exc:  # a bug, or the broker gone mid-way: dead-letter, go on
                 log.exception("%s failed unexpectedly", doing)
-                problem = f"{type(exc).__name__}: {exc}"
-                self._finish(entry, entry.row.attempts, "failed", None, problem, "processing_error")
+                self._finish(
+                    entry, entry.row.attempts, "failed", None, _problem(exc), "processing_error"
+                )
             finally:
                 self._sequencer.leave(chat_id, entry.ticket)
 
@@ -604,6 +673,7 @@ class Processor:
                 message_id = await call(chat_id)
             except SendError as error:
                 self._limiter.release(chat_id)
+                self._progress.note()  # Telegram answered (or the request timed out)
                 metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
                 verdict = await judge(user_id, error, attempts, rate_limited)
                 if verdict is not None:
@@ -618,6 +688,7 @@ class Processor:
                 self._limiter.release(chat_id)
                 raise
             self._limiter.release(chat_id)
+            self._progress.note()
             return ("sent", message_id, None, None), attempts
 
     def _fold(self, send: _Send) -> bool:
@@ -735,10 +806,11 @@ class Processor:
             full = False
             try:
                 full = await self.release_held() >= self._config.release_users
-            except TRANSIENT_DB_ERRORS as exc:
-                log.warning("database unavailable, held deliveries wait: %r", exc)
-            except Exception:  # the rows stay held and are tried again next round; never stop
-                log.exception("releasing held deliveries failed")
+            except Exception as exc:  # the rows stay held and are tried again next round
+                if is_transient(exc):
+                    log.warning("database unavailable, held deliveries wait: %r", exc)
+                else:
+                    log.exception("releasing held deliveries failed")
             if not full:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._config.release_interval):
@@ -796,7 +868,7 @@ class Processor:
                 )
             except Exception as exc:  # a bug or bad data: record it on the rows, release others
                 log.exception("releasing held deliveries failed")
-                status, message_id, error = "failed", None, f"{type(exc).__name__}: {exc}"
+                status, message_id, error = "failed", None, _problem(exc)
             results += [_held_result(r, status, message_id, error, attempts) for r in ready]
         metrics.RELEASED.labels(status).inc(len(ready))
         folded = [r.id for r in ready] if len(ready) > 1 and status == "sent" else []
@@ -861,18 +933,26 @@ class Processor:
     async def _write_results(
         self, batch: list[tuple[DeliveryResult, asyncio.Future[Outcome], Outcome]]
     ) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self._store.finish([r for r, _, _ in batch])
-                break
-            except TRANSIENT_DB_ERRORS as exc:  # the database is down: keep the results, retry
-                log.warning("database unavailable, retrying results: %r", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._config.db_retry_max)
-        for _, future, outcome in batch:
+        # While the database is down the results wait (the RabbitMQ messages stay unacked);
+        # `finish` itself keeps one unwritable row from losing the others.
+        await self._retrying("results", self._store.finish, [r for r, _, _ in batch])
+        self._results_failed(batch, None)
+
+    @staticmethod
+    def _results_failed(
+        batch: list[tuple[DeliveryResult, asyncio.Future[Outcome], Outcome]],
+        error: Exception | None,
+    ) -> None:
+        """Settle each event with its outcome (the send is over, whether or not its result
+        could be recorded: holding the message back would only send it again)."""
+        for _result, future, outcome in batch:
             if not future.done():
                 future.set_result(outcome)
+
+    def _marks_failed(self, marks: list[tuple[int, bool, bool]], error: Exception) -> None:
+        for _row, _handed, exposed in marks:
+            if exposed:
+                self._limiter.unexpose()
 
 
 def _result(
@@ -911,6 +991,12 @@ def _held_result(
         attempts=attempts,
         final=status in FINAL_STATUSES,
     )
+
+
+def _problem(exc: BaseException) -> str:
+    """An exception as a delivery's error and a dead letter's reason: its type and message,
+    storable and at most `ERROR_CHARS` long."""
+    return storable(f"{type(exc).__name__}: {exc}")[:ERROR_CHARS]
 
 
 def _chain(source: asyncio.Future[Outcome], target: asyncio.Future[Outcome]) -> None:

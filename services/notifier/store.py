@@ -6,6 +6,7 @@ batch of any size is a fixed handful of statements.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,10 +20,20 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.notifier.render import DailyReport, PlatformTotals, platform_key
 from shared.contract import EventType
-from shared.db import libpq_url
+from shared.db import is_transient, libpq_url
+
+log = logging.getLogger(__name__)
+
+ERROR_CHARS = 2000
+"""Longest error text kept on a delivery."""
 
 FINAL_STATUSES = ("sent", "skipped", "uncertain", "undeliverable", "edited")
 """A delivery in one of these states is never attempted again for the same dedupe key."""
+
+
+def storable(text: str) -> str:
+    """`text` as PostgreSQL can store it: without NUL characters, lone surrogates replaced."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
 
 
 @dataclass(frozen=True)
@@ -432,14 +443,42 @@ class NotifierStore:
             await self.write_results(conn, results)
 
     async def write_results(self, conn: AsyncConnection, results: Sequence[DeliveryResult]) -> None:
-        """`finish` in the caller's transaction."""
+        """`finish` in the caller's transaction.
+
+        One statement for all; should it fail for anything but the database being unreachable,
+        each result is written on its own (a savepoint each), so a row that cannot be written
+        is logged and skipped instead of taking the others with it.
+        """
         if not results:
             return
+        try:
+            async with conn.transaction():  # a savepoint
+                await self._write_results(conn, results)
+            return
+        except Exception as exc:
+            if is_transient(exc) or len(results) == 1:
+                raise
+            log.warning(
+                "writing %d results failed (%r); writing them one by one", len(results), exc
+            )
+        for result in results:
+            try:
+                async with conn.transaction():
+                    await self._write_results(conn, [result])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.error("result of delivery %d not recorded: %r", result.delivery_id, exc)
+
+    async def _write_results(
+        self, conn: AsyncConnection, results: Sequence[DeliveryResult]
+    ) -> None:
         await conn.execute(
             _FINISH,
             (
                 [r.delivery_id for r in results], [r.status for r in results],
-                [r.telegram_message_id for r in results], [r.error for r in results],
+                [r.telegram_message_id for r in results],
+                [None if r.error is None else storable(r.error)[:ERROR_CHARS] for r in results],
                 [r.attempts for r in results],
             ),
         )  # fmt: skip

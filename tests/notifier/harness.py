@@ -32,7 +32,9 @@ class Harness:
     engine: AsyncEngine
     rabbitmq_url: str
 
-    async def link(self, user_id: str, chat_id: int, *, enabled: bool = True, **extra: Any) -> None:
+    async def link(
+        self, user_id: str, chat_id: int | str, *, enabled: bool = True, **extra: Any
+    ) -> None:
         """Insert a link as the linker would (plain chat id: no encryption key in tests)."""
         columns = {"user_id": user_id, "chat_id": str(chat_id), "enabled": enabled, **extra}
         names = ", ".join(columns)
