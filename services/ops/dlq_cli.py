@@ -1,4 +1,9 @@
-"""What `sns-telegram dlq` prints, and its commands: list, show, replay, purge."""
+"""What `sns-telegram dlq` prints, and its commands: list, show, replay, purge.
+
+Everything printed here that a message, the broker or an exception supplied is outside text: it
+goes through `shown()` (secrets redacted, control and bidi characters escaped, never parsed as
+rich markup) so a dead letter cannot rewrite the operator's screen or hide what it is.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,18 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import aio_pika
 from rich import box
 from rich.console import Console
-from rich.json import JSON
+from rich.highlighter import JSONHighlighter
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
+from services.common.safe_text import for_terminal, json_text
 from services.ops.amqp import OpsError
 from services.ops.dlq import Listing, ReplayResult, browse, find, purge, replay
 from services.ops.letters import DeadLetter, Selection
@@ -29,14 +35,24 @@ ERROR_WIDTH = 60
 
 
 def make_console(*, stderr: bool = False) -> Console:
-    """A console; when not on a terminal, wide enough that ids are never cut."""
+    """A console; when not on a terminal, wide enough that ids are never cut. Plain strings
+    are not read as markup nor highlighted: only `Text` built here carries style."""
     stream = sys.stderr if stderr else sys.stdout
     wide = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return Console(stderr=stderr, width=wide, highlight=False)
+    return Console(stderr=stderr, width=wide, highlight=False, markup=False)
+
+
+def shown(text: object, style: str = "") -> Text:
+    """Outside text as printed: redacted, controls escaped, literal (no markup)."""
+    return Text(for_terminal(str(text)), style=style)
+
+
+def _say(console: Console, text: str, style: str = "") -> None:
+    console.print(shown(text, style))
 
 
 def _shorten(text: str, width: int = ERROR_WIDTH) -> str:
-    flat = " ".join(text.split())
+    flat = for_terminal(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -48,7 +64,12 @@ def letters_table(
     letters: Iterable[DeadLetter], *, title: str | None = None, targets: bool = False
 ) -> Table:
     """The `dlq list` table (with `targets`: the routing key each would be replayed with)."""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=shown(title) if title is not None else None,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("event id", no_wrap=True, min_width=36)
     table.add_column("type", no_wrap=True)
@@ -62,15 +83,15 @@ def letters_table(
         deliveries = letter.deliveries
         cells: list[str | Text] = [
             str(letter.position),
-            Text(letter.event_id or "-"),
-            Text(letter.event_type or "-"),
-            Text(letter.reason),
+            shown(letter.event_id or "-"),
+            shown(letter.event_type or "-"),
+            shown(letter.reason),
             Text(_shorten(letter.error) or "-"),
             _when(letter.dead_lettered_at),
             "-" if deliveries is None else str(deliveries),
         ]
         if targets:
-            cells.append(Text(letter.routing_key or "(unknown)"))
+            cells.append(shown(letter.routing_key or "(unknown)"))
         table.add_row(*cells)
     return table
 
@@ -78,32 +99,40 @@ def letters_table(
 def print_listing(listing: Listing, console: Console) -> None:
     """Print what `dlq list` read."""
     if not listing.letters:
-        console.print(f"{listing.queue} is empty.", markup=False)
+        _say(console, f"{listing.queue} is empty.")
         return
-    shown = len(listing.letters)
+    count = len(listing.letters)
     console.print(
         letters_table(
             listing.letters,
-            title=f"{listing.queue}: {listing.total} message(s), showing 1-{shown}",
+            title=f"{listing.queue}: {listing.total} message(s), showing 1-{count}",
         )
     )
     reasons = Counter(letter.reason for letter in listing.letters)
-    console.print(
-        "by reason: " + ", ".join(f"{reason} {n}" for reason, n in reasons.most_common()),
-        markup=False,
-    )
-    if shown < listing.total:
-        console.print(f"({listing.total - shown} more: use --limit)", markup=False)
+    _say(console, "by reason: " + ", ".join(f"{r} {n}" for r, n in reasons.most_common()))
+    if count < listing.total:
+        _say(console, f"({listing.total - count} more: use --limit)")
 
 
-def _header_value(value: Any) -> str:
+def _header_value(value: Any) -> Text:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return shown(value.isoformat())
     if isinstance(value, list | dict):
-        return json.dumps(value, default=str, ensure_ascii=False)
+        return Text(json_text(value))
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+        return shown(value.decode("utf-8", "replace"))
+    return shown(value)
+
+
+def body_text(body: bytes) -> Text | None:
+    """A JSON body pretty-printed (redacted, every control a JSON escape), None if not JSON."""
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    text = Text(json_text(parsed, indent=2))
+    JSONHighlighter().highlight(text)
+    return text
 
 
 def print_letter(letter: DeadLetter, queue: str, console: Console) -> None:
@@ -123,25 +152,26 @@ def print_letter(letter: DeadLetter, queue: str, console: Console) -> None:
         ("valid event", "yes" if letter.valid else f"no: {letter.problem}"),
     ]
     for name, value in rows:
-        summary.add_row(name, Text(value))
+        summary.add_row(name, shown(value))
     console.print(summary)
     for title, values in (("properties", letter.properties), ("headers", letter.headers)):
         table = Table(title=title, title_justify="left", show_header=False)
         table.add_column("name", style="bold", no_wrap=True)
         table.add_column("value", overflow="fold")
         for name, value in values.items():
-            table.add_row(Text(name), Text(_header_value(value)))
+            table.add_row(shown(name), _header_value(value))
         console.print(table)
     console.print(Text("body", style="bold"))
-    try:
-        console.print(JSON(letter.body.decode("utf-8")))
-    except (ValueError, UnicodeDecodeError):
-        console.print(Text(letter.body.decode("utf-8", "replace")))
+    body = body_text(letter.body)
+    if body is not None:
+        console.print(body)
+    else:
+        console.print(shown(letter.body.decode("utf-8", "replace")))
         console.print(Text("(the body is not valid JSON)", style="yellow"))
 
 
 def _fail(console: Console, exc: Exception) -> int:
-    console.print(Text(f"error: {exc}", style="red"))
+    _say(console, f"error: {exc}", "red")
     return 1
 
 
@@ -186,7 +216,7 @@ async def _replay_with_progress(
     console: Console,
 ) -> ReplayResult:
     columns = (
-        TextColumn("replaying {task.description}"),
+        TextColumn("replaying {task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -233,32 +263,40 @@ def run_replay(
     if dry_run:
         if result.planned:
             console.print(letters_table(result.planned, title="would replay", targets=True))
-        console.print(
+        _say(
+            console,
             f"dry run: would replay {len(result.planned)} of {result.total} message(s) "
             f"({selection.describe()}); nothing was changed",
-            markup=False,
         )
     else:
-        console.print(
+        _say(
+            console,
             f"replayed {len(result.replayed)} of {result.total} message(s) from {queue} "
             f"to {EXCHANGE} ({selection.describe()})",
-            markup=False,
         )
     for letter, why in result.failed:
-        errors.print(
-            Text(f"left in {queue}: {letter.event_id or letter.position} ({letter.event_type}): ")
-            + Text(why),
-            style="red",
+        _say(
+            errors,
+            f"left in {queue}: {letter.event_id or letter.position} ({letter.event_type}): {why}",
+            "red",
         )
     if result.stopped:
-        errors.print(Text(f"stopped: {result.stopped}", style="red"))
+        _say(errors, f"stopped: {result.stopped}", "red")
     return 1 if result.failed else 0
 
 
-def ask_on_terminal(question: str) -> bool:
-    """A yes/no question on the terminal (no answer, e.g. no stdin, means no)."""
+def ask_on_terminal(
+    question: str, *, console: Console | None = None, stream: TextIO | None = None
+) -> bool:
+    """A yes/no question on the terminal (no answer, e.g. no stdin, means no); the question is
+    printed literally, never as markup."""
     try:
-        return Confirm.ask(question, console=make_console(stderr=True), default=False)
+        return Confirm.ask(
+            shown(question),
+            console=console or make_console(stderr=True),
+            default=False,
+            stream=stream,
+        )
     except EOFError:
         return False
 
@@ -281,7 +319,7 @@ def run_purge(
         if yes:
             return True
         detail = ", ".join(f"{reason} {n}" for reason, n in reasons.most_common())
-        return ask(f"Delete {count} message(s) ({detail}) from {queue} for good?")
+        return ask(for_terminal(f"Delete {count} message(s) ({detail}) from {queue} for good?"))
 
     try:
         result = asyncio.run(purge(url, queue, selection, confirm=confirm))
@@ -289,13 +327,13 @@ def run_purge(
         return _fail(errors, exc)
     matched = sum(result.matched.values())
     if matched == 0:
-        console.print(
+        _say(
+            console,
             f"nothing to delete: no message of {result.total} matches ({selection.describe()})",
-            markup=False,
         )
         return 0
     if not result.confirmed:
-        errors.print(Text("aborted: nothing was deleted", style="yellow"))
+        _say(errors, "aborted: nothing was deleted", "yellow")
         return 1
-    console.print(f"deleted {result.deleted} message(s) from {queue}", markup=False)
+    _say(console, f"deleted {result.deleted} message(s) from {queue}")
     return 0
