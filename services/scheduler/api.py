@@ -16,12 +16,28 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.common.auth import Verifier, install_auth, require_role
+from services.common.jsonapi import BodyLimit, JsonApiRoute, error_responses
 from services.common.web import ReadinessCheck, health_router, install_common
 from services.scheduler.job import JOB_ID, DailySummaryJob, UnknownUser
 from services.scheduler.plan import InvalidResend
 
 SERVICE = "scheduler"
 PREFIX = "/api/admin/scheduler"
+UNAUTHORIZED = "Missing, invalid or expired JWT, or one not issued for admin endpoints"
+FORBIDDEN = "The JWT has no `admin` in its `roles`"
+MAX_PAGE = 1_000_000
+"""History pages beyond this are a 422: the row offset must fit PostgreSQL's bigint."""
+NO_SUCH_JOB = f"No such job (`job_not_found`): the scheduler runs `{JOB_ID}`"
+TRIGGERED = {
+    202: {"description": "Resend recorded; published as soon as the broker accepts it"},
+    **error_responses(
+        {
+            404: NO_SUCH_JOB + ", or the user has no Telegram link (`user_not_found`)",
+            422: "Invalid body, query or path: unknown field, bad date, a date without a "
+            "user_id, a day the resend cannot be for; `details` says where",
+        }
+    ),
+}
 
 
 class TriggerRequest(BaseModel):
@@ -54,7 +70,11 @@ def _known_job(job_id: str) -> None:
 def make_router(job: DailySummaryJob) -> APIRouter:
     """The /api/admin/scheduler routes over `job`."""
     router = APIRouter(
-        prefix=PREFIX, tags=["scheduler"], dependencies=[Depends(require_role("admin"))]
+        prefix=PREFIX,
+        tags=["scheduler"],
+        dependencies=[Depends(require_role("admin"))],
+        route_class=JsonApiRoute,
+        responses=error_responses({401: UNAUTHORIZED, 403: FORBIDDEN}),
     )
 
     @router.get("/status")
@@ -108,14 +128,16 @@ def make_router(job: DailySummaryJob) -> APIRouter:
         }
         return JSONResponse(body, status_code=200 if outcome.published else 202)
 
-    @router.post("/jobs/{job_id}/trigger")
+    @router.post(
+        "/jobs/{job_id}/trigger", responses={**TRIGGERED, **error_responses({}, body=True)}
+    )
     async def trigger_post(
         job_id: str, request: Annotated[TriggerRequest | None, Body()] = None
     ) -> JSONResponse:
         """Run the job now, or with `user_id` (and `date`) resend one user's summary."""
         return await trigger(job_id, request or TriggerRequest())
 
-    @router.get("/jobs/{job_id}/trigger")
+    @router.get("/jobs/{job_id}/trigger", responses=TRIGGERED)
     async def trigger_get(
         job_id: str,
         user_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
@@ -124,9 +146,14 @@ def make_router(job: DailySummaryJob) -> APIRouter:
         """The same as POST, for the spec's `GET /scheduler/jobs/{id}/trigger`."""
         return await trigger(job_id, TriggerRequest(user_id=user_id, date=date))
 
-    @router.get("/history")
+    @router.get(
+        "/history",
+        responses=error_responses(
+            {404: NO_SUCH_JOB, 422: "`page` or `page_size` out of range; `details` says where"}
+        ),
+    )
     async def history(
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 20,
         job_id: str | None = None,
     ) -> dict[str, Any]:
@@ -161,6 +188,8 @@ def create_app(
         ),
         lifespan=lifespan,
     )
+    # Inside install_common's middleware, so its 413 is raised in the route and answered there.
+    app.add_middleware(BodyLimit, prefix="/api/")
     install_common(app, SERVICE)
     install_auth(app, verifier)
     app.include_router(make_router(job))

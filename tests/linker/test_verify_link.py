@@ -6,8 +6,10 @@ import asyncio
 import pytest
 
 from services.linker import texts
+from services.linker.settings import LinkerSettings
 from services.linker.tokens import TokenProblem
 from shared.contract import EventType
+from shared.settings import ConfigurationError
 from tests.linker.helpers import BOT_API_KEY, bearer, bot_key, new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
@@ -203,3 +205,14 @@ async def test_an_unreachable_database_is_a_503_with_retry_after(start_linker):
         assert response.status_code == 503, response.text
         assert response.json()["code"] == "unavailable"
         assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize(
+    "key", ["short-key", "k" * 31, "a key with spaces in it, long enough to count", "é" * 40]
+)
+def test_an_unusable_bot_api_key_stops_the_start_naming_the_variable_not_the_value(key):
+    with pytest.raises(ConfigurationError) as raised:
+        LinkerSettings(app_env="development", linker_bot_api_key=key)
+    assert "LINKER_BOT_API_KEY" in str(raised.value)
+    assert key not in str(raised.value)
+    assert LinkerSettings(app_env="development", linker_bot_api_key="k" * 32).linker_bot_api_key
