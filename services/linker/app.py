@@ -19,15 +19,14 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import Update
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import install_auth, make_verifier
 from services.common.callbacks import callback_key
+from services.common.telegram import read_update
 from services.common.jsonapi import BodyLimit
 from services.common.web import (
     ReadinessCheck,
@@ -160,6 +159,8 @@ def _webhook_secret(settings: LinkerSettings) -> str | None:
 
 
 def _add_webhook(app: FastAPI, dispatcher: Dispatcher, bot: Bot, secret: str) -> None:
+    """`POST /telegram/webhook`: 401/403 without the secret, 400 for a body without an update
+    id, 200 for every update (one aiogram cannot read too), 503 only if handling it failed."""
     expected = secret.encode()
 
     @app.post(WEBHOOK_PATH, include_in_schema=False)
@@ -170,9 +171,13 @@ def _add_webhook(app: FastAPI, dispatcher: Dispatcher, bot: Bot, secret: str) ->
         if not hmac.compare_digest(given.encode(), expected):
             return JSONResponse(error_body(403, f"{SECRET_HEADER} is wrong"), status_code=403)
         try:
-            update = Update.model_validate(await request.json(), context={"bot": bot})
-        except (ValueError, ValidationError):
+            update = read_update(await request.json(), bot)
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than any update
+            update = None
+        if update is None:
             return JSONResponse(error_body(400, "the body is not a Telegram update"), 400)
+        # An update aiogram cannot read is reduced to what can be answered (a press), or skipped,
+        # and acknowledged: Telegram would only send the same again.
         try:
             await dispatcher.feed_update(bot, update)
         except Exception:

@@ -1,8 +1,10 @@
-"""The bot side of the linker: aiogram handlers for the chat's commands and button presses, and
-the Telegram adapters.
+"""The bot side of the linker: aiogram handlers for the chat's commands, and the Telegram
+adapters. Button presses are `presses`; who may change a group's notifications is `permissions`.
 
 Handlers receive the `LinkService` (`links`) and the key of signed buttons (`button_key`) as
-aiogram workflow data, never from a global. Every button press is answered, a refused one too.
+aiogram workflow data, never from a global. In a group, supergroup or channel only its
+administrators may link it, /start (resume), /stop, /mute TYPE, /unmute TYPE or press a button;
+/status, /help and showing /settings are for everyone.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.exceptions import (
     TelegramAPIError,
-    TelegramBadRequest,
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramNetworkError,
@@ -27,28 +28,18 @@ from aiogram.filters import (
     CommandObject,
     CommandStart,
 )
-from aiogram.types import (
-    BotCommand,
-    CallbackQuery,
-    ChatMemberUpdated,
-    ErrorEvent,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    ReplyParameters,
-)
+from aiogram.types import BotCommand, ChatMemberUpdated, ErrorEvent, Message
 
-from services.common.callbacks import parse_short_uuid, sign, verify
 from services.common.logging import mask_chat_id
-from services.linker import menu, texts
+from services.common.telegram import UnexpectedResult, result_field
+from services.linker import presses, texts
+from services.linker.permissions import Permission, may_change
 from services.linker.preferences import MUTABLE_TYPES, Preferences
 from services.linker.service import (
     BotUnavailable,
     BotUsername,
     ChatOutcome,
     LinkService,
-    RetryNotSent,
-    RetryRefused,
     SendRefused,
 )
 
@@ -80,19 +71,26 @@ class BotSender:
 
 
 def bot_username_source(bot: Bot, configured: str | None) -> BotUsername:
-    """The bot's username: TELEGRAM_BOT_USERNAME, else asked once with getMe (then cached)."""
+    """The bot's username: TELEGRAM_BOT_USERNAME, else asked with getMe until Telegram names it
+    (then kept)."""
+    known: list[str] = []
 
     async def username() -> str:
         if configured:
             return configured.removeprefix("@")
+        if known:
+            return known[0]
         try:
-            me = await bot.me()  # aiogram caches the answer
+            found = (await bot.get_me()).username
+        except UnexpectedResult as exc:
+            found = result_field(exc.result, "username")
         except TelegramAPIError as exc:
             log.warning("getMe failed: %s", type(exc).__name__)
             raise BotUnavailable("the bot's username is unknown; try again shortly") from None
-        if not me.username:
-            raise BotUnavailable("the bot has no username")
-        return me.username
+        if not found:
+            raise BotUnavailable("Telegram's getMe answer names no username for the bot")
+        known.append(found)
+        return found
 
     return username
 
@@ -102,37 +100,30 @@ async def answer(message: Message, text: str) -> None:
     await message.answer(text, parse_mode=None)
 
 
-def settings_markup(key: bytes, chat_id: int, prefs: Preferences) -> InlineKeyboardMarkup:
-    """The /settings keyboard, each button signed for this chat."""
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=button.label,
-                    callback_data=sign(key, chat_id, button.action, button.argument),
-                )
-                for button in row
-            ]
-            for row in menu.settings_keyboard(prefs)
-        ]
-    )
-
-
-async def show_settings(message: Message, prefs: Preferences, key: bytes) -> None:
+async def show_settings(
+    message: Message, links: LinkService, prefs: Preferences, key: bytes
+) -> None:
     """Send the settings message with its keyboard."""
     await message.answer(
         texts.settings_text(prefs),
         parse_mode=None,
-        reply_markup=settings_markup(key, message.chat.id, prefs),
+        reply_markup=presses.settings_markup(key, message.chat.id, prefs, links.clock()),
     )
 
 
-async def respond(query: CallbackQuery, text: str) -> None:
-    """Answer a button press; a press Telegram no longer accepts answers for is only logged."""
-    try:
-        await query.answer(text)
-    except TelegramBadRequest as exc:
-        log.warning("callback query not answered: %s", exc.message)
+async def allowed(message: Message, bot: Bot, language: str = "ko") -> bool:
+    """Whether the sender may change this chat's notifications; if not, tell them why."""
+    permission = await may_change(bot, message.chat, message.from_user, message.sender_chat)
+    if permission is Permission.ALLOWED:
+        return True
+    refused = "admins_only" if permission is Permission.NOT_ADMIN else "permission_unknown"
+    await answer(message, texts.answer(refused, language))
+    return False
+
+
+async def _language(links: LinkService, chat_id: int) -> str:
+    prefs = await links.chat_preferences(chat_id)
+    return prefs.language if prefs is not None else "ko"
 
 
 def make_router() -> Router:
@@ -141,8 +132,15 @@ def make_router() -> Router:
 
     @router.message(CommandStart(deep_link=True))
     async def start_with_token(
-        message: Message, command: CommandObject, links: LinkService
+        message: Message, command: CommandObject, bot: Bot, links: LinkService
     ) -> None:
+        permission = await may_change(bot, message.chat, message.from_user, message.sender_chat)
+        if permission is Permission.NOT_ADMIN:
+            await answer(message, texts.LINK_ADMINS_ONLY)  # the token stays unused
+            return
+        if permission is Permission.UNKNOWN:
+            await answer(message, texts.answer("permission_unknown", "ko"))
+            return
         outcome, problem = await links.redeem_in_chat(
             command.args or "", message.chat.id, message.chat.type
         )
@@ -155,11 +153,16 @@ def make_router() -> Router:
             await answer(message, texts.TOKEN_REFUSED[problem])
 
     @router.message(CommandStart())
-    async def start(message: Message, links: LinkService, token_ttl_seconds: int) -> None:
+    async def start(message: Message, bot: Bot, links: LinkService, token_ttl_seconds: int) -> None:
         # Unblocking the bot ("Restart") sends a bare /start: that resumes a paused link.
-        if await links.set_chat_enabled(message.chat.id, True):
-            await answer(message, texts.RESUMED)
-        elif await links.chat_links(message.chat.id):
+        found = await links.chat_links(message.chat.id)
+        if any(not link.enabled for link in found):
+            if not await allowed(message, bot, await _language(links, message.chat.id)):
+                return
+            if await links.set_chat_enabled(message.chat.id, True):
+                await answer(message, texts.RESUMED)
+                return
+        if found:
             await answer(message, texts.ALREADY_LINKED)
         else:
             await answer(message, texts.welcome(token_ttl_seconds))
@@ -175,7 +178,9 @@ def make_router() -> Router:
             await answer(message, texts.STATUS_PAUSED)
 
     @router.message(Command("stop"))
-    async def stop(message: Message, links: LinkService) -> None:
+    async def stop(message: Message, bot: Bot, links: LinkService) -> None:
+        if not await allowed(message, bot, await _language(links, message.chat.id)):
+            return
         removed = await links.stop_chat(message.chat.id)
         await answer(message, texts.STOPPED if removed else texts.STOP_NOT_LINKED)
 
@@ -189,21 +194,25 @@ def make_router() -> Router:
         if prefs is None:
             await answer(message, texts.STATUS_NOT_LINKED)
         else:
-            await show_settings(message, prefs, button_key)
+            await show_settings(message, links, prefs, button_key)
 
     @router.message(Command("mute", "unmute"))
     async def mute(
-        message: Message, command: CommandObject, links: LinkService, button_key: bytes
+        message: Message,
+        command: CommandObject,
+        bot: Bot,
+        links: LinkService,
+        button_key: bytes,
     ) -> None:
         prefs = await links.chat_preferences(message.chat.id)
         event_type = (command.args or "").strip().lower()
         if prefs is None:
             await answer(message, texts.STATUS_NOT_LINKED)
         elif not event_type:
-            await show_settings(message, prefs, button_key)
+            await show_settings(message, links, prefs, button_key)
         elif event_type not in MUTABLE_TYPES:
             await answer(message, texts.mute_usage(command.command, prefs.language))
-        else:
+        elif await allowed(message, bot, prefs.language):
             muted = command.command == "mute"
             changed = await links.change_chat_preferences(
                 message.chat.id, lambda p: p.muting(event_type, muted)
@@ -215,33 +224,7 @@ def make_router() -> Router:
             else:
                 await answer(message, texts.unmuted_reply(event_type, changed.language))
 
-    @router.callback_query()
-    async def pressed(query: CallbackQuery, links: LinkService, button_key: bytes) -> None:
-        if query.message is None:  # a button of an inline-mode message: never ours
-            await respond(query, texts.answer("invalid", "ko"))
-            return
-        chat_id = query.message.chat.id
-        prefs = await links.chat_preferences(chat_id)
-        language = prefs.language if prefs is not None else "ko"
-        verified = verify(button_key, chat_id, query.data)
-        if verified is None:
-            # Forged, signed for another chat, or made with a bot token since rotated.
-            log.warning("button press refused", extra={"chat": mask_chat_id(chat_id)})
-            await respond(query, texts.answer("invalid", language))
-            return
-        if prefs is None:
-            await respond(query, texts.answer("not_linked", language))
-            return
-        action, argument, _ = verified
-        if action == menu.MUTE and argument in MUTABLE_TYPES:
-            await links.change_chat_preferences(chat_id, lambda p: p.muting(argument, True))
-            await respond(query, texts.answer("muted", language, argument))
-        elif action == menu.RETRY:
-            await _retry(query, links, chat_id, argument, language)
-        elif action in menu.SETTINGS_ACTIONS:
-            await _change_settings(query, links, (action, argument), language, button_key)
-        else:
-            await respond(query, texts.answer("invalid", language))
+    router.callback_query()(presses.pressed)
 
     @router.message(F.migrate_to_chat_id)
     async def migrated(message: Message, links: LinkService) -> None:
@@ -288,65 +271,6 @@ def make_router() -> Router:
         return True
 
     return router
-
-
-async def _retry(
-    query: CallbackQuery, links: LinkService, chat_id: int, argument: str, language: str
-) -> None:
-    failure_id = parse_short_uuid(argument)
-    if failure_id is None:
-        await respond(query, texts.answer("retry_unknown", language))
-        return
-    try:
-        platform = await links.request_retry(chat_id, failure_id, query.id)
-    except RetryRefused:
-        await respond(query, texts.answer("retry_unknown", language))
-        return
-    except RetryNotSent:
-        await respond(query, texts.answer("retry_not_sent", language))
-        return
-    await respond(query, texts.answer("retry_requested", language))
-    assert query.message is not None and query.bot is not None
-    try:
-        await query.bot.send_message(
-            chat_id,
-            texts.retry_requested(platform, language),
-            parse_mode=None,
-            reply_parameters=ReplyParameters(
-                message_id=query.message.message_id, allow_sending_without_reply=True
-            ),
-        )
-    except TelegramAPIError as exc:
-        # The request is published and the press answered; only the note in the chat is lost.
-        log.warning("retry note not sent: %s", exc.message)
-
-
-async def _change_settings(
-    query: CallbackQuery,
-    links: LinkService,
-    pressed: tuple[str, str],
-    language: str,
-    key: bytes,
-) -> None:
-    assert query.message is not None
-    chat_id = query.message.chat.id
-    change = menu.settings_change(*pressed)
-    prefs = await links.change_chat_preferences(chat_id, change) if change else None
-    if prefs is None:
-        await respond(query, texts.answer("invalid", language))
-        return
-    await respond(query, texts.answer("saved", prefs.language))
-    message = query.message
-    if not isinstance(message, Message):  # too old to be shown to the bot: nothing to edit
-        return
-    text, markup = texts.settings_text(prefs), settings_markup(key, chat_id, prefs)
-    shown = message.reply_markup.model_dump(exclude_none=True) if message.reply_markup else None
-    if message.text == text and shown == markup.model_dump(exclude_none=True):
-        return  # editing to the same content is an error at Telegram
-    try:
-        await message.edit_text(text, parse_mode=None, reply_markup=markup)
-    except TelegramAPIError as exc:
-        log.warning("settings message not edited: %s", exc.message)
 
 
 def make_dispatcher(links: LinkService, token_ttl_seconds: int, button_key: bytes) -> Dispatcher:

@@ -1,15 +1,23 @@
-"""Inline buttons the linker understands: their actions, the /settings keyboard, and what a
-settings button changes (pure; the bot signs the data with `services.common.callbacks`).
+"""Inline buttons the linker understands: their actions, how long each stays valid, how often
+Retry may be pressed, the /settings keyboard, and what a settings button changes (pure; the bot
+signs the data with `services.common.callbacks`).
 
 Settings buttons carry the value they set, not "toggle": pressing an old keyboard, or Telegram
 delivering the same press twice, sets the same value again instead of flipping it back.
+
+Every button is dated when it is signed. Retry works for 7 days (a retry of an older post is the
+dashboard's job), "Mute this type" for 30 days (muting is harmless and undone with /settings),
+and a /settings keyboard for 1 day (a press that changes a setting re-signs the keyboard it
+edits, so a menu in use stays fresh). A button from before buttons were dated is answered as
+expired.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import time
+from datetime import datetime, time, timedelta
 
+from services.common.callbacks import Signed
 from services.linker import texts
 from services.linker.preferences import (
     LANGUAGES,
@@ -30,6 +38,32 @@ SET_QUIET = "sq"
 """Argument `off`, or `HHMM-HHMM` (start-end)."""
 SETTINGS_ACTIONS = (SET_MUTED, SET_UNMUTED, SET_LANGUAGE, SET_QUIET)
 QUIET_OFF = "off"
+
+RETRY_LIFETIME = timedelta(days=7)
+MUTE_LIFETIME = timedelta(days=30)
+SETTINGS_LIFETIME = timedelta(days=1)
+"""Also the lifetime of any action not named here."""
+
+RETRIES_PER_USER = 20
+RETRIES_PER_POST = 3
+RETRY_PERIOD = timedelta(hours=1)
+"""Retry presses published per platform user, and per failed post, in any hour (GCRA: a burst of
+that many, then one every period / limit)."""
+
+
+def lifetime(action: str) -> timedelta:
+    """How long a button with this action stays valid after it was signed."""
+    if action == RETRY:
+        return RETRY_LIFETIME
+    if action == MUTE:
+        return MUTE_LIFETIME
+    return SETTINGS_LIFETIME
+
+
+def expired(signed: Signed, now: datetime) -> bool:
+    """Whether the pressed button is too old to act on (an undated one always is)."""
+    age = signed.age(now)
+    return age is None or age > lifetime(signed.action)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from prometheus_client import Counter
 
 from services.common.logging import mask_chat_id
-from services.linker import texts
+from services.linker import menu, texts
 from services.linker.crypto import ChatIdCipher
 from services.linker.preferences import Preferences, PreferencesChange
 from services.linker.store import LinkStore, StoredChat
@@ -448,13 +448,26 @@ class LinkService:
         """Publish `post_retry_requested` for a failed post shown in this chat; its platform.
 
         The event id comes from the press, so a redelivered press publishes the same event.
-        Raises `RetryRefused` for another chat's or an unknown event, `RetryNotSent`.
+        Raises `RetryRefused` for another chat's or an unknown event, `RateLimited` past
+        `menu.RETRIES_PER_POST` for this post or `menu.RETRIES_PER_USER` for its user in
+        `menu.RETRY_PERIOD`, `RetryNotSent`.
         """
         activity = await self.store.failed_post(failure_id, self.cipher.lookup(chat_id))
-        event = retry_event(activity, press_id, self.clock()) if activity else None
+        now = self.clock()
+        event = retry_event(activity, press_id, now) if activity else None
         if event is None:
             RETRIES.labels("refused").inc()
             raise RetryRefused("no such failed post for this chat")
+        for key, limit in (
+            (f"retry_post:{failure_id}", menu.RETRIES_PER_POST),
+            (f"retry_user:{event.user_id}", menu.RETRIES_PER_USER),
+        ):
+            decision = await self.store.take_rate_slot(
+                key, now, limit=limit, period=menu.RETRY_PERIOD
+            )
+            if not decision.allowed:
+                RETRIES.labels("rate_limited").inc()
+                raise RateLimited("too many retry requests", decision.retry_after)
         try:
             await self.events.publish(event, mandatory=False)
         except PublishError as exc:

@@ -5,6 +5,7 @@ Korean, like the spec; what is about a chat's settings is also in English, for `
 
 from __future__ import annotations
 
+import math
 from datetime import time
 
 from services.linker.preferences import MUTABLE_TYPES, QUIET_PRESETS, Preferences, hhmm
@@ -57,6 +58,12 @@ STOPPED = (
     "다시 연결하려면 대시보드에서 새 연결 링크를 받아 주세요."
 )
 STOP_NOT_LINKED = "이 채팅은 계정과 연결되어 있지 않습니다. 해제할 연결이 없습니다."
+
+LINK_ADMINS_ONLY = (
+    "🔒 그룹은 그룹 관리자만 연결할 수 있습니다.\n\n"
+    "관리자에게 연결 링크를 열어 달라고 하거나, 개인 채팅에서 연결해 주세요. "
+    "링크는 아직 사용되지 않았습니다."
+)
 
 HELP = (
     "🤖 SNS 자동화 알림 봇\n\n"
@@ -187,6 +194,10 @@ _ANSWERS = {
         "retry_not_sent": "⚠️ 재시도를 요청하지 못했습니다. 잠시 후 다시 눌러 주세요",
         "invalid": "⚠️ 이 버튼은 더 이상 사용할 수 없습니다",
         "not_linked": "❌ 이 채팅은 계정과 연결되어 있지 않습니다",
+        "expired": "⌛ 오래된 버튼입니다. /settings 를 보내 새 메뉴를 열어 주세요",
+        "retry_expired": "⌛ 재시도 버튼은 7일 후 만료됩니다. 대시보드에서 다시 시도해 주세요",
+        "admins_only": "🔒 이 그룹의 알림은 그룹 관리자만 바꿀 수 있습니다",
+        "permission_unknown": "⚠️ 관리자 권한을 확인하지 못했습니다. 잠시 후 다시 시도해 주세요",
     },
     "en": {
         "saved": "✅ Settings saved",
@@ -197,6 +208,14 @@ _ANSWERS = {
         "retry_not_sent": "⚠️ The retry could not be requested. Please press again shortly",
         "invalid": "⚠️ This button is no longer valid",
         "not_linked": "❌ This chat is not linked to an account",
+        "expired": "⌛ This button has expired. Send /settings for a fresh menu",
+        "retry_expired": (
+            "⌛ Retry buttons expire after 7 days. Please retry this post from the dashboard"
+        ),
+        "admins_only": "🔒 Only the group's administrators can change its notifications",
+        "permission_unknown": (
+            "⚠️ Administrator rights could not be checked. Please try again shortly"
+        ),
     },
 }
 
@@ -207,6 +226,17 @@ def answer(key: str, language: str, event_type: str | None = None) -> str:
     if event_type is not None:
         text = text.format(name=type_name(event_type, language))
     return text
+
+
+def retry_limited(retry_after: float, language: str) -> str:
+    """The answer to a Retry press over the limit: when to press again."""
+    seconds = max(1, math.ceil(retry_after))
+    minutes = math.ceil(seconds / 60)
+    if _lang(language) == "en":
+        wait = f"{seconds} s" if seconds < 60 else f"{minutes} min"
+        return f"⏳ Too many retries of this post or account. Please press again in {wait}"
+    wait = f"{seconds}초" if seconds < 60 else f"{minutes}분"
+    return f"⏳ 재시도 요청이 너무 많습니다. {wait} 후에 다시 눌러 주세요"
 
 
 def retry_requested(platform: str, language: str) -> str:

@@ -131,8 +131,10 @@ class StandInClient:
         user: Mapping[str, Any] | None = None,
         chat_type: str | None = None,
         title: str | None = None,
+        sender_chat: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Act as the user writing `text` in the chat; returns the queued update."""
+        """Act as the user writing `text` in the chat (on behalf of `sender_chat`, if given);
+        returns the queued update."""
         body: dict[str, Any] = {"text": text}
         if user is not None:
             body["user"] = dict(user)
@@ -140,6 +142,8 @@ class StandInClient:
             body["chat_type"] = chat_type
         if title is not None:
             body["title"] = title
+        if sender_chat is not None:
+            body["sender_chat"] = dict(sender_chat)
         return await self._request("POST", f"/_standin/chats/{chat_id}/send", body)
 
     async def press(

@@ -280,8 +280,9 @@ class _App:
                 user=body.get("user"),
                 chat_type=body.get("chat_type"),
                 title=body.get("title"),
+                sender_chat=body.get("sender_chat"),
             )
-        except ValueError as e:
+        except (AttributeError, ValueError) as e:
             return _control_error(400, str(e))
         return _json(update)
 
@@ -550,9 +551,13 @@ class StandIn:
         user: Mapping[str, Any] | None = None,
         chat_type: str | None = None,
         title: str | None = None,
+        sender_chat: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Act as the user writing `text` in the chat; returns the queued update."""
-        return self.state.user_send(chat_id, text, user=user, chat_type=chat_type, title=title)
+        """Act as the user writing `text` in the chat (on behalf of `sender_chat`, if given:
+        the group itself for an anonymous administrator); returns the queued update."""
+        return self.state.user_send(
+            chat_id, text, user=user, chat_type=chat_type, title=title, sender_chat=sender_chat
+        )
 
     def press(
         self, chat_id: int, message_id: int, data: str, user: Mapping[str, Any] | None = None

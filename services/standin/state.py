@@ -47,6 +47,21 @@ _DEFAULT_DESCRIPTIONS = {
     504: "Gateway Timeout",
 }
 _GONE = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+ANONYMOUS_SENDERS = {
+    "group": {
+        "id": 1087968824,
+        "is_bot": True,
+        "first_name": "Group",
+        "username": "GroupAnonymousBot",
+    },
+    "channel": {
+        "id": 136817688,
+        "is_bot": True,
+        "first_name": "Channel",
+        "username": "Channel_Bot",
+    },
+}
+"""The `from` of a message sent on behalf of the group itself, or of a channel."""
 
 
 class ApiError(Exception):
@@ -684,12 +699,20 @@ class StandInState:
         user: Mapping[str, Any] | None = None,
         chat_type: str | None = None,
         title: str | None = None,
+        sender_chat: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The user writes `text` in the chat: stores it and queues a `message` update."""
+        """The user writes `text` in the chat: stores it and queues a `message` update.
+
+        With `sender_chat` the message is sent on behalf of that chat, as Telegram shows an
+        anonymous group administrator (the group itself) or a user posting as a channel."""
         if not text:
             raise ValueError("text is empty")
+        if sender_chat is not None and not isinstance(sender_chat.get("id"), int):
+            raise ValueError("sender_chat needs an integer id")
         chat = self.chat(chat_id, chat_type, title)
         sender = {"is_bot": False, **chat.default_user(), **(user or {})}
+        if sender_chat is not None:
+            sender = dict(ANONYMOUS_SENDERS["group" if sender_chat["id"] == chat_id else "channel"])
         if chat.type == "private":
             if user and user.get("first_name"):
                 chat.first_name = str(user["first_name"])
@@ -698,7 +721,10 @@ class StandInState:
         entities = _user_command_entities(text)
         msg = self._new_message(chat, "user", sender, text, text, None, entities, None)
         self.user_messages += 1
-        update = {"update_id": next(self._update_ids), "message": msg.to_api()}
+        message = msg.to_api()
+        if sender_chat is not None:
+            message["sender_chat"] = {"type": "supergroup", **sender_chat}
+        update = {"update_id": next(self._update_ids), "message": message}
         self._push_update(update)
         return update
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -80,11 +81,15 @@ class Linker:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def sign(self, chat_id: int, action: str, argument: str = "") -> str:
-        """Callback data signed for `chat_id` the way the notifier signs its buttons."""
+    def sign(
+        self, chat_id: int, action: str, argument: str = "", issued_at: datetime | None = None
+    ) -> str:
+        """Callback data signed for `chat_id` the way the notifier signs its buttons, dated
+        `issued_at` (default: the linker's clock, so a test moves both together)."""
         token = self.settings.telegram_bot_token
         assert token is not None
-        return sign(callback_key(token.get_secret_value()), chat_id, action, argument)
+        key = callback_key(token.get_secret_value())
+        return sign(key, chat_id, action, argument, issued_at=issued_at or self.clock())
 
     async def notify(self, chat_id: int, text: str, buttons: dict[str, str]) -> int:
         """Send a message with inline buttons (label -> callback data) as the notifier would."""

@@ -2,8 +2,11 @@
 PostgreSQL and RabbitMQ): each press is answered, and a forged one changes nothing."""
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import uvicorn
@@ -332,6 +335,145 @@ async def test_a_press_in_a_chat_that_is_not_linked_is_answered(linker):
     message_id = await linker.notify(chat, "✅", {"🔕": linker.sign(chat, "m", "post_success")})
     pressed = await linker.press(chat, message_id, linker.sign(chat, "m", "post_success"))
     assert pressed.text == "❌ 이 채팅은 계정과 연결되어 있지 않습니다"
+
+
+# ------------------------------------------------------------------ lifetimes and limits
+SECOND = timedelta(seconds=1)
+RETRY_EXPIRED = "⌛ 재시도 버튼은 7일 후 만료됩니다. 대시보드에서 다시 시도해 주세요"
+EXPIRED = "⌛ 오래된 버튼입니다. /settings 를 보내 새 메뉴를 열어 주세요"
+
+
+def undated(linker, chat: int, action: str, argument: str) -> str:
+    """A button as the notifier signed them before buttons were dated."""
+    token = linker.settings.telegram_bot_token.get_secret_value()
+    message = f"{chat}:{action}:{argument}".encode()
+    digest = hmac.new(callback_key(token), message, hashlib.sha256).digest()
+    return f"{action}:{argument}:{base64.urlsafe_b64encode(digest).decode()[:16]}"
+
+
+async def test_a_retry_button_works_for_7_days_then_says_it_expired(linker, tap, sessions):
+    user, chat = new_user(), new_chat_id()
+    await linker.link(user, chat)
+    events = await tap(EventType.POST_RETRY_REQUESTED)
+    failure = await record_failure(sessions, user)
+    now = linker.clock()
+    # Dated in whole seconds: signed 7 days less a second ago, pressed now.
+    fresh = linker.sign(chat, "r", short_uuid(failure), issued_at=now - timedelta(days=7) + SECOND)
+    old = linker.sign(chat, "r", short_uuid(failure), issued_at=now - timedelta(days=7, seconds=1))
+    message_id = await linker.notify(chat, "❌", {"🔄": fresh})
+    assert (await linker.press(chat, message_id, fresh)).text == "🔄 재시도를 요청했습니다"
+    await events.next()
+    assert (await linker.press(chat, message_id, old)).text == RETRY_EXPIRED
+    linker.clock.advance(seconds=1)  # the fresh one is now older than 7 days, too
+    assert (await linker.press(chat, message_id, fresh)).text == RETRY_EXPIRED
+    await linker.client.put(
+        "/api/telegram/preferences", headers=bearer(user), json={"language": "en"}
+    )
+    assert (await linker.press(chat, message_id, fresh)).text == (
+        "⌛ Retry buttons expire after 7 days. Please retry this post from the dashboard"
+    )
+    await nothing_more(events)
+
+
+async def test_mute_works_for_30_days_and_a_settings_menu_for_a_day(linker):
+    user, chat = new_user(), new_chat_id()
+    await linker.link(user, chat)
+    now = linker.clock()
+    message_id = await linker.notify(chat, "✅", {"🔕": linker.sign(chat, "m", "post_success")})
+    for action, argument, lifetime in [
+        ("m", "post_success", timedelta(days=30)),
+        ("sm", "post_success", timedelta(days=1)),
+        ("sl", "en", timedelta(days=1)),
+    ]:
+        too_old = linker.sign(
+            chat, action, argument, issued_at=now - lifetime - timedelta(seconds=1)
+        )
+        assert (await linker.press(chat, message_id, too_old)).text == EXPIRED, action
+    assert await linker.preferences(user) == {
+        "muted_types": [],
+        "quiet_hours": None,
+        "language": "ko",
+        "timezone": "UTC",
+        "summary_time": "09:00",
+    }
+    fresh = linker.sign(chat, "m", "post_success", issued_at=now - timedelta(days=29))
+    assert (await linker.press(chat, message_id, fresh)).text == "🔕 게시 완료 알림을 끕니다"
+    # A settings menu in use is re-signed with every change, so it keeps working.
+    menu = await settings_message(linker, chat)
+    linker.clock.advance(hours=23)
+    await linker.press(chat, menu["message_id"], buttons(menu)["22:00–07:00"])
+    await wait_until(lambda: linker.standin.bot_messages(chat)[-1]["edited"])
+    linker.clock.advance(hours=23)
+    edited = linker.standin.bot_messages(chat)[-1]
+    assert (await linker.press(chat, menu["message_id"], buttons(edited)["English"])).text == (
+        "✅ Settings saved"
+    )
+    assert (await linker.press(chat, menu["message_id"], buttons(menu)["English"])).text == (
+        "⌛ This button has expired. Send /settings for a fresh menu"
+    )
+
+
+async def test_buttons_sent_before_buttons_were_dated_are_answered_as_expired(
+    linker, tap, sessions
+):
+    user, chat = new_user(), new_chat_id()
+    await linker.link(user, chat)
+    events = await tap(EventType.POST_RETRY_REQUESTED)
+    failure = await record_failure(sessions, user)
+    retry = undated(linker, chat, "r", short_uuid(failure))
+    mute = undated(linker, chat, "m", "post_success")
+    message_id = await linker.notify(chat, "❌", {"🔄": retry, "🔕": mute})
+    assert (await linker.press(chat, message_id, retry)).text == RETRY_EXPIRED
+    assert (await linker.press(chat, message_id, mute)).text == EXPIRED
+    # Made for another chat, the old format is as invalid as ever.
+    other = undated(linker, chat + 1, "m", "post_success")
+    assert (await linker.press(chat, message_id, other)).text == INVALID
+    assert (await linker.preferences(user))["muted_types"] == []
+    await nothing_more(events)
+
+
+async def test_one_failed_post_is_retried_at_most_3_times_an_hour(linker, tap, sessions):
+    user, chat = new_user(), new_chat_id()
+    await linker.link(user, chat)
+    events = await tap(EventType.POST_RETRY_REQUESTED)
+    failure = await record_failure(sessions, user)
+    retry = linker.sign(chat, "r", short_uuid(failure))
+    message_id = await linker.notify(chat, "❌", {"🔄": retry})
+    for _ in range(3):
+        assert (await linker.press(chat, message_id, retry)).text == "🔄 재시도를 요청했습니다"
+        await events.next()
+    limited = await linker.press(chat, message_id, retry)
+    assert limited.text == "⏳ 재시도 요청이 너무 많습니다. 20분 후에 다시 눌러 주세요"
+    await nothing_more(events)
+    # Another failed post of the same user is not held back by this one.
+    other = await record_failure(sessions, user)
+    other_retry = linker.sign(chat, "r", short_uuid(other))
+    assert (await linker.press(chat, message_id, other_retry)).text == "🔄 재시도를 요청했습니다"
+    await events.next()
+    linker.clock.advance(minutes=20)
+    retry = linker.sign(chat, "r", short_uuid(failure))
+    assert (await linker.press(chat, message_id, retry)).text == "🔄 재시도를 요청했습니다"
+    await events.next()
+
+
+async def test_one_user_requests_at_most_20_retries_an_hour(linker, tap, sessions):
+    user, chat = new_user(), new_chat_id()
+    await linker.link(user, chat)
+    await linker.client.put(
+        "/api/telegram/preferences", headers=bearer(user), json={"language": "en"}
+    )
+    events = await tap(EventType.POST_RETRY_REQUESTED)
+    message_id = await linker.notify(chat, "❌", {"🔄": "x"})
+    for _ in range(20):
+        retry = linker.sign(chat, "r", short_uuid(await record_failure(sessions, user)))
+        assert (await linker.press(chat, message_id, retry)).text == "🔄 Retry requested"
+        await events.next()
+    retry = linker.sign(chat, "r", short_uuid(await record_failure(sessions, user)))
+    limited = await linker.press(chat, message_id, retry)
+    assert (
+        limited.text == "⏳ Too many retries of this post or account. Please press again in 3 min"
+    )
+    await nothing_more(events)
 
 
 # ------------------------------------------------------------------------ redelivery

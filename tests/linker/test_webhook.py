@@ -121,6 +121,7 @@ async def test_a_group_migration_moves_the_link(hooked):
     token = (await hooked.client.get("/api/telegram/link-account", headers=bearer(user))).json()[
         "token"
     ]
+    hooked.standin.set_member(group, abs(group), "administrator")  # the sender of the update
     await post(hooked, message_update(group, f"/start {token}", chat_type="group"))
     assert (await hooked.status(user))["telegram_chat_id"] == str(group)
 

@@ -87,3 +87,18 @@ async def test_a_fault_answers_a_body_that_is_not_json(standin: StandIn) -> None
     ):
         assert response.status == 502
         assert await response.text() == "<html>bad gateway</html>"
+
+
+async def test_a_message_on_behalf_of_a_chat(standin: StandIn) -> None:
+    group = {"id": GROUP, "title": "Team"}
+    update = standin.user_sends(GROUP, "/stop", chat_type="supergroup", sender_chat=group)
+    message = update["message"]
+    assert message["sender_chat"] == {"type": "supergroup", "id": GROUP, "title": "Team"}
+    assert message["from"]["username"] == "GroupAnonymousBot"
+    channel = {"id": -100555, "type": "channel", "title": "News"}
+    async with StandInClient(standin.base_url) as client:
+        update = await client.user_sends(GROUP, "/stop", sender_chat=channel)
+        assert update["message"]["sender_chat"] == channel
+        assert update["message"]["from"]["username"] == "Channel_Bot"
+        with pytest.raises(StandInError, match="400"):
+            await client.user_sends(GROUP, "/stop", sender_chat={"id": "x"})
