@@ -43,7 +43,8 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# uvicorn's `color_message` is its message again, with terminal colour codes: not a field.
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -68,7 +68,9 @@ DEAD_LETTER_QUEUE = RabbitQueue(
 
 def make_broker(url: str, links: LinkService, *, prefetch: int = 16) -> RabbitBroker:
     """A broker whose one subscriber applies the notifier's events to the links."""
-    broker = RabbitBroker(url, graceful_timeout=10.0, log_level=logging.DEBUG)
+    # faststream's own logger writes plain text to stdout, message ids and errors unescaped;
+    # ours goes through the service's formatter (one escaped, redacted line per record).
+    broker = RabbitBroker(url, graceful_timeout=10.0, logger=log, log_level=logging.DEBUG)
 
     @broker.subscriber(
         QUEUE,

@@ -1,0 +1,90 @@
+"""`sns-telegram linker` as a real process writes only our log lines: one JSON object per line,
+with no raw control character, even for a hostile request id, a hostile event from the bus, or
+a bus handler failing on a message with a hostile message id (logged by faststream)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aio_pika
+import httpx
+import psycopg
+import pytest
+
+from shared.contract import EXCHANGE, LINKER_DLQ, EventType, new_event
+from shared.db import libpq_url
+from tests.infra import free_port
+from tests.linker.helpers import JWT_SECRET, bearer, new_user
+from tests.linker.test_e2e import clean_env, processes, spawn, stop, wait_ready
+from tests.ops.helpers import wait_size
+from tests.unit.unsafe import raw_unsafe
+
+pytestmark = pytest.mark.e2e
+
+__all__ = ["processes"]  # the fixture
+
+HOSTILE = '\x1b[2J\x1b[H\x9b31m\u202eexe.txt\r\n{"level": "info"}'
+
+
+async def test_every_line_the_linker_writes_is_one_safe_json_record(
+    fresh_database_url, rabbitmq_url, processes, tmp_path: Path
+):
+    database_url = fresh_database_url
+    standin_port, linker_port = free_port(), free_port()
+    standin_url = f"http://127.0.0.1:{standin_port}"
+    linker_url = f"http://127.0.0.1:{linker_port}"
+    standin_log, linker_log = tmp_path / "standin.log", tmp_path / "linker.log"
+    processes.append(
+        spawn(["-m", "services.standin", "--port", str(standin_port)], clean_env(), standin_log)
+    )
+    await wait_ready(f"{standin_url}/_standin/info", processes[0], standin_log)
+    env = clean_env(
+        DATABASE_URL=database_url,
+        RABBITMQ_URL=rabbitmq_url,
+        TELEGRAM_API_BASE=standin_url,
+        JWT_SECRET=JWT_SECRET,
+        LINKER_HOST="127.0.0.1",
+        LINKER_PORT=str(linker_port),
+        LOG_FORMAT="json",
+        LOG_LEVEL="DEBUG",
+    )
+    linker = spawn(["-m", "services.cli", "linker"], env, linker_log)
+    processes.append(linker)
+    await wait_ready(f"{linker_url}/readyz", linker, linker_log)
+
+    async with httpx.AsyncClient(base_url=linker_url, timeout=10) as api:
+        # What HTTP lets through: bytes 0x80-0xff, read as latin-1 (0x9b is the 8-bit CSI).
+        hostile_id = b'\x9b2J\x9bH\xe2\x80\xae{"level": "info"}'
+        headers = {**bearer(new_user()), "x-request-id": hostile_id}
+        issued = await api.get("/api/telegram/link-account", headers=headers)
+        assert issued.status_code == 200
+        assert issued.headers["x-request-id"].isalnum()
+    # The bus handler fails on the next event (its table is gone): faststream logs that, with
+    # the message id, through the linker's logging.
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute("ALTER TABLE telegram_links RENAME TO telegram_links_gone")
+    failing = new_event(
+        EventType.TELEGRAM_BLOCKED, new_user(), {"reason": HOSTILE, "error_code": 403}
+    )
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(EXCHANGE)
+        for body in (
+            json.dumps({"type": "telegram.blocked", "data": HOSTILE}).encode(),
+            failing.to_json(),
+        ):
+            await exchange.publish(
+                aio_pika.Message(body, message_id=HOSTILE[:60], headers={"x-request-id": HOSTILE}),
+                routing_key=EventType.TELEGRAM_BLOCKED.value,
+            )
+    await wait_size(rabbitmq_url, LINKER_DLQ, 2)  # invalid at once; failing at the limit
+    assert stop(linker) == 0
+
+    logged = linker_log.read_bytes().decode("utf-8")
+    assert raw_unsafe(logged, allow="\n") == [], logged
+    records = [json.loads(line) for line in logged.splitlines()]  # every line is a record
+    assert any(r["msg"] == "link token issued" for r in records)
+    assert any(r["msg"].startswith("invalid event rejected") for r in records)
+    assert any("telegram_links" in r["msg"] and r["level"] == "error" for r in records)
