@@ -33,6 +33,7 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from aiogram.methods import Response, TelegramMethod
 from aiogram.types import Update, User
+from aiogram.types.update import UpdateTypeLookupError
 
 from shared.settings import BaseServiceSettings, ConfigurationError
 
@@ -112,6 +113,14 @@ def read_update(raw: Any, bot: Bot) -> Update | None:
         except ValueError:  # an id or data pydantic will not take as text
             pass
     return Update(update_id=update_id)
+
+
+def has_event(update: Update) -> bool:
+    """Whether the update carries an event aiogram knows (a reduced one may carry none)."""
+    try:
+        return bool(update.event_type)
+    except UpdateTypeLookupError:
+        return False
 
 
 class LenientSession(AiohttpSession):

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import install_auth, make_verifier
 from services.common.callbacks import callback_key
-from services.common.telegram import read_update
+from services.common.telegram import has_event, read_update
 from services.common.jsonapi import BodyLimit
 from services.common.web import (
     ReadinessCheck,
@@ -176,8 +176,10 @@ def _add_webhook(app: FastAPI, dispatcher: Dispatcher, bot: Bot, secret: str) ->
             update = None
         if update is None:
             return JSONResponse(error_body(400, "the body is not a Telegram update"), 400)
-        # An update aiogram cannot read is reduced to what can be answered (a press), or skipped,
-        # and acknowledged: Telegram would only send the same again.
+        # An update aiogram cannot read is reduced to what can be answered (a press), or to its
+        # id alone, and acknowledged: Telegram would only send the same again.
+        if not has_event(update):
+            return JSONResponse({"ok": True})
         try:
             await dispatcher.feed_update(bot, update)
         except Exception:
