@@ -40,12 +40,26 @@ TELEGRAM_API_BASE, JWT_SECRET, ... (see README.md, "Configuration").
 """
 
 
+def _say(text: str, *, error: bool = False) -> None:
+    """Print one line of text that may quote outside input: redacted, controls escaped."""
+    from services.common.safe_text import for_terminal
+
+    print(for_terminal(text), file=sys.stderr if error else sys.stdout)
+
+
 def _migrate(_: argparse.Namespace) -> int:
-    from shared.db import migrate, redact
+    from psycopg import Error as DatabaseError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from shared.db import migrate
 
     url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    created = migrate(url)
-    print(f"{'created and ' if created else ''}migrated {redact(url)} to the latest schema")
+    try:
+        created = migrate(url)
+    except (DatabaseError, SQLAlchemyError, OSError, ValueError) as exc:
+        _say(f"error: cannot migrate {url}: {type(exc).__name__}: {exc}", error=True)
+        return 1
+    _say(f"{'created and ' if created else ''}migrated {url} to the latest schema")
     return 0
 
 
@@ -60,7 +74,7 @@ def _rotate_keys(_: argparse.Namespace) -> int:
             settings.database_url.get_secret_value(), ChatIdCipher(settings.encryption_keys())
         )
     except ChatIdError as exc:
-        print(f"sns-telegram rotate-keys: {exc}", file=sys.stderr)
+        _say(f"sns-telegram rotate-keys: {exc}", error=True)
         return 2
     print(report)
     if report.unreadable:
@@ -130,14 +144,14 @@ def _publish(args: argparse.Namespace) -> int:
             occurred_at=args.occurred_at,
         )
     except InvalidInput as exc:
-        print(f"invalid event: {exc}", file=sys.stderr)
+        _say(f"invalid event: {exc}", error=True)
         return 2
     try:
         asyncio.run(publish(_rabbitmq_url(), event))
     except OpsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}", error=True)
         return 1
-    print(f"published {event.type.value} for user {event.user_id}", file=sys.stderr)
+    _say(f"published {event.type.value} for user {event.user_id}", error=True)
     print(event.event_id)
     return 0
 

@@ -60,11 +60,6 @@ def libpq_url(url: str) -> str:
     )
 
 
-def redact(url: str) -> str:
-    """The URL with its password hidden, for logs and error messages."""
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """An async engine on psycopg 3 with a pool sized for one service process.
 

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 import uvicorn
 
 from services.common.logging import configure_logging
+from services.common.safe_text import redact
 from services.common.telegram import make_bot
 from services.linker.app import create_app
 from services.linker.settings import LinkerSettings
-from shared.db import create_engine, redact
+from shared.db import create_engine
 from shared.publisher import EventPublisher
 from shared.settings import ConfigurationError
 

@@ -8,20 +8,12 @@ from contextlib import asynccontextmanager
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity
-from yarl import URL
+
+from services.common.safe_text import redact
 
 
 class OpsError(RuntimeError):
     """A failure the command reports as `error: ...` and a non-zero exit status."""
-
-
-def redact_url(url: str) -> str:
-    """The AMQP URL with its password hidden."""
-    try:
-        parsed = URL(url)
-    except ValueError:
-        return "<unparseable RABBITMQ_URL>"
-    return str(parsed.with_password("***")) if parsed.password else str(parsed)
 
 
 @asynccontextmanager
@@ -30,7 +22,7 @@ async def connect(url: str, *, connect_timeout: float = 10.0) -> AsyncIterator[A
     try:
         connection = await aio_pika.connect(url, timeout=connect_timeout)
     except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-        raise OpsError(f"cannot connect to RabbitMQ at {redact_url(url)}: {exc!r}") from None
+        raise OpsError(f"cannot connect to RabbitMQ at {redact(url)}: {exc!r}") from None
     try:
         yield connection
     finally:

@@ -11,7 +11,8 @@ from typing import Any
 import aio_pika
 from pydantic import ValidationError
 
-from services.ops.amqp import OpsError, redact_url
+from services.common.safe_text import redact
+from services.ops.amqp import OpsError
 from services.ops.samples import sample_data
 from shared.contract import Event, EventType, InvalidEvent, new_event
 from shared.publisher import EventPublisher, PublishError
@@ -93,7 +94,7 @@ async def publish(url: str, event: Event, *, confirm_timeout: float = 10.0) -> N
     try:
         await publisher.connect()
     except (OSError, TimeoutError) as exc:  # aio-pika's connection errors are OSErrors
-        raise OpsError(f"cannot connect to RabbitMQ at {redact_url(url)}: {exc!r}") from None
+        raise OpsError(f"cannot connect to RabbitMQ at {redact(url)}: {exc!r}") from None
     try:
         await publisher.publish(event)
     except PublishError as exc:
