@@ -124,7 +124,15 @@ def has_event(update: Update) -> bool:
 
 
 class LenientSession(AiohttpSession):
-    """aiogram's aiohttp session, liberal in what it reads (see the module docstring)."""
+    """aiogram's aiohttp session, liberal in what it reads (see the module docstring).
+
+    `bot_username` (TELEGRAM_BOT_USERNAME) completes a getMe answer that names no username:
+    aiogram keeps the first getMe answer and compares `/command@bot` mentions with it, so
+    without a username a command meant for another bot in a group would be taken as ours."""
+
+    def __init__(self, *, bot_username: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bot_username = bot_username.removeprefix("@") if bot_username else None
 
     async def make_request(
         self,
@@ -189,7 +197,7 @@ class LenientSession(AiohttpSession):
                 id=bot.id,
                 is_bot=True,
                 first_name=result_field(result, "first_name") or "",
-                username=result_field(result, "username"),
+                username=result_field(result, "username") or self.bot_username,
             )
         if name.startswith("get"):
             raise UnexpectedResult(
@@ -233,6 +241,7 @@ def make_bot(settings: BaseServiceSettings, *, timeout: float = 10.0, limit: int
         api=TelegramAPIServer.from_base(settings.telegram_api_base.rstrip("/")),
         limit=limit,
         timeout=timeout,
+        bot_username=settings.telegram_bot_username,
     )
     return Bot(
         token=bot_token(settings),

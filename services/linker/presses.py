@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
@@ -50,10 +50,11 @@ def settings_markup(
 
 
 async def respond(query: CallbackQuery, text: str) -> None:
-    """Answer a button press; a press Telegram no longer accepts answers for is only logged."""
+    """Answer a button press; an answer Telegram does not take (the press is too old, Telegram
+    cannot be reached) is only logged: the change itself is done."""
     try:
         await query.answer(text)
-    except TelegramBadRequest as exc:
+    except TelegramAPIError as exc:
         log.warning("callback query not answered: %s", exc.message)
 
 

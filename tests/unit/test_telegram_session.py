@@ -90,6 +90,22 @@ async def test_get_me_of_another_shape_is_the_bot_the_token_names(
     assert (await bot.get_me()).username == "otherbot"
 
 
+async def test_get_me_without_a_username_takes_the_configured_one(standin: StandIn) -> None:
+    # aiogram keeps the first getMe answer to tell `/stop@ourbot` from `/stop@otherbot`.
+    settings = BaseServiceSettings(
+        app_env="development",
+        telegram_api_base=standin.base_url,
+        telegram_bot_token=TOKEN,
+        telegram_bot_username="@ourbot",
+    )
+    bot = make_bot(settings)
+    try:
+        standin.add_fault(method="getMe", result=True)
+        assert (await bot.me()).username == "ourbot"
+    finally:
+        await bot.session.close()
+
+
 async def test_one_update_aiogram_cannot_read_never_stalls_get_updates(
     standin: StandIn, bot: Bot
 ) -> None:
