@@ -25,6 +25,7 @@ from services.common.telegram import (
     read_update,
     result_field,
 )
+from services.notifier.telegram import AiogramSender, Failure, SendError
 from services.standin.server import StandIn
 from shared.settings import BaseServiceSettings
 
@@ -199,3 +200,15 @@ def test_read_update_takes_what_telegram_sends_and_reduces_what_it_cannot_read()
     reduced = read_update({"update_id": 2, "callback_query": {"id": "q", "from": 7}}, bot)
     assert reduced.callback_query is not None and reduced.callback_query.from_user.id == 0
     assert read_update({"update_id": 3, "callback_query": {"id": 9}}, bot).callback_query is None
+
+
+async def test_the_notifier_retries_a_proxys_error_page_instead_of_dead_lettering(
+    standin: StandIn, bot: Bot
+) -> None:
+    # Before, aiogram's ClientDecodeError was classified as a message Telegram rejected.
+    sender = AiogramSender(bot)
+    standin.add_fault(method="sendMessage", error_code=502, raw_body="<html>Bad Gateway</html>")
+    with pytest.raises(SendError) as failed:
+        await sender.send_text(42, "hello")
+    assert failed.value.failure is Failure.TRANSIENT
+    assert await sender.send_text(42, "hello") > 0
