@@ -2,7 +2,9 @@
 
 A keyboard is built unsigned (plain JSON, so a held delivery can store it) and signed for one
 chat just before it is sent: a group that migrated to a supergroup while a message waited gets
-buttons signed for its new id, which is where the presses will come from.
+buttons signed for its new id, which is where the presses will come from. Signing dates the
+buttons (`services.common.callbacks`), so their lifetimes (Retry 7 days, Mute 30, see the
+linker's `menu`) count from the send, and an edit (new metrics) dates them anew.
 """
 
 from __future__ import annotations
