@@ -66,14 +66,14 @@ def _migrate(_: argparse.Namespace) -> int:
 def _rotate_keys(_: argparse.Namespace) -> int:
     from services.linker.crypto import ChatIdCipher, ChatIdError
     from services.linker.rotate import rotate_chat_ids
-    from shared.settings import BaseServiceSettings
+    from shared.settings import BaseServiceSettings, ConfigurationError
 
-    settings = BaseServiceSettings()
     try:
+        settings = BaseServiceSettings()
         report = rotate_chat_ids(
             settings.database_url.get_secret_value(), ChatIdCipher(settings.encryption_keys())
         )
-    except ChatIdError as exc:
+    except (ChatIdError, ConfigurationError) as exc:
         _say(f"sns-telegram rotate-keys: {exc}", error=True)
         return 2
     print(report)
@@ -254,7 +254,14 @@ def _service(module: str) -> Callable[[argparse.Namespace], int]:
     def run(_: argparse.Namespace) -> int:
         import importlib
 
-        importlib.import_module(f"services.{module}.main").run()
+        from shared.settings import ConfigurationError
+
+        try:
+            importlib.import_module(f"services.{module}.main").run()
+        except ConfigurationError as exc:
+            # A bad or missing variable is one line naming it, never a traceback.
+            print(f"{module}: configuration error: {exc}", file=sys.stderr)
+            return 1
         return 0
 
     return run

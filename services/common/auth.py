@@ -1,15 +1,18 @@
 """Verifying the platform's JWTs, and the FastAPI dependencies that use them.
 
     class MySettings(JwtSettings): ...                 # JWT_* variables (DESIGN.md section 3)
-    install_auth(app, make_verifier(settings))         # once, in the composition root
+    install_auth(app, make_verifier(settings), admin=make_verifier(settings, admin=True))
 
     @router.get("/me")
     async def me(user: CurrentUser) -> ...: user.user_id
-    @router.post("/admin/x", dependencies=[Depends(require_role("admin"))])
+    @router.post("/admin/x", dependencies=[Depends(current_admin)])   # or `admin: AdminUser`
 
 A token is accepted only with an algorithm from JWT_ALGORITHMS, the matching key (JWT_SECRET for
 HS*, JWT_PUBLIC_KEY otherwise), an `exp`, the user claim (JWT_USER_CLAIM, default `sub`) and,
-when configured, the expected `aud` and `iss`. Tokens are never logged or echoed back.
+when configured, the expected `iss` (JWT_ISSUER) and `aud`. Two audiences: user endpoints accept
+tokens for JWT_AUDIENCE (the frontend's), admin endpoints only tokens for ADMIN_JWT_AUDIENCE with
+`admin` in `roles`, so a frontend token is never an admin token, whatever its roles. Production
+requires all three variables (the two audiences different). Tokens are never logged or echoed.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 MIN_SECRET_BYTES = 32
 """HS256 needs a key at least as long as its output (RFC 7518 section 3.2)."""
 MAX_USER_ID_LENGTH = 128
+ADMIN_ROLE = "admin"
+"""The role admin endpoints require, on a token for ADMIN_JWT_AUDIENCE (`current_admin`)."""
 
 
 class JwtSettings(BaseServiceSettings):
@@ -43,8 +48,10 @@ class JwtSettings(BaseServiceSettings):
     jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
-    jwt_user_claim: str = "sub"
-    jwt_leeway_seconds: float = 30.0
+    admin_jwt_audience: str | None = None
+    """The `aud` of admin tokens; required in production and different from JWT_AUDIENCE."""
+    jwt_user_claim: str = Field(default="sub", min_length=1, max_length=64)
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
@@ -68,26 +75,30 @@ class JwtSettings(BaseServiceSettings):
             problems.append(f"JWT_SECRET is required for {', '.join(sorted(symmetric))}")
         if asymmetric and self.jwt_public_key is None:
             problems.append(f"JWT_PUBLIC_KEY is required for {', '.join(sorted(asymmetric))}")
+        if not self.is_production:
+            return problems
         if (
             symmetric
             and self.jwt_secret is not None
             and len(self.jwt_secret.get_secret_value().encode()) < MIN_SECRET_BYTES
-            and self.is_production
         ):
             problems.append(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        if not self.jwt_audience:
+            problems.append("JWT_AUDIENCE is required (the `aud` of the frontend's tokens)")
+        if not self.jwt_issuer:
+            problems.append("JWT_ISSUER is required (the `iss` of the platform's tokens)")
+        if not self.admin_jwt_audience:
+            problems.append("ADMIN_JWT_AUDIENCE is required (the `aud` of admin tokens)")
+        elif self.admin_jwt_audience == self.jwt_audience:
+            problems.append(
+                "ADMIN_JWT_AUDIENCE must differ from JWT_AUDIENCE (a frontend token must not be "
+                "an admin token)"
+            )
         return problems
 
-    def validate_for_production(self) -> None:
+    def production_problems(self) -> list[str]:
         """The base checks plus the JWT configuration, each naming its variable."""
-        problems = []
-        try:
-            super().validate_for_production()
-        except ConfigurationError as exc:
-            problems.append(str(exc))
-        if self.is_production:
-            problems.extend(self.jwt_problems())
-        if problems:
-            raise ConfigurationError("; ".join(problems))
+        return [*super().production_problems(), *self.jwt_problems()]
 
 
 @dataclass(frozen=True)
@@ -137,13 +148,24 @@ def _roles(value: Any) -> frozenset[str]:
     return frozenset()
 
 
-def make_verifier(settings: JwtSettings) -> Verifier:
-    """A function that verifies a JWT and returns its claims, or raises `AuthError`."""
+def make_verifier(settings: JwtSettings, *, admin: bool = False) -> Verifier:
+    """A function that verifies a JWT and returns its claims, or raises `AuthError`.
+
+    For user endpoints the token's `aud` must be JWT_AUDIENCE; with `admin=True` (admin
+    endpoints) it must be ADMIN_JWT_AUDIENCE. An unset audience (development only) is not checked.
+    """
     keys = _keys(settings)
     claim = settings.jwt_user_claim
+    audience = settings.admin_jwt_audience if admin else settings.jwt_audience
+    wrong_audience = (
+        "token audience is not accepted: admin endpoints need a token issued for the admin "
+        "audience (ADMIN_JWT_AUDIENCE)"
+        if admin
+        else "token audience is not accepted"
+    )
     options: dict[str, Any] = {
         "require": ["exp", claim],
-        "verify_aud": settings.jwt_audience is not None,
+        "verify_aud": audience is not None,
         "verify_iss": settings.jwt_issuer is not None,
         "verify_sub": False,  # checked below: the platform's user ids may be numbers
     }
@@ -160,7 +182,7 @@ def make_verifier(settings: JwtSettings) -> Verifier:
                 token,
                 keys[algorithm],
                 algorithms=[algorithm],
-                audience=settings.jwt_audience,
+                audience=audience,
                 issuer=settings.jwt_issuer,
                 leeway=settings.jwt_leeway_seconds,
                 options=options,  # type: ignore[arg-type]
@@ -170,7 +192,7 @@ def make_verifier(settings: JwtSettings) -> Verifier:
         except jwt.MissingRequiredClaimError as exc:
             raise AuthError(f"token has no '{exc.claim}' claim") from None
         except jwt.InvalidAudienceError:
-            raise AuthError("token audience is not accepted") from None
+            raise AuthError(wrong_audience) from None
         except jwt.InvalidIssuerError:
             raise AuthError("token issuer is not accepted") from None
         except jwt.ImmatureSignatureError:
@@ -192,9 +214,16 @@ def make_verifier(settings: JwtSettings) -> Verifier:
 _bearer = HTTPBearer(auto_error=False, description="The SNS platform's JWT")
 
 
-def install_auth(app: FastAPI, verifier: Verifier) -> None:
-    """Make `current_user` and `require_role` verify tokens with `verifier` in this app."""
+def install_auth(
+    app: FastAPI, verifier: Verifier | None = None, *, admin: Verifier | None = None
+) -> None:
+    """Make `current_user` verify tokens with `verifier`, and `current_admin` with `admin` (made
+    with `make_verifier(settings, admin=True)`), in this app. A kind of token the app was given
+    no verifier for is refused with 401."""
+    if verifier is None and admin is None:
+        raise ValueError("install_auth needs a user verifier, an admin verifier, or both")
     app.state.jwt_verifier = verifier
+    app.state.jwt_admin_verifier = admin
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -205,33 +234,70 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
-async def current_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+def _verified(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, *, admin: bool
 ) -> Claims:
-    """FastAPI dependency: the verified claims of the request's bearer token, else 401."""
     if credentials is None:
         raise _unauthorized("an 'Authorization: Bearer <JWT>' header is required")
-    verifier: Verifier = request.app.state.jwt_verifier
+    state = request.app.state
+    verifier: Verifier | None = getattr(
+        state, "jwt_admin_verifier" if admin else "jwt_verifier", None
+    )
+    if verifier is None:
+        kind = "admin" if admin else "user"
+        raise _unauthorized(f"this service accepts no {kind} tokens")
     try:
         return verifier(credentials.credentials)
     except AuthError as exc:
         raise _unauthorized(str(exc)) from None
 
 
+async def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Claims:
+    """FastAPI dependency: the verified claims of the request's bearer token, else 401."""
+    return _verified(request, credentials, admin=False)
+
+
 CurrentUser = Annotated[Claims, Depends(current_user)]
 """A route parameter of this type receives the verified caller."""
 
 
+async def current_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Claims:
+    """FastAPI dependency of every admin endpoint: a token for ADMIN_JWT_AUDIENCE (401
+    otherwise, e.g. a frontend token) with `admin` in its `roles` (403 otherwise)."""
+    claims = _verified(request, credentials, admin=True)
+    if ADMIN_ROLE not in claims.roles:
+        raise _forbidden(ADMIN_ROLE)
+    return claims
+
+
+AdminUser = Annotated[Claims, Depends(current_admin)]
+"""A route parameter of this type receives the verified admin."""
+
+
+def _forbidden(role: str) -> HTTPException:
+    return HTTPException(
+        status_code=403,
+        detail={"code": "forbidden", "message": f"the '{role}' role is required"},
+    )
+
+
 def require_role(role: str) -> Callable[..., Any]:
-    """FastAPI dependency factory: the caller's claims if `role` is in its `roles`, else 403."""
+    """FastAPI dependency factory: the caller's claims if `role` is in its `roles`, else 403.
+
+    Not for the admin role: a user token (JWT_AUDIENCE) must never open an admin endpoint, so
+    admin endpoints depend on `current_admin`, which checks the admin audience too."""
+    if role == ADMIN_ROLE:
+        raise ValueError("admin endpoints depend on current_admin (the admin audience and role)")
 
     async def dependency(claims: CurrentUser) -> Claims:
         if role not in claims.roles:
-            raise HTTPException(
-                status_code=403,
-                detail={"code": "forbidden", "message": f"the '{role}' role is required"},
-            )
+            raise _forbidden(role)
         return claims
 
     return dependency

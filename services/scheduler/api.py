@@ -1,6 +1,7 @@
 """The scheduler's admin API (port SCHEDULER_PORT): status, history and the manual trigger.
 
-Every route under /api/admin/scheduler needs a JWT with `admin` in its `roles` claim. Errors have
+Every route under /api/admin/scheduler needs a JWT for the admin audience (ADMIN_JWT_AUDIENCE)
+with `admin` in its `roles` claim (`services.common.auth.current_admin`). Errors have
 the common shape `{"status": "error", "code": ..., "message": ...}`.
 """
 
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.common.auth import Verifier, install_auth, require_role
+from services.common.auth import Verifier, current_admin, install_auth
 from services.common.jsonapi import BodyLimit, JsonApiRoute, error_responses
 from services.common.web import ReadinessCheck, health_router, install_common
 from services.scheduler.job import JOB_ID, DailySummaryJob, UnknownUser
@@ -72,7 +73,7 @@ def make_router(job: DailySummaryJob) -> APIRouter:
     router = APIRouter(
         prefix=PREFIX,
         tags=["scheduler"],
-        dependencies=[Depends(require_role("admin"))],
+        dependencies=[Depends(current_admin)],
         route_class=JsonApiRoute,
         responses=error_responses({401: UNAUTHORIZED, 403: FORBIDDEN}),
     )
@@ -178,20 +179,23 @@ def create_app(
     checks: dict[str, ReadinessCheck],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
-    """The scheduler's HTTP app: admin API, /healthz, /readyz, /metrics."""
+    """The scheduler's HTTP app: admin API, /healthz, /readyz, /metrics. `verifier` verifies
+    admin tokens (`make_verifier(settings, admin=True)`)."""
     app = FastAPI(
         title="SNS Telegram scheduler",
         version="1.0.0",
         description=(
             f"Admin API of the `{JOB_ID}` job. Every `{PREFIX}` endpoint needs "
-            "`Authorization: Bearer <JWT>` with `admin` in its `roles` claim."
+            "`Authorization: Bearer <JWT>` with `admin` in its `roles` claim and, when "
+            "ADMIN_JWT_AUDIENCE is set (always in production), that audience in `aud`: a token "
+            "issued for the frontend (JWT_AUDIENCE) is refused with 401 whatever its roles."
         ),
         lifespan=lifespan,
     )
     # Inside install_common's middleware, so its 413 is raised in the route and answered there.
     app.add_middleware(BodyLimit, prefix="/api/")
     install_common(app, SERVICE)
-    install_auth(app, verifier)
+    install_auth(app, admin=verifier)
     app.include_router(make_router(job))
     app.include_router(health_router(checks))
     return app

@@ -28,6 +28,7 @@ from services.scheduler.settings import SchedulerSettings
 from services.scheduler.store import SchedulerStore
 from shared.db import create_engine
 from shared.publisher import EventPublisher
+from shared.settings import ConfigurationError
 
 log = logging.getLogger("services.scheduler")
 
@@ -89,7 +90,7 @@ def build_app(
         "database": database_check(engine),
         "broker": broker_check(lambda: publisher.is_connected),
     }
-    return create_app(job, make_verifier(settings), checks)
+    return create_app(job, make_verifier(settings, admin=True), checks)
 
 
 async def serve(settings: SchedulerSettings) -> None:
@@ -139,8 +140,13 @@ async def serve(settings: SchedulerSettings) -> None:
 
 
 def run() -> None:
-    """Entry point of `sns-telegram scheduler`."""
-    settings = SchedulerSettings()
+    """Entry point of `sns-telegram scheduler`: a configuration error is one line on stderr and
+    exit status 1, never a traceback."""
+    try:
+        settings = SchedulerSettings()
+        settings.validate_for_production()
+        make_verifier(settings, admin=True)  # an unusable JWT key fails here, not on a request
+    except ConfigurationError as exc:
+        raise SystemExit(f"scheduler: configuration error: {exc}") from None
     configure_logging(settings.log_level, settings.log_format)
-    settings.validate_for_production()
     asyncio.run(serve(settings))

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import ClassVar
 
 from pydantic import Field
 
 from services.common.auth import JwtSettings
-from shared.settings import DEFAULT_RABBITMQ_URL, ConfigurationError
 
 
 class SchedulerSettings(JwtSettings):
-    """Every variable the scheduler reads."""
+    """Every variable the scheduler reads.
 
-    scheduler_host: str = "0.0.0.0"
+    The scheduler never talks to Telegram or reads chat ids, so a production run does not need
+    TELEGRAM_BOT_TOKEN or CHAT_ID_ENCRYPTION_KEY; everything else of `validate_for_production()`
+    (broker and database URLs, JWT variables and audiences, placeholders) applies.
+    """
+
+    requires_telegram: ClassVar[bool] = False
+
+    scheduler_host: str = Field(default="0.0.0.0", pattern=r"^[A-Za-z0-9.:_-]{1,253}$")
+    """An IP address or host name to bind."""
     scheduler_port: int = Field(default=8001, ge=0, le=65535)
     summary_catch_up_hours: float = Field(default=6.0, ge=0, le=72)
     """How late a trigger may still be emitted after downtime or a broker outage."""
@@ -39,19 +47,3 @@ class SchedulerSettings(JwtSettings):
     def tick(self) -> timedelta:
         """SCHEDULER_TICK_SECONDS as a duration."""
         return timedelta(seconds=self.scheduler_tick_seconds)
-
-    def validate_for_production(self) -> None:
-        """Raise `ConfigurationError` naming every variable a production scheduler lacks.
-
-        The scheduler never talks to Telegram or reads chat ids, so unlike the base class it
-        does not require TELEGRAM_BOT_TOKEN or CHAT_ID_ENCRYPTION_KEY.
-        """
-        if not self.is_production:
-            return
-        problems = list(self.jwt_problems())
-        if self.rabbitmq_url.get_secret_value() == DEFAULT_RABBITMQ_URL:
-            problems.append(
-                "RABBITMQ_URL must be set (the default guest account is for development)"
-            )
-        if problems:
-            raise ConfigurationError("APP_ENV=production: " + "; ".join(problems))

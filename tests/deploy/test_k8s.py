@@ -245,3 +245,11 @@ def test_configuration_names_only_variables_the_services_read(rendered, overlay,
 
 def yaml_load(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
+
+
+def test_prod_names_the_jwt_issuer_and_two_different_audiences(rendered):
+    # Required in production (services/common/auth.py): without them the services do not start.
+    config = config_data(rendered["overlays/prod"])
+    for variable in ("JWT_ISSUER", "JWT_AUDIENCE", "ADMIN_JWT_AUDIENCE"):
+        assert config.get(variable), variable
+    assert config["ADMIN_JWT_AUDIENCE"] != config["JWT_AUDIENCE"]

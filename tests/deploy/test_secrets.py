@@ -1,4 +1,5 @@
-"""No real secret anywhere in deploy/: only placeholders that say `change-me`."""
+"""No real secret anywhere in deploy/: only placeholders, as shared/settings.py declares them
+(tests/deploy/test_placeholders.py checks that production refuses each one)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shared.settings import is_placeholder as settings_placeholder
 from tests.deploy.conftest import DEPLOY, K8S, ROOT, env_file_entries
 
 pytestmark = pytest.mark.unit
@@ -33,14 +35,9 @@ def deploy_files() -> list[Path]:
 
 
 def is_placeholder(value: str) -> bool:
-    """Empty, `change-me...`, a compose `${VARIABLE}`, a documentation word like PASSWORD, or
-    RabbitMQ's well-known `guest` (the documented development default)."""
-    return (
-        value in ("", "guest")
-        or "change-me" in value.lower()
-        or value.startswith("${")
-        or re.fullmatch(r"[A-Z][A-Z_-]*", value) is not None
-    )
+    """A placeholder by the services' own declaration (shared/settings.py, the one production
+    refuses), or a compose `${VARIABLE...}` interpolation."""
+    return value.startswith("${") or settings_placeholder(value)
 
 
 @pytest.mark.parametrize("path", deploy_files(), ids=lambda p: str(p.relative_to(ROOT)))

@@ -18,6 +18,7 @@ from services.common.auth import (
     Claims,
     CurrentUser,
     JwtSettings,
+    current_admin,
     install_auth,
     make_verifier,
     require_role,
@@ -235,13 +236,17 @@ def test_algorithms_come_comma_separated_from_the_environment(monkeypatch):
 def app_with_auth() -> FastAPI:
     app = FastAPI()
     install_common(app, "auth-test")
-    install_auth(app, make_verifier(settings()))
+    install_auth(app, make_verifier(settings()), admin=make_verifier(settings(), admin=True))
 
     @app.get("/me")
     async def me(user: CurrentUser) -> dict:
         return {"user": user.user_id}
 
-    @app.get("/admin", dependencies=[Depends(require_role("admin"))])
+    @app.get("/ops", dependencies=[Depends(require_role("ops"))])
+    async def ops() -> dict:
+        return {"ok": True}
+
+    @app.get("/admin", dependencies=[Depends(current_admin)])
     async def admin() -> dict:
         return {"ok": True}
 
@@ -274,11 +279,12 @@ async def test_dependency_gives_the_user(client):
     assert response.json() == {"user": "123"}
 
 
-async def test_require_role(client):
+@pytest.mark.parametrize(("path", "role"), [("/ops", "ops"), ("/admin", "admin")])
+async def test_require_role_and_current_admin(client, path, role):
     plain = {"Authorization": f"Bearer {token()}"}
-    admin = {"Authorization": f"Bearer {token(roles=['admin'])}"}
-    response = await client.get("/admin", headers=plain)
+    holder = {"Authorization": f"Bearer {token(roles=[role])}"}
+    response = await client.get(path, headers=plain)
     assert response.status_code == 403
     assert response.json()["code"] == "forbidden"
-    assert (await client.get("/admin", headers=admin)).json() == {"ok": True}
-    assert (await client.get("/admin")).status_code == 401
+    assert (await client.get(path, headers=holder)).json() == {"ok": True}
+    assert (await client.get(path)).status_code == 401

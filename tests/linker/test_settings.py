@@ -12,10 +12,14 @@ PRODUCTION = {
     "app_env": "production",
     "telegram_bot_token": "123:real-token",
     "chat_id_encryption_key": Fernet.generate_key().decode(),
-    "rabbitmq_url": "amqp://linker:secret@mq:5672/",
+    "rabbitmq_url": "amqp://linker:x7Qp2vR9sK4m@mq:5672/",
+    "database_url": "postgresql://linker:x7Qp2vR9sK4m@db:5432/sns_telegram",
     "jwt_secret": "a-production-secret-of-32-bytes-or-more",
     "jwt_public_key": None,
     "jwt_algorithms": ["HS256"],
+    "jwt_audience": "sns-frontend",
+    "jwt_issuer": "sns-platform",
+    "admin_jwt_audience": "sns-admin",
     "telegram_webhook_url": None,
     "telegram_webhook_secret": None,
 }
@@ -28,7 +32,7 @@ def make(**values) -> LinkerSettings:
 def test_a_complete_production_configuration_is_accepted():
     make().validate_for_production()
     make(
-        telegram_webhook_url="https://linker.example/telegram/webhook",
+        telegram_webhook_url="https://linker.sns-platform.net/telegram/webhook",
         telegram_webhook_secret="s3cret_-",
     ).validate_for_production()
 
