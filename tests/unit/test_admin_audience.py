@@ -3,12 +3,16 @@ for the frontend is not an admin token, whatever roles it carries."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 import jwt
 import pytest
 from fastapi import Depends, FastAPI
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from services.common.auth import (
     AdminUser,
@@ -135,3 +139,57 @@ def test_require_role_cannot_guard_an_admin_endpoint():
     # An admin endpoint guarded by the user audience would accept frontend tokens again.
     with pytest.raises(ValueError, match="current_admin"):
         require_role("admin")
+
+
+ADMIN_APP = app(settings())
+CLAIM_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    aud=st.none()
+    | CLAIM_TEXT
+    | st.sampled_from([FRONTEND, ADMIN])
+    | st.lists(st.sampled_from([FRONTEND, ADMIN, "x"]) | st.integers(), max_size=3)
+    | st.integers(),
+    roles=st.none()
+    | CLAIM_TEXT
+    | st.sampled_from(["admin", "admin ops", "user"])
+    | st.lists(st.sampled_from(["admin", "user"]) | CLAIM_TEXT | st.integers(), max_size=3)
+    | st.integers(),
+    iss=st.none() | st.just(ISSUER) | CLAIM_TEXT,
+)
+@example(aud=FRONTEND, roles=["admin"], iss=ISSUER)
+@example(aud=[FRONTEND, ADMIN], roles="admin", iss=ISSUER)
+@example(aud=[ADMIN, 7], roles=["admin"], iss=ISSUER)
+def test_any_claims_open_the_admin_api_only_with_the_admin_audience_and_role(aud, roles, iss):
+    body = {"sub": "u1", "exp": int(time.time()) + 300}
+    body |= {k: v for k, v in {"aud": aud, "roles": roles, "iss": iss}.items() if v is not None}
+    response = asyncio.run(
+        call(ADMIN_APP, "GET", "/admin/status", jwt.encode(body, SECRET, algorithm="HS256"))
+    )
+    auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else None
+    verified = (
+        iss == ISSUER
+        and auds is not None
+        and all(isinstance(a, str) for a in auds)
+        and ADMIN in auds
+    )
+    listed = roles.split() if isinstance(roles, str) else roles if isinstance(roles, list) else []
+    expected = (200 if "admin" in listed else 403) if verified else 401
+    assert response.status_code == expected, response.text
+    if expected != 200:
+        assert response.json()["code"] == ("forbidden" if expected == 403 else "unauthorized")
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(header=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=300))
+def test_any_authorization_header_is_a_401_never_a_5xx(header):
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=ADMIN_APP)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.get("/admin/status", headers={"Authorization": header})
+
+    response = asyncio.run(send())
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
