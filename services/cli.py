@@ -357,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sns-telegram` console script."""
+    from services.common.safe_text import remember_secrets
+
+    remember_secrets(os.environ)  # whatever a command prints, these values never show
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

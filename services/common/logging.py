@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from services.common.safe_text import escape_controls, json_text, redact
+from services.common.safe_text import escape_controls, json_text, redact, remember_secrets
 
 __all__ = ["configure_logging", "log_context", "mask_chat_id", "redact"]
 
@@ -104,7 +105,9 @@ class ConsoleFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Route all logging to stderr in the chosen format; quiet noisy libraries."""
+    """Route all logging to stderr in the chosen format; quiet noisy libraries. The configured
+    secrets (`remember_secrets`) are hidden from every line, whatever quotes them."""
+    remember_secrets(os.environ)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     root = logging.getLogger()

@@ -4,7 +4,8 @@ Event fields, message headers, request headers and exception messages come from 
 any of it reaches a log line or an operator's terminal:
 
 - `redact` replaces secrets: bot tokens (`bot123:ABC`), bearer tokens, JWTs, the password of
-  any `scheme://user:password@host` URL and `password=...` parameters;
+  any `scheme://user:password@host` URL, `password=...` parameters, and the exact values of the
+  configured secrets (`remember_secrets`, called by `configure_logging` and the CLI);
 - `escape_controls` makes every character that could rewrite a terminal, start a new line or
   reorder what is read visible as an escape: C0 controls (`\\x1b`, `\\n`, `\\r`, ...), DEL, C1
   controls (`\\x9b`), bidirectional controls (`\\u202e`, `\\u2066`, ...), the line and
@@ -40,15 +41,61 @@ _SECRET_PATTERNS = [
 # `scheme://user:password@`. The password runs to the last "@" of the token: parsers disagree
 # on a raw "@" or "/" in a password (yarl takes the last "@" before the first "/", SQLAlchemy
 # the first "@"), so hide the most any of them could read as the password. Every repetition is
-# bounded, so a long hostile string costs linear time.
-_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s/?#@:]{0,256}:)\S{0,512}@")
+# bounded, so a long hostile string costs linear time. The user may hold raw spaces (SQLAlchemy
+# accepts them; libpq then quotes the part it refuses).
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\n/?#@:]{0,256}:)\S{0,512}@")
+
+
+_known: tuple[str, ...] = ()
+"""Exact secret values of this process's configuration, longest first (`remember_secrets`)."""
+MIN_KNOWN_SECRET = 6
+"""Shorter values are not remembered: hiding every "guest" or "1234" would hide too much."""
+_SECRET_VARIABLE = re.compile(r"(TOKEN|SECRET|PASSWORD|_KEY|_KEYS)$")
+
+
+def url_password(url: str) -> str | None:
+    """The password of a URL given on its own (a setting): everything between the first ":"
+    after `scheme://` and the last "@", raw spaces and all; None when there is none."""
+    _, separator, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    if not separator or not at or ":" not in userinfo:
+        return None
+    return userinfo.split(":", 1)[1] or None
+
+
+def _secret_values(name: str, value: str) -> list[str]:
+    upper = name.upper()
+    if upper.endswith("_URL"):
+        return [url_password(value) or ""]
+    if _SECRET_VARIABLE.search(upper):
+        return [value, *value.split(",")]
+    return []
+
+
+def remember_secrets(environ: Mapping[str, str]) -> None:
+    """Hide from now on the exact values of the secrets configured in `environ`, wherever they
+    appear, even outside any URL or token shape (a parser may quote a bad password on its own
+    in its error message): the password of every `*_URL` variable and the value (and each
+    comma-separated part) of every `*TOKEN`, `*SECRET`, `*PASSWORD`, `*_KEY(S)` variable.
+    Replaces what an earlier call remembered."""
+    global _known
+    found = {
+        secret.strip()
+        for name, value in environ.items()
+        for secret in _secret_values(name, value)
+        if len(secret.strip()) >= MIN_KNOWN_SECRET
+    }
+    _known = tuple(sorted(found, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
-    """`text` without bot tokens, bearer tokens, JWTs and passwords (in URLs or `password=`)."""
+    """`text` without bot tokens, bearer tokens, JWTs, passwords (in URLs or `password=`) and
+    the remembered secrets."""
     text = _URL_PASSWORD.sub(r"\1***@", text)
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
+    for secret in _known:
+        text = text.replace(secret, "***")
     return text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 from services.cli import main
@@ -45,6 +46,44 @@ def test_a_migration_names_the_database_without_the_password(
     out = capsys.readouterr().out
     assert out.startswith("migrated postgresql://postgres:***@")
     assert SECRET not in out
+
+
+def url_part(max_size: int, delimiters: str) -> st.SearchStrategy[str]:
+    """Hostile text an environment variable can hold (no NUL, no lone surrogate) without the
+    URL delimiters that would move the host: the URL must stay unreachable."""
+    drop = {ord(c): None for c in "\x00" + delimiters}
+    return hostile_text(max_size).map(
+        lambda t: t.encode("utf-8", "replace").decode().translate(drop)
+    )
+
+
+@given(
+    user=url_part(30, "/?#@"),
+    password=url_part(30, "/?#@").map(lambda p: f"pw-{p}"),
+    database=url_part(30, "?#"),
+)
+@example(user="postgres", password="pw-\x1b[2J\u202e", database="sns")
+@example(user="a b", password="pw-:%zz", database="[link=x]y[/link]")  # found: a spaced user
+@example(user="\r", password="pw-", database="")  # found: a control character in the user
+@example(user="postgres", password="pa ss-word", database="sns")  # libpq quotes it alone
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_migrate_with_any_unreachable_url_is_one_safe_error_line(
+    monkeypatch, capsys, user, password, database
+):
+    # Should a URL still lose its host, libpq falls back to these: unreachable too.
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", "1")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://{user}:{password}@127.0.0.1:1/{database}")
+    assert main(["migrate"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ")
+    assert len(err.splitlines()) == 1, err
+    assert raw_unsafe(err, allow="\n") == []
+    assert password not in err
 
 
 @given(user=hostile_text(max_size=60), data=hostile_text(max_size=120))
