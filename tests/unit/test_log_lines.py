@@ -103,6 +103,7 @@ SECRETS = [
     ("postgresql://sns:raw/slash@db/sns", "raw/slash"),
     ("amqps://user:raw@at@host/vhost", "raw@at"),
     ("redis://:only-a-password@cache:6379/0", "only-a-password"),
+    ("postgresql://a b:spaced-user@127.0.0.1:1/db", "spaced-user"),  # found by a property test
     ("postgresql://db/sns?user=sns&password=query-secret", "query-secret"),
     ("https://api.telegram.org/bot123456:AAE-secret_token/sendMessage", "AAE-secret_token"),
 ]
