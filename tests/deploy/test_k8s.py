@@ -215,10 +215,17 @@ def test_prod_image_is_pinned(rendered):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_container_sets_a_variable_twice(rendered, overlay):
+    for workload in workloads(rendered[overlay]):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            names = [env["name"] for env in container.get("env", [])]
+            assert len(names) == len(set(names)), (container["name"], sorted(names))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_secret_references_name_keys_of_the_secret_template(rendered, overlay):
     template = yaml_load(K8S / "secret.template.yaml")
-    # Commented (optional) keys in the template: an alternative JWT key, verify-link's bot key.
-    keys = set(template["stringData"]) | {"JWT_PUBLIC_KEY", "LINKER_BOT_API_KEY"}
+    keys = set(template["stringData"]) | {"JWT_PUBLIC_KEY"}  # commented alternative in the template
     generated = {s["metadata"]["name"] for s in objects_of(rendered[overlay], "Secret")}
     for workload in workloads(rendered[overlay]):
         for container in workload["spec"]["template"]["spec"]["containers"]:
