@@ -154,3 +154,17 @@ async def test_the_stand_in_pushes_updates_to_a_served_linker(start_linker):
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_a_command_for_another_bot_in_a_group_is_not_ours(hooked):
+    user, group = new_user(), -new_chat_id()
+    token = (await hooked.client.get("/api/telegram/link-account", headers=bearer(user))).json()[
+        "token"
+    ]
+    hooked.standin.set_member(group, abs(group), "creator")  # the sender of the updates
+    await post(hooked, message_update(group, f"/start@piwpiwtelegrambot {token}", "group"))
+    for command in ("/stop@otherbot", "/mute@otherbot post_success", "/start@otherbot x"):
+        assert (await post(hooked, message_update(group, command, "group"))).status_code == 200
+    assert hooked.bot_texts(group) == [texts.LINKED]  # none of them was answered
+    assert (await hooked.status(user))["telegram_enabled"] is True
+    assert (await hooked.preferences(user))["muted_types"] == []
