@@ -33,6 +33,7 @@ class Batcher:
         self._flush = flush
         self._on_error = on_error
         self._items: list[Any] = []
+        self._flushing: list[Any] = []
         self._worker: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
 
@@ -53,19 +54,23 @@ class Batcher:
                             await self._full.wait()
                 self._full.clear()
                 batch, self._items = self._items[: self._size], self._items[self._size :]
+                self._flushing = batch
                 try:
                     await self._flush(batch)
                 except Exception as exc:  # the last line of defence: settle, carry on
                     log.exception("a batch of %d failed unexpectedly", len(batch))
                     self._on_error(batch, exc)
+                finally:
+                    self._flushing = []
         finally:
             self._worker = None
 
     def cancel(self) -> None:
-        """Cancel the running flush and drop queued items (their owners see cancellation)."""
+        """Cancel the running flush and drop queued items: the owners of both see cancellation
+        (the items of a flush cut short must not be waited on forever)."""
         if self._worker is not None:
             self._worker.cancel()
-        for item in self._items:
+        for item in [*self._flushing, *self._items]:
             future = item.future if hasattr(item, "future") else item[1]
             future.cancel()
         self._items = []

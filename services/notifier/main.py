@@ -343,20 +343,25 @@ async def start(notifier: Notifier) -> None:
     notifier.releaser = asyncio.create_task(notifier.processor.release_loop(notifier.stopping))
 
 
-async def stop(notifier: Notifier) -> None:
+async def stop(notifier: Notifier, *, drain: bool = True) -> None:
     """Stop consuming, let in-flight messages finish (bounded), close everything.
 
     The subscriber waits up to NOTIFIER_SHUTDOWN_SECONDS for running handlers; whatever is left
     is aborted, and its unacknowledged messages go back to the queue when the channel closes.
+    Without `drain` (a stalled notifier: waiting would change nothing) it is aborted at once.
     """
-    for subscriber in notifier.broker.subscribers:
-        await subscriber.stop()
+    consuming = asyncio.gather(*(s.stop() for s in notifier.broker.subscribers))
+    while not drain and not consuming.done():
+        # Handlers wait for outcomes that will not come: end them now (messages stay unacked).
+        notifier.processor.abort()
+        await asyncio.wait([consuming], timeout=0.05)
+    await consuming
     if notifier.releaser is not None:
         # A release in progress finishes (its rows are locked until their results are written);
         # past the deadline it is cancelled and its rows stay held for the next start.
         notifier.stopping.set()
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            async with asyncio.timeout(notifier.settings.notifier_shutdown_seconds):
+            async with asyncio.timeout(notifier.settings.notifier_shutdown_seconds * drain):
                 await asyncio.shield(notifier.releaser)
         notifier.releaser.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -403,7 +408,7 @@ async def serve(settings: NotifierSettings) -> bool:
     )
     log.info("stopping: no new messages; finishing in-flight ones")
     watchdog.cancel()
-    await stop(notifier)
+    await stop(notifier, drain=not notifier.stalled.is_set())
     server.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):
         await http

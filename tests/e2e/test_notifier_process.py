@@ -66,9 +66,9 @@ async def test_sigterm_finishes_fast_and_leaves_unsent_messages_for_the_next_not
         try:
             await eventually(lambda: ready(f"http://127.0.0.1:{port}"), timeout=30, interval=0.2)
             async with httpx.AsyncClient() as client:
-                assert (await client.get(f"http://127.0.0.1:{port}/healthz")).json() == {
-                    "status": "ok"
-                }
+                alive = await client.get(f"http://127.0.0.1:{port}/healthz")
+                assert alive.status_code == 200
+                assert alive.json() == {"status": "ok", "checks": {"progress": "ok"}}
             async with EventPublisher(rabbitmq_url) as publisher:
                 for i in range(6):
                     await publisher.send("post_failure", user, {"platform": "x", "error": f"#{i}"})
