@@ -24,6 +24,7 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 # ------------------------------------------------------------------------------------ secrets
 
@@ -41,9 +42,12 @@ _SECRET_PATTERNS = [
 # `scheme://user:password@`. The password runs to the last "@" of the token: parsers disagree
 # on a raw "@" or "/" in a password (yarl takes the last "@" before the first "/", SQLAlchemy
 # the first "@"), so hide the most any of them could read as the password. Every repetition is
-# bounded, so a long hostile string costs linear time. The user may hold raw spaces (SQLAlchemy
-# accepts them; libpq then quotes the part it refuses).
-_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\n/?#@:]{0,256}:)\S{0,512}@")
+# bounded, so a long hostile string costs linear time. The user may hold anything but the
+# delimiters, raw spaces and line breaks too, and the password raw spaces when it holds no "/"
+# (SQLAlchemy accepts them, and so then do our engines).
+_URL_PASSWORD = re.compile(
+    r"(\b[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^/?#@:]{0,256}:)(?:\S{0,256}|[^/\n]{0,256})@"
+)
 
 
 _known: tuple[str, ...] = ()
@@ -66,7 +70,11 @@ def url_password(url: str) -> str | None:
 def _secret_values(name: str, value: str) -> list[str]:
     upper = name.upper()
     if upper.endswith("_URL"):
-        return [url_password(value) or ""]
+        # As written, decoded, and re-encoded the ways URL libraries render it (SQLAlchemy
+        # keeps spaces and "+"): a driver's error may quote any of them.
+        password = url_password(value) or ""
+        plain = unquote(password)
+        return [password, plain, quote(plain, safe=" +"), quote(plain, safe="")]
     if _SECRET_VARIABLE.search(upper):
         return [value, *value.split(",")]
     return []

@@ -111,7 +111,7 @@ letters = st.builds(
 )
 @example(letter=DeadLetter(1, b'"\\ud800 \\u202e \\u009b"'), error="\ud800")
 @example(letter=DeadLetter(1, b"\xff\xfe\x1b[2J not json \xc2\x9b"), error="")
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 def test_no_dead_letter_prints_a_raw_control_character(letter, error):
     assert_safe(printed(letter, error))
 

@@ -49,7 +49,7 @@ def raised(message: str) -> BaseException:
 @example(text="\x9b31mred \x85next \u2028line \u2029para \x7f")
 @example(text="\ud800 lone surrogate \udfff")
 @example(text="게시 완료 ✅ — Korean and emoji stay readable")
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 def test_a_json_record_is_one_line_that_parses_back(text):
     with log_context(user_id=text):
         line = one_line(JsonFormatter().format(record("%s", text, field=text, exc=raised(text))))
@@ -65,7 +65,7 @@ def test_a_json_record_is_one_line_that_parses_back(text):
 @example(text="\x1b]8;;https://evil.example\x07click\x1b]8;;\x07")
 @example(text="INFO fake: forged\nERRO services.notifier: second record")
 @example(text="\u202eexe.txt\x9b2J\ud800")
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 def test_a_console_record_is_one_line_with_controls_shown(text):
     with log_context(event_id=text):
         line = one_line(ConsoleFormatter().format(record(text, field=text, exc=raised(text))))
@@ -104,6 +104,8 @@ SECRETS = [
     ("amqps://user:raw@at@host/vhost", "raw@at"),
     ("redis://:only-a-password@cache:6379/0", "only-a-password"),
     ("postgresql://a b:spaced-user@127.0.0.1:1/db", "spaced-user"),  # found by a property test
+    ("postgresql://\n:line-break-user@127.0.0.1:1/db", "line-break-user"),  # found too
+    ("postgresql://sns:pw x@127.0.0.1:1/db", "pw x"),  # found too: SQLAlchemy accepts it
     ("postgresql://db/sns?user=sns&password=query-secret", "query-secret"),
     ("https://api.telegram.org/bot123456:AAE-secret_token/sendMessage", "AAE-secret_token"),
 ]
@@ -186,7 +188,7 @@ def test_a_url_without_password_is_kept():
     around=st.tuples(hostile_text(max_size=20), hostile_text(max_size=20)),
 )
 @example(scheme="amqp", user="guest", password="se@cr/et:x", around=("", ""))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 def test_a_url_password_never_survives_redaction(scheme, user, password, around):
     before, after = around
     formatters = (JsonFormatter(), ConsoleFormatter())

@@ -101,7 +101,7 @@ def test_anything_else_gets_a_new_id(value):
 @given(value=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
 @example(value=b"\x9b31m")
 @example(value=b"a" * 10_000)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 def test_any_header_value_gives_a_safe_request_id(value):
     _, given, _ = request_id(value)  # the logged id is the answered one (see request_id)
     if not SAFE.fullmatch(value.decode("latin-1")):
