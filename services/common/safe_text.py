@@ -28,15 +28,17 @@ from urllib.parse import quote, unquote
 
 # ------------------------------------------------------------------------------------ secrets
 
+# (pattern, replacement, a lowercase text the pattern cannot match without: a cheap test first)
 _SECRET_PATTERNS = [
-    (re.compile(r"bot\d+:[A-Za-z0-9_-]+"), "bot<redacted>"),
-    (re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer <redacted>"),
+    (re.compile(r"bot\d+:[A-Za-z0-9_-]+"), "bot<redacted>", "bot"),
+    (re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer <redacted>", "bearer"),
     # Starts only where a base64url run starts: a long run of "eyJ" costs linear time.
     (
         re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
         "<jwt redacted>",
+        "eyj",
     ),
-    (re.compile(r"(?i)(\bpassword=)[^\s&;,'\"]+"), r"\1***"),
+    (re.compile(r"(?i)(\bpassword=)[^\s&;,'\"]+"), r"\1***", "password="),
 ]
 
 # `scheme://user:password@`. The password runs to the last "@" of the token: parsers disagree
@@ -99,11 +101,15 @@ def remember_secrets(environ: Mapping[str, str]) -> None:
 def redact(text: str) -> str:
     """`text` without bot tokens, bearer tokens, JWTs, passwords (in URLs or `password=`) and
     the remembered secrets."""
-    text = _URL_PASSWORD.sub(r"\1***@", text)
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(r"\1***@", text)
+    lowered = text.lower()
+    for pattern, replacement, needed in _SECRET_PATTERNS:
+        if needed in lowered:
+            text = pattern.sub(replacement, text)
     for secret in _known:
-        text = text.replace(secret, "***")
+        if secret in text:
+            text = text.replace(secret, "***")
     return text
 
 
