@@ -4,7 +4,7 @@ UV ?= uv
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/sns_telegram
 export RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: install run test test-unit test-integration test-e2e test-faults lint fmt bench docs up down check-services validate-deploy
+.PHONY: install run test test-tools test-unit test-integration test-e2e test-faults lint fmt bench docs up down check-services validate-deploy
 
 install:  ## install the locked dependencies (and uv itself if missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -17,7 +17,10 @@ run: install check-services  ## migrate, then run all services with the Telegram
 	$(UV) run sns-telegram migrate
 	$(UV) run sns-telegram dev
 
-test: install  ## unit, integration and e2e tests against real PostgreSQL and RabbitMQ
+test-tools: install  ## the programs the tests need (Chromium): installed from Debian's packages, or one line saying how
+	@$(UV) run python scripts/test_tools.py
+
+test: install test-tools  ## unit, integration and e2e tests against real PostgreSQL and RabbitMQ
 	$(UV) run pytest
 
 test-unit: install
@@ -26,7 +29,7 @@ test-unit: install
 test-integration: install
 	$(UV) run pytest -m integration
 
-test-e2e: install
+test-e2e: install test-tools
 	$(UV) run pytest -m e2e
 
 test-faults: install  ## fault suite (~6.5 min): kill -9, RabbitMQ/PostgreSQL restarts, Telegram faults, replicas, bad input

@@ -1,0 +1,129 @@
+"""`make test` provides the programs the tests need (scripts/test_tools.py): on a machine without
+Chromium it installs Debian's package when it can, and otherwise says in one line what to run.
+
+apt-get and sudo are replaced by recording stand-ins on a PATH of the test's own (they are the
+operating system's, not ours); the script itself runs as it does under `make test`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "test_tools.py"
+
+APT_GET = """\
+import json, os, sys
+from pathlib import Path
+here = Path(sys.argv[0]).parent
+with open(here / "apt-get.calls", "a") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\\n")
+if "install" in sys.argv:
+    if os.environ.get("APT_FAILS"):
+        sys.exit(100)
+    chromium = here / "chromium"
+    chromium.write_text("#!/bin/sh\\n")
+    chromium.chmod(0o755)
+"""
+
+SUDO = """\
+import os, sys
+args = [a for a in sys.argv[1:] if a != "-n"]
+if args == ["true"]:
+    sys.exit(0)
+os.execvp(args[0], args)
+"""
+
+
+def fake(bin_dir: Path, name: str, source: str) -> None:
+    path = bin_dir / name
+    path.write_text(f"#!{sys.executable}\n{source}")
+    path.chmod(0o755)
+
+
+def run(bin_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT)],
+        env={"PATH": str(bin_dir), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def calls(bin_dir: Path) -> list[list[str]]:
+    record = bin_dir / "apt-get.calls"
+    if not record.exists():
+        return []
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    fake(directory, "sudo", SUDO)
+    return directory
+
+
+def test_missing_chromium_is_installed_from_debians_packages(bin_dir: Path) -> None:
+    fake(bin_dir, "apt-get", APT_GET)
+    result = run(bin_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls(bin_dir) == [["update", "-qq"], ["install", "-y", "-qq", "chromium"]]
+    assert (bin_dir / "chromium").exists()
+    assert "installing chromium" in result.stdout
+
+
+def test_without_apt_get_one_line_says_what_to_run(bin_dir: Path) -> None:
+    result = run(bin_dir)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, lines
+    assert "chromium is missing" in lines[0]
+    assert "`sudo apt-get install -y chromium`" in lines[0]
+    assert "make test" in lines[0]
+
+
+def test_a_failed_install_says_what_to_run(bin_dir: Path) -> None:
+    fake(bin_dir, "apt-get", APT_GET)
+    result = run(bin_dir, APT_FAILS="1")
+    assert result.returncode == 1
+    assert "`sudo apt-get install -y chromium`" in result.stdout.splitlines()[-1]
+
+
+def test_nothing_is_installed_when_chromium_is_there(bin_dir: Path) -> None:
+    fake(bin_dir, "apt-get", APT_GET)
+    fake(bin_dir, "chromium", "")
+    result = run(bin_dir)
+    assert (result.returncode, result.stdout, calls(bin_dir)) == (0, "", [])
+
+
+@pytest.mark.parametrize("target", ["test", "test-e2e"])
+def test_the_make_targets_provide_the_tools_before_running_pytest(target: str) -> None:
+    dry_run = subprocess.run(
+        ["make", "-n", target],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MAKEFLAGS": ""},
+    )
+    commands = dry_run.stdout.splitlines()
+    tools = next(i for i, line in enumerate(commands) if "scripts/test_tools.py" in line)
+    pytest_at = next(i for i, line in enumerate(commands) if " pytest" in line)
+    assert tools < pytest_at, commands
+
+
+def test_ci_runs_the_same_target() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "\nmake test\n" in ci
+    assert "apt-get" not in ci  # what the tests need comes from `make test`, as for everyone
