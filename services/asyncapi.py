@@ -34,6 +34,8 @@ from shared.contract import (
     DLQ_REASON_HEADER,
     DLX_EXCHANGE,
     EXCHANGE,
+    INTERNAL_EXCHANGE,
+    INTERNAL_TYPES,
     LINKER_DLQ,
     LINKER_QUEUE,
     NOTIFICATION_TYPES,
@@ -42,6 +44,7 @@ from shared.contract import (
     DeadLetterReason,
     Event,
     EventType,
+    exchange_of,
     new_event,
 )
 
@@ -52,8 +55,10 @@ SCHEMA_REF = "#/components/schemas/{model}"
 EXAMPLE_DAY = date(2026, 2, 26)
 EXAMPLE_TIME = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
 
-LINKER_CONSUMED = (EventType.TELEGRAM_BLOCKED, EventType.TELEGRAM_CHAT_MIGRATED)
-"""`services.linker.events.CONSUMED_TYPES` (checked equal by the tests, not imported: heavy)."""
+LINKER_CONSUMED = INTERNAL_TYPES
+"""`services.linker.events.CONSUMED_TYPES`."""
+SIGNATURE_HEADER = "x-sns-signature"
+"""`services.common.internal_events.SIGNATURE_HEADER` (checked equal by the tests)."""
 
 PUBLISHERS: dict[EventType, str] = {
     **{
@@ -83,6 +88,10 @@ with a version bump.
 - Publishers use publisher confirms and `mandatory`, so an event no queue receives is an error.
 - The notifier's queue `{NOTIFIER_QUEUE}` dead-letters to exchange `{DLX_EXCHANGE}` (same routing
   key) and queue `{NOTIFIER_DLQ}`, with the reason in the `{DLQ_REASON_HEADER}` header.
+- Internal events ({", ".join(f"`{t.value}`" for t in INTERNAL_TYPES)}) travel on exchange
+  `{INTERNAL_EXCHANGE}` (topic, durable), which only the Telegram services may write to, never on
+  `{EXCHANGE}`; each carries `{SIGNATURE_HEADER}: v1=<hex HMAC-SHA256 of the body>`, keyed from
+  the bot token, and the linker dead-letters any without a valid one.
 """
 
 
@@ -113,6 +122,19 @@ def schemas() -> tuple[dict[EventType, dict[str, Any]], dict[str, Any]]:
     by_type = {event_type: refs[(model, "validation")] for event_type, model in models.items()}
     components = dict(definitions["$defs"])
     components["DeadLetterHeaders"] = dead_letter_headers_schema()
+    components["InternalEventHeaders"] = {
+        "title": "InternalEventHeaders",
+        "description": "What proves an internal event comes from the Telegram services.",
+        "type": "object",
+        "properties": {
+            SIGNATURE_HEADER: {
+                "type": "string",
+                "pattern": "^v1=[0-9a-f]{64}$",
+                "description": "HMAC-SHA256 of the body, keyed from the bot token.",
+            }
+        },
+        "required": [SIGNATURE_HEADER],
+    }
     return by_type, components
 
 
@@ -221,12 +243,15 @@ def document() -> dict[str, Any]:
             "bindings": {"amqp": {"messageType": key, "bindingVersion": AMQP_BINDING_VERSION}},
             "examples": [_example(event_type)],
         }
+        exchange = exchange_of(key)
+        if event_type in INTERNAL_TYPES:
+            messages[key]["headers"] = {"$ref": "#/components/schemas/InternalEventHeaders"}
         channels[key] = {
             "address": key,
-            "title": f"{EXCHANGE} / {key}",
-            "description": f"Routing key `{key}` on the `{EXCHANGE}` topic exchange.",
+            "title": f"{exchange} / {key}",
+            "description": f"Routing key `{key}` on the `{exchange}` topic exchange.",
             "messages": _message_refs((event_type,)),
-            "bindings": {"amqp": _exchange_binding(EXCHANGE)},
+            "bindings": {"amqp": _exchange_binding(exchange)},
         }
         operations[f"publish.{key}"] = {
             "action": "send",
@@ -283,8 +308,9 @@ def document() -> dict[str, Any]:
         "address": LINKER_QUEUE,
         "title": f"queue {LINKER_QUEUE}",
         "description": (
-            f"The linker's queue: quorum, durable, bound to `{EXCHANGE}` for the notifier's events"
-            f" about chats; rejected or over-delivered messages go to `{LINKER_DLQ}`."
+            f"The linker's queue: quorum, durable, bound to `{INTERNAL_EXCHANGE}` for the "
+            f"notifier's signed events about chats; unsigned, invalid, rejected or over-delivered "
+            f"messages go to `{LINKER_DLQ}`."
         ),
         "messages": _message_refs(LINKER_CONSUMED),
         "bindings": {"amqp": _queue_binding(LINKER_QUEUE)},
@@ -296,7 +322,8 @@ def document() -> dict[str, Any]:
             "description": (
                 f"Dead letters of `{origin}` (quorum, durable, bound to `{DLX_EXCHANGE}`). "
                 "Inspect and replay them with `sns-telegram dlq list|show|replay|purge --queue "
-                f"{dlq}`; a replay re-publishes to `{EXCHANGE}` with the original routing key."
+                f"{dlq}`; a replay re-publishes to the exchange of its original routing key "
+                f"(`{EXCHANGE}`, or `{INTERNAL_EXCHANGE}` for internal events, signature kept)."
             ),
             "messages": {"dead_letter": {"$ref": "#/components/messages/dead_letter"}},
             "bindings": {"amqp": _queue_binding(dlq)},

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -29,11 +27,16 @@ Services (run one per process; scale by running more replicas):
 
 Operations:
   migrate     create the database if missing and upgrade it to the latest schema
-  dev         everything on one machine: migrate, the three services, and the local Telegram
-              stand-in (http://127.0.0.1:8081) when TELEGRAM_BOT_TOKEN is unset
+  dev         everything on one machine: PostgreSQL and RabbitMQ (with Docker if need be), the
+              Telegram stand-in (http://127.0.0.1:8081) when TELEGRAM_BOT_TOKEN is unset, one
+              migration, the three services; --demo adds a linked chat with sample messages
+  dev-token   a JWT the development setup accepts (--user ID [--admin]); refused in production
   dlq         the dead-letter queues: list, show, replay (after a fix) or purge their messages
   publish     publish one event on sns.events by hand (the type's sample data unless --data)
   rotate-keys re-encrypt stored chat ids under the newest CHAT_ID_ENCRYPTION_KEY key
+  broker-permissions
+              RabbitMQ permissions: platform publishers may write sns.events only, never the
+              internal exchange where the notifier tells the linker about chats
 
 Configuration comes from the environment: RABBITMQ_URL, DATABASE_URL, TELEGRAM_BOT_TOKEN,
 TELEGRAM_API_BASE, JWT_SECRET, ... (see README.md, "Configuration").
@@ -85,6 +88,43 @@ def _rotate_keys(_: argparse.Namespace) -> int:
 
 def _rabbitmq_url() -> str:
     return os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
+
+
+def _broker_permissions(args: argparse.Namespace) -> int:
+    from services.ops.amqp import OpsError
+    from services.ops.permissions import Management, apply
+    from services.ops.settings import BrokerPermissionsSettings
+    from shared.settings import ConfigurationError
+
+    try:
+        settings = BrokerPermissionsSettings()
+        settings.validate_for_production()
+    except ConfigurationError as exc:
+        _say(f"sns-telegram broker-permissions: {exc}", error=True)
+        return 2
+    parsed = urllib.parse.urlsplit(settings.rabbitmq_url.get_secret_value())
+    vhost = urllib.parse.unquote(parsed.path[1:]) if len(parsed.path) > 1 else "/"
+    user = urllib.parse.unquote(parsed.username or "guest")
+    password = urllib.parse.unquote(parsed.password or "guest")
+    base = settings.rabbitmq_management_url or f"http://{parsed.hostname}:15672"
+    secret = settings.rabbitmq_publisher_password
+    publishers = args.publisher or [settings.rabbitmq_publisher_user]
+    try:
+        applied = apply(
+            Management(base, user, password),
+            vhost,
+            user,
+            dict.fromkeys(publishers, secret.get_secret_value() if secret else None),
+        )
+    except OpsError as exc:
+        _say(f"sns-telegram broker-permissions: {exc}", error=True)
+        return 1
+    for permission in applied:
+        _say(
+            f"vhost {vhost!r}: {permission.user}: configure {permission.configure!r}, "
+            f"write {permission.write!r}, read {permission.read!r}"
+        )
+    return 0
 
 
 def _dlq_selection(args: argparse.Namespace) -> Selection:
@@ -268,56 +308,58 @@ def _service(module: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    """Run migrate, the stand-in (when no bot token) and the three services; stop all on Ctrl-C."""
-    env = dict(os.environ)
-    # A developer machine: development placeholders below, the stand-in. Said explicitly because
-    # the services default to production (and production refuses these placeholders).
-    env["APP_ENV"] = "development"
-    env.setdefault("LOG_FORMAT", "console")
-    env.setdefault("JWT_SECRET", "dev-only-jwt-secret-change-me-0123456789")
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    from services.dev.runner import run
 
-    def start(name: str, argv: list[str]) -> None:
-        print(f"starting {name}: {' '.join(argv)}", flush=True)
-        children.append((name, subprocess.Popen([sys.executable, *argv], env=env)))  # noqa: S603
+    return run(args)
 
-    if not env.get("TELEGRAM_BOT_TOKEN"):
-        env["TELEGRAM_API_BASE"] = f"http://127.0.0.1:{args.standin_port}"
-        env.setdefault("TELEGRAM_BOT_USERNAME", "piwpiwtelegrambot")
-        start("telegram stand-in", ["-m", "services.standin", "--port", str(args.standin_port)])
-    if subprocess.call([sys.executable, "-m", "services.cli", "migrate"], env=env) != 0:
-        _stop(children)
-        return 1
-    for name in ("notifier", "linker", "scheduler"):
-        start(name, ["-m", "services.cli", name])
-    if not env.get("TELEGRAM_BOT_TOKEN"):
-        print(f"\nTelegram stand-in inbox: http://127.0.0.1:{args.standin_port}/", flush=True)
-    print(f"linker API docs: http://127.0.0.1:{env.get('LINKER_PORT', '8000')}/docs\n", flush=True)
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+def _dev_token(args: argparse.Namespace) -> int:
+    from services.dev.tokens import Refused, mint
+
     try:
-        while True:
-            for name, child in children:
-                if child.poll() is not None:
-                    print(f"{name} exited with {child.returncode}; stopping the rest", flush=True)
-                    _stop(children)
-                    return child.returncode or 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        _stop(children)
-        return 0
+        print(mint(os.environ, args.user, admin=args.admin, minutes=args.minutes))
+    except Refused as exc:
+        _say(f"sns-telegram dev-token: refused: {exc}", error=True)
+        return 2
+    return 0
 
 
-def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-    for _, child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for _, child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
+def _add_dev_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dev = sub.add_parser(
+        "dev",
+        help="servers, the Telegram stand-in, one migration and the three services, for a "
+        "developer machine; says `ready` once everything answers",
+    )
+    dev.add_argument("--standin-port", type=int, default=8081, help="stand-in port (default 8081)")
+    dev.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="stop with an error naming the service not ready by then (default 180)",
+    )
+    dev.add_argument(
+        "--demo",
+        action="store_true",
+        help="once ready, link chat 42 in the stand-in to user `demo` and publish one message of "
+        "each type and a daily report",
+    )
+    dev.set_defaults(func=_dev)
+    token = sub.add_parser(
+        "dev-token",
+        help="print a JWT the development setup accepts (APP_ENV=development only)",
+        description=(
+            "Print a JWT signed with JWT_SECRET (or the development secret of `sns-telegram "
+            "dev`), with JWT_AUDIENCE, or ADMIN_JWT_AUDIENCE and the admin role for --admin, and "
+            "JWT_ISSUER when they are set. Refused unless APP_ENV=development."
+        ),
+    )
+    token.add_argument("--user", required=True, help="the platform user id (the `sub` claim)")
+    token.add_argument("--admin", action="store_true", help="an admin token (/api/admin/...)")
+    token.add_argument(
+        "--minutes", type=_count, default=60, help="lifetime in minutes (default 60)"
+    )
+    token.set_defaults(func=_dev_token)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,17 +383,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "scheduler", help="daily summary triggers and the scheduler admin API (port SCHEDULER_PORT)"
     ).set_defaults(func=_service("scheduler"))
-    dev = sub.add_parser(
-        "dev", help="migrate + all three services + the Telegram stand-in, for a developer machine"
-    )
-    dev.add_argument("--standin-port", type=int, default=8081, help="stand-in port (default 8081)")
-    dev.set_defaults(func=_dev)
+    _add_dev_parsers(sub)
     _add_dlq_parser(sub)
     _add_publish_parser(sub)
     sub.add_parser(
         "rotate-keys",
         help="re-encrypt stored chat ids under the newest CHAT_ID_ENCRYPTION_KEY key",
     ).set_defaults(func=_rotate_keys)
+    permissions = sub.add_parser(
+        "broker-permissions",
+        help="set RabbitMQ permissions: platform publishers write sns.events only",
+        description=(
+            "Give RABBITMQ_URL's account everything in its vhost and each --publisher account "
+            "(default RABBITMQ_PUBLISHER_USER, platform) sns.events only (created with "
+            "RABBITMQ_PUBLISHER_PASSWORD if missing), through the management API at "
+            "RABBITMQ_MANAGEMENT_URL (default: port 15672 of RABBITMQ_URL's host)."
+        ),
+    )
+    permissions.add_argument(
+        "--publisher", action="append", default=[], metavar="USER", help="a publisher account"
+    )
+    permissions.set_defaults(func=_broker_permissions)
     return parser
 
 

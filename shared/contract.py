@@ -28,6 +28,10 @@ CONTRACT_VERSION = "1.0.0"
 
 EXCHANGE = "sns.events"
 """Topic exchange every event is published to; the routing key is the event type."""
+INTERNAL_EXCHANGE = "sns.telegram.internal"
+"""Topic exchange of our services' internal events (`telegram.blocked`, `telegram.chat_migrated`):
+only our services may write to it, and each message is signed (services/common/internal_events.py).
+"""
 DLX_EXCHANGE = "sns.events.dlx"
 """Dead-letter exchange of the notifier queue."""
 NOTIFIER_QUEUE = "notifier.events"
@@ -70,6 +74,20 @@ NOTIFICATION_TYPES: tuple[EventType, ...] = (
     EventType.POST_METRICS_UPDATED,
 )
 """The types the notifier queue is bound to."""
+
+INTERNAL_TYPES: tuple[EventType, ...] = (
+    EventType.TELEGRAM_BLOCKED,
+    EventType.TELEGRAM_CHAT_MIGRATED,
+)
+"""What the notifier tells the linker: only on `INTERNAL_EXCHANGE`, signed, never from outside."""
+
+
+
+def exchange_of(routing_key: str) -> str:
+    """The exchange an event of this type (routing key) travels on."""
+    internal = routing_key in {t.value for t in INTERNAL_TYPES}
+    return INTERNAL_EXCHANGE if internal else EXCHANGE
+
 
 ACTIVITY_TYPES: tuple[EventType, ...] = (
     EventType.POST_SUCCESS,
@@ -257,10 +275,23 @@ class TelegramBlockedData(_Data):
     error_code: int
 
 
+SUPERGROUP_IDS = (-1_999_999_999_999, -1_000_000_000_001)
+"""The range of supergroup (and channel) chat ids: `-100` followed by the group's own id."""
+
+
+def is_supergroup_id(chat_id: int) -> bool:
+    """True for a chat id a group can migrate to (a supergroup's: `-100...`)."""
+    return SUPERGROUP_IDS[0] <= chat_id <= SUPERGROUP_IDS[1]
+
+
 class TelegramChatMigratedData(_Data):
     """`data` of `telegram.chat_migrated`: a group became a supergroup with a new id."""
 
-    new_chat_id: int
+    new_chat_id: int = Field(
+        ge=SUPERGROUP_IDS[0],
+        le=SUPERGROUP_IDS[1],
+        description="A supergroup's id: -100 followed by its own id",
+    )
 
 
 DATA_MODELS: dict[EventType, type[_Data]] = {

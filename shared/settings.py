@@ -153,6 +153,8 @@ class BaseServiceSettings(BaseSettings):
 
     requires_telegram: ClassVar[bool] = True
     """Whether a production run needs TELEGRAM_BOT_TOKEN and CHAT_ID_ENCRYPTION_KEY."""
+    requires_database: ClassVar[bool] = True
+    """Whether a production run needs DATABASE_URL."""
 
     app_env: AppEnv = AppEnv.PRODUCTION
     log_level: str = "INFO"
@@ -196,19 +198,19 @@ class BaseServiceSettings(BaseSettings):
     @field_validator("rabbitmq_url")
     @classmethod
     def _amqp_url(cls, value: SecretStr) -> SecretStr:
-        _require_url(value.get_secret_value(), ("amqp", "amqps"))
+        require_url(value.get_secret_value(), ("amqp", "amqps"))
         return value
 
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: SecretStr) -> SecretStr:
-        _require_url(value.get_secret_value(), ("postgresql", "postgresql+psycopg", "postgres"))
+        require_url(value.get_secret_value(), ("postgresql", "postgresql+psycopg", "postgres"))
         return value
 
     @field_validator("telegram_api_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        _require_url(value, ("http", "https"))
+        require_url(value, ("http", "https"))
         return value
 
     @field_validator("telegram_bot_token")
@@ -262,6 +264,8 @@ class BaseServiceSettings(BaseSettings):
             if not self.encryption_keys():
                 problems.append("CHAT_ID_ENCRYPTION_KEY is required")
         for field, why in _DEVELOPMENT_DEFAULTS.items():
+            if field == "database_url" and not self.requires_database:
+                continue
             if field not in self.model_fields_set or _is_default(self, field):
                 problems.append(f"{variable_name(type(self), field)} must be set ({why})")
         problems.extend(self.placeholder_problems())
@@ -301,7 +305,7 @@ def _is_default(settings: BaseServiceSettings, field: str) -> bool:
     return bool(value == default)
 
 
-def _require_url(value: str, schemes: tuple[str, ...]) -> None:
+def require_url(value: str, schemes: tuple[str, ...]) -> None:
     """Raise ValueError (naming the schemes, not the value) unless `value` is such a URL."""
     expected = f"must be a URL with a host, starting with {' or '.join(f'{s}://' for s in schemes)}"
     try:

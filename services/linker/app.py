@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import install_auth, make_verifier
 from services.common.callbacks import callback_key
-from services.common.telegram import has_event, read_update
+from services.common.internal_events import internal_events_key
 from services.common.jsonapi import BodyLimit
+from services.common.telegram import has_event, read_update
 from services.common.web import (
     ReadinessCheck,
     broker_check,
@@ -83,7 +84,10 @@ def create_app(
     # The notifier signs its buttons with the same bot token, so presses on them verify here.
     dispatcher = make_dispatcher(links, settings.link_token_ttl_seconds, callback_key(bot.token))
     broker = make_broker(
-        settings.rabbitmq_url.get_secret_value(), links, prefetch=settings.linker_prefetch
+        settings.rabbitmq_url.get_secret_value(),
+        links,
+        internal_events_key(bot.token),  # the notifier signs its telegram.* events with it
+        prefetch=settings.linker_prefetch,
     )
     updates = _PollingUpdates(dispatcher, bot) if not settings.webhook_mode else None
     webhook_secret = _webhook_secret(settings)

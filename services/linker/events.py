@@ -1,9 +1,12 @@
 """The linker's consumer of the notifier's `telegram.blocked` and `telegram.chat_migrated`.
 
-Queue `linker.events`: quorum, durable, bound to `sns.events` for those two routing keys, at most
-`DELIVERY_LIMIT` deliveries, dead letters to `sns.events.dlx` with routing key `linker.events.dlq`
-(queue `linker.events.dlq`). An invalid message is rejected to the DLQ at once; a failure while
-handling a valid one is retried (requeued) until the delivery limit, then dead-lettered.
+Queue `linker.events`: quorum, durable, bound to the internal exchange `sns.telegram.internal`
+(never to `sns.events`, which every platform team can write to) for those two routing keys, at
+most `DELIVERY_LIMIT` deliveries, dead letters to `sns.events.dlx` with routing key
+`linker.events.dlq` (queue `linker.events.dlq`). A message without our services' signature
+(services/common/internal_events.py) or that is invalid is rejected to the DLQ at once; a
+failure while handling a valid one is retried (requeued) until the delivery limit, then
+dead-lettered.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from faststream.rabbit import (
 from faststream.rabbit.annotations import RabbitMessage
 from prometheus_client import Counter
 
+from services.common.internal_events import is_signed
 from services.common.logging import log_context
 from services.common.web import ReadinessCheck
 from services.linker.service import LinkService
 from shared.contract import (
     DLX_EXCHANGE,
     EXCHANGE,
+    INTERNAL_EXCHANGE,
+    INTERNAL_TYPES,
     LINKER_DLQ,
     LINKER_QUEUE,
     EventType,
@@ -41,11 +47,13 @@ from shared.contract import (
 log = logging.getLogger(__name__)
 
 DELIVERY_LIMIT = 5
-CONSUMED_TYPES = (EventType.TELEGRAM_BLOCKED, EventType.TELEGRAM_CHAT_MIGRATED)
+CONSUMED_TYPES = INTERNAL_TYPES
 
 EVENTS = Counter("linker_events_consumed_total", "telegram.* events consumed", ["type", "outcome"])
 
-EVENTS_EXCHANGE = RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+INTERNAL = RabbitExchange(INTERNAL_EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+PUBLIC = RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+"""Where the linker's queue was bound before internal events had an exchange of their own."""
 DEAD_LETTER_EXCHANGE = RabbitExchange(DLX_EXCHANGE, type=ExchangeType.TOPIC, durable=True)
 QUEUE = RabbitQueue(
     LINKER_QUEUE,
@@ -66,21 +74,30 @@ DEAD_LETTER_QUEUE = RabbitQueue(
 )
 
 
-def make_broker(url: str, links: LinkService, *, prefetch: int = 16) -> RabbitBroker:
-    """A broker whose one subscriber applies the notifier's events to the links."""
+def make_broker(url: str, links: LinkService, key: bytes, *, prefetch: int = 16) -> RabbitBroker:
+    """A broker whose one subscriber applies the notifier's events, signed with `key`
+    (`internal_events_key` of the bot token), to the links."""
     # faststream's own logger writes plain text to stdout, message ids and errors unescaped;
     # ours goes through the service's formatter (one escaped, redacted line per record).
     broker = RabbitBroker(url, graceful_timeout=10.0, logger=log, log_level=logging.DEBUG)
 
     @broker.subscriber(
         QUEUE,
-        EVENTS_EXCHANGE,
+        INTERNAL,
         channel=Channel(prefetch_count=prefetch),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="linker.events",
     )
     async def handle(message: RabbitMessage) -> None:
         """Pause links Telegram refused; move links of migrated groups."""
+        if not is_signed(key, message.body, message.raw_message.headers):
+            EVENTS.labels("unknown", "unsigned").inc()
+            log.error(
+                "internal event without our services' signature rejected to %s "
+                "(published by someone else, or signed with a bot token since rotated)",
+                LINKER_DLQ,
+            )
+            raise RejectMessage
         try:
             event, data = parse_event(message.body)
         except InvalidEvent as exc:
@@ -102,11 +119,14 @@ def make_broker(url: str, links: LinkService, *, prefetch: int = 16) -> RabbitBr
 
 
 async def declare_topology(broker: RabbitBroker) -> None:
-    """Declare the queue's second binding, the dead-letter exchange and the DLQ (idempotent)."""
-    exchange = await broker.declare_exchange(EVENTS_EXCHANGE)
+    """Declare the queue's bindings, the dead-letter exchange and the DLQ (idempotent); remove
+    the bindings to `sns.events` a linker before internal events had their own exchange made."""
+    internal = await broker.declare_exchange(INTERNAL)
+    public = await broker.declare_exchange(PUBLIC)
     queue = await broker.declare_queue(QUEUE)
     for event_type in CONSUMED_TYPES:
-        await queue.bind(exchange, routing_key=event_type.value)
+        await queue.bind(internal, routing_key=event_type.value)
+        await queue.unbind(public, routing_key=event_type.value)
     dead_letters = await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
     dlq = await broker.declare_queue(DEAD_LETTER_QUEUE)
     await dlq.bind(dead_letters, routing_key=LINKER_DLQ)

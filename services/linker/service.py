@@ -30,7 +30,14 @@ from services.linker.tokens import (
     linking_url,
     new_token,
 )
-from shared.contract import Event, EventType, InvalidEvent, TelegramLinkData, new_event
+from shared.contract import (
+    Event,
+    EventType,
+    InvalidEvent,
+    TelegramLinkData,
+    is_supergroup_id,
+    new_event,
+)
 from shared.models import Activity, TelegramLink, utcnow
 from shared.publisher import PublishError
 
@@ -409,6 +416,9 @@ class LinkService:
 
     async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> list[str]:
         """A group became a supergroup: move its links to the new id."""
+        if not is_supergroup_id(new_chat_id):
+            log.warning("migration to a chat id that is not a supergroup's ignored")
+            return []
         chat = self._stored_chat(new_chat_id, "supergroup")
         return await self.store.move_chat_by_lookup(
             self.cipher.lookup(old_chat_id), chat, self.clock()
@@ -492,7 +502,11 @@ class LinkService:
         return changed
 
     async def on_chat_migrated(self, user_id: str, occurred_at: datetime, new_chat_id: int) -> bool:
-        """`telegram.chat_migrated`: store the new chat id, unless the link is newer."""
+        """`telegram.chat_migrated`: store the new chat id, unless the link is newer (only a
+        group's link moves, and only to a supergroup's id)."""
+        if not is_supergroup_id(new_chat_id):
+            log.warning("telegram.chat_migrated to a chat id that is not a supergroup's ignored")
+            return False
         chat = self._stored_chat(new_chat_id, "supergroup")
         changed = await self.store.move_chat(user_id, chat, occurred_at, self.clock())
         log.info(

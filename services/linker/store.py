@@ -185,13 +185,17 @@ class LinkStore:
     async def move_chat(
         self, user_id: str, chat: StoredChat, linked_before: datetime, now: datetime
     ) -> bool:
-        """Point the user's link at a new chat id (group migration); True if it changed."""
+        """Point the user's link at a new chat id (group migration); True if it changed.
+
+        Only a basic group migrates (to a supergroup): a private chat's or a supergroup's link
+        never moves."""
         async with session_scope(self._sessions) as session:
             result = await session.exec(
                 update(TelegramLink)
                 .where(
                     col(TelegramLink.user_id) == user_id,
                     col(TelegramLink.chat_id).is_not(None),
+                    col(TelegramLink.chat_type) == "group",
                     col(TelegramLink.linked_at) <= linked_before,
                 )
                 .values(
@@ -206,11 +210,14 @@ class LinkStore:
     async def move_chat_by_lookup(
         self, lookups: list[str], chat: StoredChat, now: datetime
     ) -> list[str]:
-        """Point every link to the old chat at the new one; returns the user ids."""
+        """Point every link to the old chat, a basic group, at the new one; returns the user ids."""
         async with session_scope(self._sessions) as session:
             result = await session.exec(
                 update(TelegramLink)
-                .where(col(TelegramLink.chat_lookup).in_(lookups))
+                .where(
+                    col(TelegramLink.chat_lookup).in_(lookups),
+                    col(TelegramLink.chat_type) == "group",
+                )
                 .values(
                     chat_id=chat.stored,
                     chat_lookup=chat.lookup,

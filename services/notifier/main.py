@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import Field
 
 from services.common.callbacks import callback_key
+from services.common.internal_events import InternalPublisher, internal_events_key
 from services.common.logging import configure_logging, log_context
 from services.common.telegram import bot_token, make_bot
 from services.common.web import EmbeddedServer, broker_check, health_router
@@ -51,10 +52,10 @@ from shared.contract import (
     InvalidEvent,
     TelegramBlockedData,
     TelegramChatMigratedData,
+    is_supergroup_id,
     new_event,
     parse_event,
 )
-from shared.publisher import EventPublisher
 from shared.settings import BaseServiceSettings
 
 log = logging.getLogger("notifier")
@@ -99,9 +100,9 @@ class NotifierSettings(BaseServiceSettings):
 
 
 class PublishedInternalEvents:
-    """`InternalEvents` published to `sns.events` for the linker (with confirms)."""
+    """`InternalEvents` for the linker: signed, on the internal exchange, with confirms."""
 
-    def __init__(self, publisher: EventPublisher) -> None:
+    def __init__(self, publisher: InternalPublisher) -> None:
         self._publisher = publisher
 
     async def chat_gone(self, user_id: str, error: SendError) -> None:
@@ -113,6 +114,9 @@ class PublishedInternalEvents:
 
     async def chat_migrated(self, user_id: str, new_chat_id: int) -> None:
         """Tell the linker the group became a supergroup with a new id."""
+        if not is_supergroup_id(new_chat_id):  # not what Telegram says: nothing to tell
+            log.warning("migration to a chat id that is not a supergroup's not announced")
+            return
         data = TelegramChatMigratedData(new_chat_id=new_chat_id)
         await self._publisher.publish(
             new_event(EventType.TELEGRAM_CHAT_MIGRATED, user_id, data), mandatory=False
@@ -126,7 +130,8 @@ class Notifier:
     settings: NotifierSettings
     pool: AsyncConnectionPool
     broker: RabbitBroker
-    publisher: EventPublisher
+    publisher: InternalPublisher
+    """Signed `telegram.*` events for the linker, on the internal exchange."""
     processor: Processor
     sender: TelegramSender
     close_sender: Any
@@ -154,7 +159,9 @@ def build(
         # injection, which would resolve the message context in a worker thread every time.
         apply_types=False,
     )
-    publisher = EventPublisher(settings.rabbitmq_url.get_secret_value())
+    publisher = InternalPublisher(
+        settings.rabbitmq_url.get_secret_value(), internal_events_key(bot_token(settings))
+    )
     if sender is None:
         bot = make_bot(settings, timeout=settings.telegram_timeout_seconds, limit=200)
         sender = AiogramSender(bot, allow_paid_broadcast=settings.telegram_allow_paid_broadcast)

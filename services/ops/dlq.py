@@ -34,7 +34,7 @@ from pamqp.commands import Basic
 
 from services.ops.amqp import OpsError, connect, existing_exchange, existing_queue
 from services.ops.letters import DEAD_LETTER_QUEUES, DeadLetter, Selection
-from shared.contract import EXCHANGE
+from shared.contract import exchange_of
 
 
 class HeldMessages:
@@ -205,7 +205,7 @@ async def _publish_confirmed(
             timeout=confirm_timeout,
         )
     except aio_pika.exceptions.PublishError:
-        return f"not routed: no queue is bound to {routing_key!r} on {EXCHANGE}"
+        return f"not routed: no queue is bound to {routing_key!r} on {exchange.name}"
     except aio_pika.exceptions.DeliveryError as exc:
         return f"refused by the broker: {exc!r}"
     except TimeoutError:
@@ -225,7 +225,9 @@ async def replay(
     confirm_timeout: float = 10.0,
     progress: ProgressHook | None = None,
 ) -> ReplayResult:
-    """Re-publish the selected dead letters to `sns.events` with their original routing key.
+    """Re-publish the selected dead letters with their original routing key, to the exchange
+    that key travels on (`sns.events`; `sns.telegram.internal` for the internal events, whose
+    signature header is kept).
 
     Each one is published persistent, with its message_id and without the dead-letter headers,
     on a confirming channel with `mandatory`; it is acknowledged (removed from the DLQ) only
@@ -235,7 +237,7 @@ async def replay(
     async with held_queue(url, queue) as (held, total), connect(url) as target:
         result.total = total
         channel = await target.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await existing_exchange(channel, EXCHANGE)
+        exchanges: dict[str, AbstractExchange] = {}
         attempted = 0
         async for letter in held:
             result.scanned = held.taken
@@ -252,7 +254,12 @@ async def replay(
                 result.planned.append(letter)
                 continue
             try:
-                failure = await _publish_confirmed(exchange, letter, routing_key, confirm_timeout)
+                name = exchange_of(routing_key)
+                if name not in exchanges:
+                    exchanges[name] = await existing_exchange(channel, name)
+                failure = await _publish_confirmed(
+                    exchanges[name], letter, routing_key, confirm_timeout
+                )
             except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
                 result.failed.append((letter, f"publishing failed: {exc!r}"))
                 result.stopped = "the publishing channel failed; the rest were not tried"

@@ -29,7 +29,7 @@ from services.common.safe_text import for_terminal, json_text
 from services.ops.amqp import OpsError
 from services.ops.dlq import Listing, ReplayResult, browse, find, purge, replay
 from services.ops.letters import DeadLetter, Selection
-from shared.contract import EXCHANGE
+from shared.contract import exchange_of
 
 ERROR_WIDTH = 60
 
@@ -147,7 +147,7 @@ def print_letter(letter: DeadLetter, queue: str, console: Console) -> None:
         ("reason", letter.reason),
         ("error", letter.error or "-"),
         ("dead-lettered at", _when(letter.dead_lettered_at)),
-        ("replays to", f"{EXCHANGE} with routing key {letter.routing_key or '(unknown)'}"),
+        ("replays to", _target(letter.routing_key)),
         ("deliveries", "-" if letter.deliveries is None else str(letter.deliveries)),
         ("valid event", "yes" if letter.valid else f"no: {letter.problem}"),
     ]
@@ -272,7 +272,7 @@ def run_replay(
         _say(
             console,
             f"replayed {len(result.replayed)} of {result.total} message(s) from {queue} "
-            f"to {EXCHANGE} ({selection.describe()})",
+            f"({selection.describe()})",
         )
     for letter, why in result.failed:
         _say(
@@ -337,3 +337,10 @@ def run_purge(
         return 1
     _say(console, f"deleted {result.deleted} message(s) from {queue}")
     return 0
+
+
+def _target(routing_key: str | None) -> str:
+    """Where a replay of a letter goes: its routing key's exchange, with that key."""
+    if routing_key is None:
+        return "(unknown: no original routing key)"
+    return f"{exchange_of(routing_key)} with routing key {routing_key}"

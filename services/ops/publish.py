@@ -14,7 +14,14 @@ from pydantic import ValidationError
 from services.common.safe_text import redact
 from services.ops.amqp import OpsError
 from services.ops.samples import sample_data
-from shared.contract import Event, EventType, InvalidEvent, new_event
+from shared.contract import (
+    INTERNAL_EXCHANGE,
+    INTERNAL_TYPES,
+    Event,
+    EventType,
+    InvalidEvent,
+    new_event,
+)
 from shared.publisher import EventPublisher, PublishError
 
 
@@ -59,6 +66,11 @@ def build_event(
     except ValueError:
         choices = ", ".join(t.value for t in EventType)
         raise InvalidInput(f"type: {event_type!r} is not one of {choices}") from None
+    if kind in INTERNAL_TYPES:
+        raise InvalidInput(
+            f"type: {kind.value} is an internal event: only the notifier publishes it (signed, on "
+            f"{INTERNAL_EXCHANGE}); the linker ignores it from anywhere else"
+        )
     parsed_id = None
     if event_id is not None:
         try:

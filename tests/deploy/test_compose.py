@@ -12,7 +12,7 @@ from tests.deploy.conftest import DEPLOY, SERVICES, env_file_entries
 pytestmark = pytest.mark.unit
 
 SERVERS = {"rabbitmq", "postgres"}
-ONE_SHOT = {"migrate"}
+ONE_SHOT = {"migrate", "broker-permissions"}
 STANDIN = "telegram-standin"
 TMP = "/tmp"  # noqa: S108 (the container's /tmp, which must be writable)
 

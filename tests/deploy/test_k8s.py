@@ -133,9 +133,15 @@ def test_containers_run_real_subcommands(rendered, overlay):
                 assert container["command"][:3] == ["python", "-m", "services.standin"]
                 continue
             assert container["args"][0] in commands, workload["metadata"]["name"]
-    (job,) = objects_of(rendered[overlay], "Job")
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
-    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    jobs = {job["metadata"]["name"]: job for job in objects_of(rendered[overlay], "Job")}
+    assert {
+        name: job["spec"]["template"]["spec"]["containers"][0]["args"] for name, job in jobs.items()
+    } == {
+        "sns-telegram-migrate": ["migrate"],
+        "sns-telegram-broker-permissions": ["broker-permissions"],
+    }
+    for job in jobs.values():
+        assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

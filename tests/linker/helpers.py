@@ -15,13 +15,17 @@ from typing import Any
 
 import jwt
 
+from services.common.internal_events import InternalPublisher, internal_events_key
 from services.linker.settings import LinkerSettings
 from services.standin.server import StandIn
+from shared.contract import EventType, new_event
 
 JWT_SECRET = "linker-tests-jwt-secret-0123456789abcdef"
 BOT_API_KEY = "linker-tests-bot-api-key-0123456789abcdef"
 """LINKER_BOT_API_KEY of the test linkers: what a trusted bot sends as X-Bot-Api-Key."""
 BOT_USERNAME = "piwpiwtelegrambot"
+BOT_TOKEN = "42:linker-tests"
+"""TELEGRAM_BOT_TOKEN of the test linkers (it keys the buttons and the internal events)."""
 _chat_ids = itertools.count(random.randint(10**9, 4 * 10**9) * 10)
 
 
@@ -85,7 +89,7 @@ def linker_settings(
         "rabbitmq_url": rabbitmq_url,
         "telegram_api_base": api_base,
         "telegram_bot_username": BOT_USERNAME,
-        "telegram_bot_token": "42:linker-tests",
+        "telegram_bot_token": BOT_TOKEN,
         "telegram_webhook_url": None,
         "telegram_webhook_secret": None,
         "jwt_secret": JWT_SECRET,
@@ -128,3 +132,19 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+async def publish_internal(
+    rabbitmq_url: str,
+    event_type: EventType,
+    user_id: str,
+    data: dict[str, Any],
+    occurred_at: datetime | None = None,
+) -> None:
+    """Publish an internal event as the notifier does: signed, on the internal exchange."""
+    publisher = InternalPublisher(rabbitmq_url, internal_events_key(BOT_TOKEN))
+    await publisher.connect()
+    try:
+        await publisher.publish(new_event(event_type, user_id, data, occurred_at=occurred_at))
+    finally:
+        await publisher.close()

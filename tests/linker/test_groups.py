@@ -9,8 +9,8 @@ from shared.contract import EventType
 from shared.db import session_scope
 from shared.models import TelegramLink
 from tests.linker.helpers import bearer, new_chat_id, new_user, wait_until
+from tests.linker.helpers import publish_internal as publish
 from tests.linker.test_buttons import record_failure
-from tests.linker.test_events import publish
 
 pytestmark = pytest.mark.integration
 

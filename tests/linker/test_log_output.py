@@ -12,7 +12,9 @@ import httpx
 import psycopg
 import pytest
 
-from shared.contract import EXCHANGE, LINKER_DLQ, EventType, new_event
+from services.common.internal_events import SIGNATURE_HEADER, internal_events_key, signature
+from services.common.telegram import DEV_BOT_TOKEN
+from shared.contract import INTERNAL_EXCHANGE, LINKER_DLQ, EventType, new_event
 from shared.db import libpq_url
 from tests.infra import free_port
 from tests.linker.helpers import JWT_SECRET, bearer, new_user
@@ -70,13 +72,15 @@ async def test_every_line_the_linker_writes_is_one_safe_json_record(
     connection = await aio_pika.connect(rabbitmq_url)
     async with connection:
         channel = await connection.channel()
-        exchange = await channel.get_exchange(EXCHANGE)
+        exchange = await channel.get_exchange(INTERNAL_EXCHANGE)
+        key = internal_events_key(DEV_BOT_TOKEN)  # signed as our notifier signs them
         for body in (
             json.dumps({"type": "telegram.blocked", "data": HOSTILE}).encode(),
             failing.to_json(),
         ):
+            headers = {"x-request-id": HOSTILE, SIGNATURE_HEADER: signature(key, body)}
             await exchange.publish(
-                aio_pika.Message(body, message_id=HOSTILE[:60], headers={"x-request-id": HOSTILE}),
+                aio_pika.Message(body, message_id=HOSTILE[:60], headers=headers),
                 routing_key=EventType.TELEGRAM_BLOCKED.value,
             )
     await wait_size(rabbitmq_url, LINKER_DLQ, 2)  # invalid at once; failing at the limit

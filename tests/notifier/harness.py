@@ -16,9 +16,11 @@ import aio_pika
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.internal_events import internal_events_key, is_signed
+from services.common.telegram import bot_token
 from services.notifier.main import Notifier, NotifierSettings, build, start, stop
 from services.standin.server import StandIn
-from shared.contract import EXCHANGE, NOTIFIER_DLQ, Event
+from shared.contract import INTERNAL_EXCHANGE, NOTIFIER_DLQ, Event
 from shared.db import create_engine
 from shared.publisher import EventPublisher
 from tests.waiting import eventually
@@ -100,12 +102,15 @@ class Harness:
                 got.append(message)
         return got
 
-    async def observe(self, routing_key: str) -> Callable[[], list[dict[str, Any]]]:
-        """Bind a queue to `routing_key` on sns.events; return a function listing what arrived."""
+    async def observe_internal(self, routing_key: str) -> Callable[[], list[dict[str, Any]]]:
+        """Bind a queue to `routing_key` on the internal exchange, where the notifier tells the
+        linker about chats; return a function listing the events that arrived signed with the
+        bot token's key (an unsigned one fails the test)."""
+        key = internal_events_key(bot_token(self.notifier.settings))
         connection = await aio_pika.connect(self.rabbitmq_url)
         channel = await connection.channel()
         exchange = await channel.declare_exchange(
-            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+            INTERNAL_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
         queue = await channel.declare_queue(f"observe-{uuid.uuid4().hex[:8]}", exclusive=True)
         await queue.bind(exchange, routing_key)
@@ -113,6 +118,7 @@ class Harness:
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             async with message.process():
+                assert is_signed(key, message.body, message.headers), message.headers
                 seen.append(json.loads(message.body))
 
         await queue.consume(on_message)

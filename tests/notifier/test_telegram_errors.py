@@ -55,7 +55,7 @@ async def test_a_chat_telegram_refuses_disables_the_link_via_the_linker(
     database_url, rabbitmq_url, state, code
 ):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        blocked = await h.observe("telegram.blocked")
+        blocked = await h.observe_internal("telegram.blocked")
         user, chat = unique_user(), unique_chat()
         await h.link(user, chat)
         h.standin.set_chat_state(chat, state)
@@ -72,7 +72,7 @@ async def test_a_group_upgraded_to_a_supergroup_gets_the_message_at_its_new_id(
     database_url, rabbitmq_url
 ):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        migrated = await h.observe("telegram.chat_migrated")
+        migrated = await h.observe_internal("telegram.chat_migrated")
         user, old_chat, new_chat = unique_user(), -unique_chat(), -1000000000000 - unique_chat()
         await h.link(user, old_chat)
         h.standin.set_chat_state(old_chat, "ok", migrate_to=new_chat)

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from services import asyncapi
 from services.asyncapi import LINKER_CONSUMED, document, render
+from services.common.internal_events import SIGNATURE_HEADER
 from services.linker.events import CONSUMED_TYPES
 from shared.contract import (
     CONTRACT_VERSION,
@@ -21,6 +23,8 @@ from shared.contract import (
     DLQ_ERROR_HEADER,
     DLQ_REASON_HEADER,
     EXCHANGE,
+    INTERNAL_EXCHANGE,
+    INTERNAL_TYPES,
     NOTIFICATION_TYPES,
     NOTIFIER_DLQ,
     NOTIFIER_QUEUE,
@@ -105,7 +109,10 @@ def test_the_document_states_the_contract_version_and_content_type(doc):
 def test_every_type_has_a_channel_whose_payload_requires_the_contract_fields(doc, event_type):
     channel = doc["channels"][event_type.value]
     assert channel["address"] == event_type.value
-    assert channel["bindings"]["amqp"]["exchange"]["name"] == EXCHANGE
+    internal = event_type in INTERNAL_TYPES  # never on the exchange every team writes to
+    assert channel["bindings"]["amqp"]["exchange"]["name"] == (
+        INTERNAL_EXCHANGE if internal else EXCHANGE
+    )
     assert channel["bindings"]["amqp"]["exchange"]["type"] == "topic"
     [message_ref] = channel["messages"].values()
     message = resolve(doc, message_ref["$ref"])
@@ -145,6 +152,7 @@ def test_the_notifier_queue_and_its_dead_letter_queue(doc):
 
 def test_the_linker_types_are_the_linker_s(doc):
     assert LINKER_CONSUMED == CONSUMED_TYPES
+    assert SIGNATURE_HEADER == asyncapi.SIGNATURE_HEADER
     assert set(doc["channels"]["linker.events"]["messages"]) == {t.value for t in CONSUMED_TYPES}
 
 

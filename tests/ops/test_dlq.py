@@ -12,7 +12,14 @@ from services.ops.amqp import OpsError
 from services.ops.dlq import browse, find, purge, replay
 from services.ops.dlq_cli import print_letter, print_listing, run_purge, run_replay
 from services.ops.letters import Selection
-from shared.contract import EXCHANGE, LINKER_QUEUE, NOTIFIER_DLQ, NOTIFIER_QUEUE, parse_event
+from shared.contract import (
+    EXCHANGE,
+    INTERNAL_EXCHANGE,
+    LINKER_QUEUE,
+    NOTIFIER_DLQ,
+    NOTIFIER_QUEUE,
+    parse_event,
+)
 from tests.ops.helpers import (
     dead_letter,
     dead_letter_event,
@@ -281,10 +288,13 @@ async def test_the_linker_dlq_rabbitmq_dead_letters_are_replayed_to_their_routin
     connection = await aio_pika.connect(rabbitmq_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange(EXCHANGE)
+        exchange = await channel.get_exchange(INTERNAL_EXCHANGE)
         body = b'{"event_id": "' + str(event.event_id).encode() + b'", "type": "telegram.blocked"}'
         await exchange.publish(
-            aio_pika.Message(body, message_id=str(event.event_id)), routing_key="telegram.blocked"
+            aio_pika.Message(
+                body, message_id=str(event.event_id), headers={"x-sns-signature": "v1=kept"}
+            ),
+            routing_key="telegram.blocked",
         )
         # The linker rejects an invalid event: RabbitMQ dead-letters it with x-death.
         queue = await channel.get_queue(LINKER_QUEUE)
@@ -306,6 +316,8 @@ async def test_the_linker_dlq_rabbitmq_dead_letters_are_replayed_to_their_routin
     [back] = await drain(rabbitmq_url, LINKER_QUEUE)
     assert back.body == body
     assert back.routing_key == "telegram.blocked"
+    assert back.exchange == INTERNAL_EXCHANGE  # internal events go back where only we write
+    assert back.headers["x-sns-signature"] == "v1=kept"
     assert not any(key.startswith(("x-death", "x-first-death")) for key in back.headers)
 
 

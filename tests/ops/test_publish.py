@@ -10,19 +10,28 @@ import pytest
 from services.cli import main
 from services.ops.publish import InvalidInput, build_event, parse_data
 from services.ops.samples import sample_data
-from shared.contract import EventType, parse_event
+from shared.contract import INTERNAL_TYPES, EventType, new_event, parse_event
 from tests.ops.helpers import declare_topology, drain, observe
 
 NOW = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("event_type", list(EventType))
+@pytest.mark.parametrize("event_type", [t for t in EventType if t not in INTERNAL_TYPES])
 def test_every_type_has_a_valid_sample(event_type):
     event = build_event(event_type.value, "123", None, now=NOW)
     parsed, _ = parse_event(event.to_json())
     assert parsed == event
     assert event.data == sample_data(event_type, NOW.date())
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("event_type", INTERNAL_TYPES)
+def test_internal_events_are_not_for_an_operator_to_publish(event_type):
+    # They pause or move a user's link: only the notifier sends them, signed.
+    with pytest.raises(InvalidInput, match="internal event: only the notifier publishes it"):
+        build_event(event_type.value, "123", None, now=NOW)
+    parse_event(new_event(event_type, "123", sample_data(event_type, NOW.date())).to_json())
 
 
 @pytest.mark.unit
