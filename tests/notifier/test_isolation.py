@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 from services.notifier.main import health_app
 from shared.contract import DLQ_ERROR_HEADER, DLQ_REASON_HEADER, DailySummaryData, new_event
 from shared.db import libpq_url
-from tests.notifier.harness import running_notifier, unique_chat, unique_user
+from tests.notifier.harness import Harness, running_notifier, unique_chat, unique_user
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -40,9 +40,15 @@ async def deliveries_locked(database_url: str) -> AsyncIterator[None]:
         yield
 
 
-def unreadable_chat_id() -> str:
-    """A chat id encrypted with a key the notifier no longer has (retired too early)."""
-    return Fernet(RETIRED_KEY.encode()).encrypt(b"123456789").decode()
+async def link_with_a_victim(h: Harness, count: int) -> tuple[list[tuple[str, int]], str]:
+    """`count` linked users, and one whose chat id was encrypted with a key the notifier no
+    longer has (retired too early)."""
+    users = [(unique_user(), unique_chat()) for _ in range(count)]
+    for user, chat in users:
+        await h.link(user, chat)
+    victim = unique_user()
+    await h.link(victim, Fernet(RETIRED_KEY.encode()).encrypt(b"123456789").decode())
+    return users, victim
 
 
 async def test_an_undecryptable_chat_dead_letters_its_event_not_its_batch(
@@ -51,11 +57,7 @@ async def test_an_undecryptable_chat_dead_letters_its_event_not_its_batch(
     async with running_notifier(
         database_url, rabbitmq_url, chat_id_encryption_key=KEY, **UNLIMITED
     ) as h:
-        users = [(unique_user(), unique_chat()) for _ in range(199)]
-        for user, chat in users:
-            await h.link(user, chat)
-        victim = unique_user()
-        await h.link(victim, unreadable_chat_id())
+        users, victim = await link_with_a_victim(h, 199)
         events = [new_event("post_success", user, SUCCESS) for user, _ in users]
         events.insert(100, new_event("post_success", victim, SUCCESS))
         # Submitted in one tick: one batch of 200 (NOTIFIER_BATCH_SIZE), the victim in the middle.
@@ -82,11 +84,7 @@ async def test_through_rabbitmq_the_event_at_fault_lands_in_the_dlq_with_its_rea
     async with running_notifier(
         database_url, rabbitmq_url, chat_id_encryption_key=KEY, **UNLIMITED
     ) as h:
-        users = [(unique_user(), unique_chat()) for _ in range(40)]
-        for user, chat in users:
-            await h.link(user, chat)
-        victim = unique_user()
-        await h.link(victim, unreadable_chat_id())
+        users, victim = await link_with_a_victim(h, 40)
         for user, _ in users[:20]:
             await h.publish("post_success", user, SUCCESS)
         bad = await h.publish("post_success", victim, SUCCESS)
