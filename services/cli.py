@@ -1,6 +1,7 @@
 """`sns-telegram`: one command line for every service and operation.
 
-Every subcommand reads its configuration from the environment variables of DESIGN.md section 3.
+Every subcommand reads its configuration from the environment variables that
+deploy/.env.example lists.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The wire contract between the SNS platform and the Telegram services.
 
 Other teams code against these names and models; change them only with a version bump
-(see DESIGN.md section 2). Everything about the wire is defined here, once.
+(see docs/architecture.md, "The wire contract"). Everything about the wire is defined here, once.
 """
 
 from __future__ import annotations
@@ -317,7 +317,7 @@ def _utc(value: datetime) -> datetime:
 
 
 class Event(BaseModel):
-    """The envelope of every message on `sns.events` (DESIGN.md section 2)."""
+    """The envelope of every message on `sns.events` (docs/architecture.md, "The wire contract")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -29,7 +29,7 @@ class PublishError(RuntimeError):
 
 
 def to_message(event: Event, headers: dict[str, Any] | None = None) -> aio_pika.Message:
-    """The AMQP message for an event, as DESIGN.md section 2 specifies it."""
+    """The AMQP message for an event, as the contract specifies it (docs/architecture.md)."""
     return aio_pika.Message(
         body=event.to_json(),
         content_type="application/json",

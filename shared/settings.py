@@ -1,4 +1,4 @@
-"""Settings base shared by every service (DESIGN.md section 3).
+"""Settings base shared by every service (docs/architecture.md, "Configuration").
 
 Each service subclasses `BaseServiceSettings` and builds it in its composition root, never at
 import time. Building it turns every invalid variable into a `ConfigurationError` whose one-line
@@ -141,7 +141,7 @@ def describe_invalid(cls: type[BaseSettings], error: ValidationError) -> str:
 
 
 class BaseServiceSettings(BaseSettings):
-    """Variables every service reads, with DESIGN.md's names and defaults."""
+    """Variables every service reads, with the names and defaults of deploy/.env.example."""
 
     model_config = SettingsConfigDict(
         env_file=None,

@@ -1,6 +1,6 @@
 """Verifying the platform's JWTs, and the FastAPI dependencies that use them.
 
-    class MySettings(JwtSettings): ...                 # JWT_* variables (DESIGN.md section 3)
+    class MySettings(JwtSettings): ...                 # JWT_* variables (deploy/.env.example)
     install_auth(app, make_verifier(settings), admin=make_verifier(settings, admin=True))
 
     @router.get("/me")

@@ -1,4 +1,4 @@
-"""The linker's settings (DESIGN.md section 3), built in its composition root."""
+"""The linker's settings (docs/architecture.md, "Configuration"), built in its composition root."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The scheduler's settings (DESIGN.md section 3), built in its composition root."""
+"""The scheduler's settings (docs/architecture.md, "Configuration"), built in its composition
+root."""
 
 from __future__ import annotations
 

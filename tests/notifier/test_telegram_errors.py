@@ -1,4 +1,4 @@
-"""Each Telegram error class, injected by the stand-in, handled as DESIGN.md section 5 says."""
+"""Each Telegram error class, injected by the stand-in, handled as docs/architecture.md ("Telegram facts") says."""
 
 import time
 
