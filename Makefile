@@ -1,21 +1,18 @@
 # The two commands a newcomer needs: `make run` (the whole system) and `make test` (every test).
 SHELL := /bin/bash
 UV ?= uv
-export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/sns_telegram
-export RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: install run test test-tools test-unit test-integration test-e2e test-faults lint fmt bench docs up down check-services validate-deploy
+.PHONY: install run test test-tools test-unit test-integration test-e2e test-faults lint fmt bench docs up down demo validate-deploy
 
 install:  ## install the locked dependencies (and uv itself if missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
-check-services:
-	@$(UV) run python scripts/check_services.py
+run: install  ## servers (Docker if need be), the Telegram stand-in, one migration, all services; Ctrl-C stops all
+	@$(UV) run sns-telegram dev
 
-run: install check-services  ## migrate, then run all services with the Telegram stand-in
-	$(UV) run sns-telegram migrate
-	$(UV) run sns-telegram dev
+demo: install  ## `make run`, plus a linked demo chat in the stand-in with one message of each type
+	@$(UV) run sns-telegram dev --demo
 
 test-tools: install  ## the programs the tests need (Chromium): installed from Debian's packages, or one line saying how
 	@$(UV) run python scripts/test_tools.py

@@ -113,5 +113,14 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiormq", "aio_pika", "aiogram.event", "httpx", "uvicorn.access"):
+    # aiogram.dispatcher: "Start polling", "Polling stopped" (its failures are warnings, kept).
+    noisy_loggers = (
+        "aiormq",
+        "aio_pika",
+        "aiogram.event",
+        "aiogram.dispatcher",
+        "httpx",
+        "uvicorn.access",
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
