@@ -19,11 +19,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_RABBITMQ_URL
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILES = ("deploy/docker-compose.yml", "deploy/docker-compose.dev-servers.yml")
 PROJECT = "sns-telegram-dev"
-USER = "sns"
-PASSWORD = "change-me"  # noqa: S105 (the compose file's development default)
+COMPOSE_CREDENTIALS = {
+    "RABBITMQ_USER": "sns",
+    "RABBITMQ_PASSWORD": "change-me",
+    "POSTGRES_USER": "sns",
+    "POSTGRES_PASSWORD": "change-me",
+}
+"""The compose file's development defaults, said explicitly (deploy/.env may say otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -40,15 +47,15 @@ class Server:
 
     def docker_url(self, port: int) -> str:
         if self.compose_service == "postgres":
-            return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port}/sns_telegram"
-        return f"amqp://{USER}:{PASSWORD}@127.0.0.1:{port}/"
+            return f"postgresql://sns:change-me@127.0.0.1:{port}/sns_telegram"
+        return f"amqp://sns:change-me@127.0.0.1:{port}/"
 
 
 SERVERS = (
     Server(
         "PostgreSQL",
         "DATABASE_URL",
-        "postgresql://postgres@127.0.0.1:5432/sns_telegram",
+        DEFAULT_DATABASE_URL,
         "postgres",
         "SNS_DEV_POSTGRES_PORT",
         55432,
@@ -57,7 +64,7 @@ SERVERS = (
     Server(
         "RabbitMQ",
         "RABBITMQ_URL",
-        "amqp://guest:guest@127.0.0.1:5672/",
+        DEFAULT_RABBITMQ_URL,
         "rabbitmq",
         "SNS_DEV_RABBITMQ_PORT",
         55672,
@@ -156,10 +163,7 @@ def find(
     compose_env = {
         **os.environ,
         **env,
-        "RABBITMQ_USER": USER,
-        "RABBITMQ_PASSWORD": PASSWORD,
-        "POSTGRES_USER": USER,
-        "POSTGRES_PASSWORD": PASSWORD,
+        **COMPOSE_CREDENTIALS,
         # Away from the management port `make up` publishes (15672).
         "RABBITMQ_MANAGEMENT_PUBLISHED_PORT": env.get(
             "RABBITMQ_MANAGEMENT_PUBLISHED_PORT", "55673"

@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"  # noqa: S105 (development only)
-"""The JWT secret `sns-telegram dev` gives the services when JWT_SECRET is unset."""
+DEVELOPMENT = {"JWT_SECRET": "dev-only-jwt-secret-change-me-0123456789"}
+"""What `sns-telegram dev` gives the services when the variable is unset (production refuses it:
+tests/deploy/test_placeholders.py)."""
+DEV_JWT_SECRET = DEVELOPMENT["JWT_SECRET"]
 
 
 class Refused(Exception):

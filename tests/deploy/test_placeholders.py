@@ -25,8 +25,8 @@ ASSIGNMENTS = [
     re.compile(rf"(?<![A-Za-z0-9_$]){'(' + NAME + ')'}={QUOTED}"),
     # NAME: value: YAML (stringData, compose environment), also commented out
     re.compile(rf"^[ \t]*(?:#[ \t]*)?(?:-[ \t]+)?({NAME}):[ \t]+{QUOTED}", re.MULTILINE),
-    # "NAME", "value": Python (os.environ.setdefault in the dev command)
-    re.compile(rf"""["']({NAME})["']\s*,\s*{QUOTED}"""),
+    # "NAME", "value" or "NAME": "value": Python (the dev command's defaults), JSON
+    re.compile(rf"""["']({NAME})["']\s*[,:]\s*{QUOTED}"""),
 ]
 JWT_ENCODE = re.compile(r"""jwt\.encode\(\{.*?\},\s*['"]([^'"]+)['"]""")
 URL_WITH_PASSWORD = re.compile(r"""\b([a-z][a-z0-9+.-]*)://[^\s:/@'"`<>]+:([^\s@'"`<>/]+)@""")
@@ -52,7 +52,8 @@ def scanned_files() -> list[Path]:
         if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts
     ]
     docs = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *ROOT.glob("services/*/*.md")]
-    return sorted([*deploy, *docs, ROOT / "Makefile", ROOT / "services" / "cli.py"])
+    dev = [ROOT / "services" / "cli.py", *(ROOT / "services" / "dev").glob("*.py")]
+    return sorted([*deploy, *docs, ROOT / "Makefile", *dev])
 
 
 def _resolve_compose_defaults(text: str, found: list[tuple[int, str, str]]) -> str:
@@ -148,5 +149,5 @@ def test_the_scan_finds_what_the_repository_ships():
         ("deploy/README.md", "TELEGRAM_BOT_TOKEN"),
         ("README.md", "JWT_SECRET"),
         ("README.md", "RABBITMQ_URL password"),
-        ("services/cli.py", "JWT_SECRET"),
+        ("services/dev/tokens.py", "JWT_SECRET"),
     }
