@@ -22,6 +22,7 @@ from aiogram.exceptions import TelegramAPIError
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import install_auth, make_verifier
@@ -116,7 +117,8 @@ def create_app(
                 log.info("receiving bot updates by webhook")
             yield
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served by the service itself: /docs works offline and air-gapped.
+    app = FastAPIOffline(
         title="SNS Telegram linker",
         version="1.0.0",
         description=(

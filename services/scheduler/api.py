@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.common.auth import Verifier, current_admin, install_auth
@@ -181,7 +182,8 @@ def create_app(
 ) -> FastAPI:
     """The scheduler's HTTP app: admin API, /healthz, /readyz, /metrics. `verifier` verifies
     admin tokens (`make_verifier(settings, admin=True)`)."""
-    app = FastAPI(
+    # Swagger UI and ReDoc served by the service itself: /docs works offline and air-gapped.
+    app = FastAPIOffline(
         title="SNS Telegram scheduler",
         version="1.0.0",
         description=(
