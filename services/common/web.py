@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services.common.logging import log_context
 
@@ -126,6 +127,26 @@ def safe_request_id(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def route_template(app: FastAPI, scope: dict[str, Any]) -> str:
+    """The path template of the route a request reached (`/api/telegram/status`, a mount's
+    prefix), for metric labels; `unmatched` only when no route serves the path. `scope` is the
+    request's as it came in (a mount rewrites the path in the scope it hands on)."""
+    route = scope.get("route")
+    if route is None:
+        # FastAPI records only its own routes in the scope; the docs and openapi.json routes
+        # and mounts are Starlette's, so find which of the app's routes takes this path.
+        partial = None
+        for candidate in app.routes:
+            match, _ = candidate.matches(scope)
+            if match is Match.FULL:
+                route = candidate
+                break
+            if match is Match.PARTIAL and partial is None:
+                partial = candidate  # e.g. the path with another method: a 405
+        route = route or partial
+    return str(getattr(route, "path", "unmatched"))
+
+
 def install_common(app: FastAPI, service: str) -> None:
     """Request ids, request metrics and the JSON error shape for every error a client can cause."""
 
@@ -133,10 +154,10 @@ def install_common(app: FastAPI, service: str) -> None:
     async def request_context(request: Request, call_next: Any) -> Response:
         request_id = safe_request_id(request.headers.get("x-request-id"))
         started = time.perf_counter()
+        arrived = dict(request.scope)
         with log_context(request_id=request_id):
             response: Response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
+        path = route_template(app, {**arrived, "route": request.scope.get("route")})
         HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
         HTTP_LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
         response.headers["x-request-id"] = request_id
