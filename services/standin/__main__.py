@@ -8,9 +8,10 @@ import contextlib
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-from services.standin.server import DEFAULT_BOT_USERNAME, Limits, StandIn, serve
+from services.standin.limits import Limits
+from services.standin.server import StandIn, serve
+from services.standin.state import DEFAULT_BOT_FIRST_NAME, DEFAULT_BOT_USERNAME, Settings
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -22,7 +23,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8081, help="0 picks a free port")
     p.add_argument("--bot-username", default=DEFAULT_BOT_USERNAME)
-    p.add_argument("--bot-first-name", default="PiwPiw")
+    p.add_argument("--bot-first-name", default=DEFAULT_BOT_FIRST_NAME)
     p.add_argument(
         "--limits",
         action="store_true",
@@ -70,14 +71,14 @@ async def _main(args: argparse.Namespace) -> None:
     if task is not None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    kwargs: dict[str, Any] = {
+    settings: Settings = {
         "bot_username": args.bot_username,
         "bot_first_name": args.bot_first_name,
         "limits": limits_from_args(args),
         "strict_html_entities": not args.lenient_ampersand,
     }
     with contextlib.suppress(asyncio.CancelledError):
-        await serve(args.host, args.port, ready=_ready, **kwargs)
+        await serve(args.host, args.port, ready=_ready, **settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import aiohttp
+
+from services.standin.model import UserMessage
 
 
 class StandInError(RuntimeError):
@@ -125,25 +127,14 @@ class StandInClient:
         return cursor
 
     async def user_sends(
-        self,
-        chat_id: int,
-        text: str,
-        user: Mapping[str, Any] | None = None,
-        chat_type: str | None = None,
-        title: str | None = None,
-        sender_chat: Mapping[str, Any] | None = None,
+        self, chat_id: int, text: str, **how: Unpack[UserMessage]
     ) -> dict[str, Any]:
-        """Act as the user writing `text` in the chat (on behalf of `sender_chat`, if given);
-        returns the queued update."""
+        """Act as the user writing `text` in the chat (`user`, `chat_type`, `title`; on behalf
+        of `sender_chat`, if given); returns the queued update."""
         body: dict[str, Any] = {"text": text}
-        if user is not None:
-            body["user"] = dict(user)
-        if chat_type is not None:
-            body["chat_type"] = chat_type
-        if title is not None:
-            body["title"] = title
-        if sender_chat is not None:
-            body["sender_chat"] = dict(sender_chat)
+        for name, value in how.items():
+            if value is not None:
+                body[name] = dict(value) if isinstance(value, Mapping) else value
         return await self._request("POST", f"/_standin/chats/{chat_id}/send", body)
 
     async def press(

@@ -313,3 +313,11 @@ def prepare_text(
     if utf16_len(shown) > MAX_TEXT_UTF16:
         raise TextError("Bad Request: message is too long")
     return shown, ents
+
+
+def command_entities(text: str) -> list[dict[str, Any]]:
+    """The entities Telegram gives a user's message: a leading `/command` is a bot_command."""
+    if not text.startswith("/"):
+        return []
+    command = text.split(maxsplit=1)[0]
+    return [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
