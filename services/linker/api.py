@@ -32,6 +32,11 @@ from services.linker.service import (
 from services.linker.tokens import TokenProblem
 
 INSTRUCTIONS = "Click the link to open Telegram and send /start to the bot to complete linking."
+STANDIN_INSTRUCTIONS = (
+    "Development: this linker talks to the local Telegram stand-in, not Telegram. Open its inbox "
+    "at {inbox}/#chat=42 (or type a chat id in the inbox's chat id box and press Open) and send "
+    "/start {token} there to complete linking."
+)
 NOT_LINKED_MESSAGE = "Telegram account not linked. Use /link-account endpoint to connect."
 CHAT_TYPES = ("private", "group", "supergroup", "channel")
 MAX_CHAT_ID = 10**15
@@ -200,8 +205,12 @@ VERIFY_SECURITY: list[dict[str, list[str]]] = [{"BotApiKey": [], "HTTPBearer": [
 """Beside the bot key alone: the key and a JWT (whose user must own the token)."""
 
 
-def make_api(links: LinkService, bot_api_key: str | None = None) -> APIRouter:
-    """The `/api/telegram` router over `links`; verify-link needs `bot_api_key` (None: off)."""
+def make_api(
+    links: LinkService, bot_api_key: str | None = None, standin_inbox: str | None = None
+) -> APIRouter:
+    """The `/api/telegram` router over `links`; verify-link needs `bot_api_key` (None: off).
+    With `standin_inbox` (development with the local stand-in) link-account's instructions say
+    how to link there."""
     router = APIRouter(prefix="/api/telegram", tags=["telegram"], route_class=InvalidBodyIs400)
     trusted_bot = bot_caller(bot_api_key)
 
@@ -227,8 +236,14 @@ def make_api(links: LinkService, bot_api_key: str | None = None) -> APIRouter:
         except BotUnavailable as exc:
             fail(503, exc.code, str(exc))
         response.headers["Cache-Control"] = "no-store"
+        instructions = INSTRUCTIONS
+        if standin_inbox is not None:
+            instructions = STANDIN_INSTRUCTIONS.format(inbox=standin_inbox, token=issued.token)
         return LinkAccountResponse(
-            linking_url=issued.linking_url, token=issued.token, bot_username=issued.bot_username
+            linking_url=issued.linking_url,
+            token=issued.token,
+            bot_username=issued.bot_username,
+            instructions=instructions,
         )
 
     @router.post(

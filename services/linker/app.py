@@ -54,6 +54,7 @@ from services.linker.settings import LinkerSettings
 from services.linker.store import LinkStore
 from shared.models import utcnow
 from shared.publisher import EventPublisher
+from shared.settings import TELEGRAM_API_DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,17 @@ def create_app(
     install_common(app, SERVICE)
     install_auth(app, make_verifier(settings))
     bot_api_key = settings.linker_bot_api_key
-    app.include_router(make_api(links, bot_api_key.get_secret_value() if bot_api_key else None))
+    # In development against a local Bot API (the stand-in), link-account says how to link there.
+    local_bot_api = (
+        not settings.is_production and settings.telegram_api_base != TELEGRAM_API_DEFAULT
+    )
+    app.include_router(
+        make_api(
+            links,
+            bot_api_key.get_secret_value() if bot_api_key else None,
+            standin_inbox=settings.telegram_api_base.rstrip("/") if local_bot_api else None,
+        )
+    )
     app.include_router(make_preferences_api(links))
     checks: dict[str, ReadinessCheck] = {
         "database": database_check(engine),

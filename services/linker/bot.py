@@ -170,12 +170,14 @@ def make_router() -> Router:
     @router.message(Command("status"))
     async def status(message: Message, links: LinkService) -> None:
         found = await links.chat_links(message.chat.id)
+        language = found[0].language if found else "ko"
         if not found:
-            await answer(message, texts.STATUS_NOT_LINKED)
+            state = texts.STATUS_NOT_LINKED
         elif any(link.enabled for link in found):
-            await answer(message, texts.STATUS_LINKED)
+            state = texts.STATUS_LINKED
         else:
-            await answer(message, texts.STATUS_PAUSED)
+            state = texts.STATUS_PAUSED
+        await answer(message, texts.status_text(state, language))
 
     @router.message(Command("stop"))
     async def stop(message: Message, bot: Bot, links: LinkService) -> None:
@@ -185,8 +187,8 @@ def make_router() -> Router:
         await answer(message, texts.STOPPED if removed else texts.STOP_NOT_LINKED)
 
     @router.message(Command("help"))
-    async def help_(message: Message) -> None:
-        await answer(message, texts.HELP)
+    async def help_(message: Message, links: LinkService) -> None:
+        await answer(message, texts.help_text(await _language(links, message.chat.id)))
 
     @router.message(Command("settings"))
     async def settings(message: Message, links: LinkService, button_key: bytes) -> None:

@@ -364,7 +364,7 @@ class LinkService:
             )
         chat_id = self.cipher.decrypt(link.chat_id)
         try:
-            delivered_to = await self._deliver(chat_id, texts.TEST_MESSAGE)
+            delivered_to = await self._deliver(chat_id, texts.test_message(link.language))
         except SendRefused as exc:
             TEST_MESSAGES.labels("refused").inc()
             if exc.blocked:

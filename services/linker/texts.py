@@ -1,6 +1,7 @@
 """Every text the linker sends to a Telegram chat, in one place.
 
-Korean, like the spec; what is about a chat's settings is also in English, for `language: en`.
+Korean, like the spec; what is about a chat's settings, /help, /status and the test message are
+also in English, for `language: en`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from services.linker.tokens import TokenProblem
 from services.notifier.render import platform_name
 
 TEST_MESSAGE = "🧪 테스트 메시지\n\nTelegram 연동이 정상적으로 작동합니다! ✅"
+TEST_MESSAGE_EN = "🧪 Test message\n\nThe Telegram integration works! ✅"
 
 LINKED = (
     "✅ Telegram 계정이 연결되었습니다!\n\n"
@@ -53,6 +55,15 @@ STATUS_NOT_LINKED = (
     "대시보드의 Telegram 설정에서 연결 링크를 받아 열어 주세요."
 )
 
+STATUS_EN = {
+    STATUS_LINKED: "✅ Linked: this chat receives SNS notifications.",
+    STATUS_PAUSED: "⏸ Linked, but notifications are off. Send /start to turn them back on.",
+    STATUS_NOT_LINKED: (
+        "❌ This chat is not linked to an account yet.\n\n"
+        "Get a linking link in the dashboard's Telegram settings and open it."
+    ),
+}
+
 STOPPED = (
     "🔕 연결이 해제되었습니다. 더 이상 알림을 보내지 않습니다.\n\n"
     "다시 연결하려면 대시보드에서 새 연결 링크를 받아 주세요."
@@ -76,6 +87,34 @@ HELP = (
     "/help - 도움말\n\n"
     "계정 연결은 대시보드의 Telegram 설정에서 시작합니다."
 )
+
+HELP_EN = (
+    "🤖 SNS automation notification bot\n\n"
+    "/start - get started (link your account with a linking link)\n"
+    "/status - check the link\n"
+    "/settings - notification settings (types, quiet hours, language)\n"
+    "/mute - mute notifications (e.g. /mute post_success)\n"
+    "/unmute - turn notifications back on (e.g. /unmute post_success)\n"
+    "/stop - unlink and stop notifications\n"
+    "/help - this help\n\n"
+    "Linking starts in the dashboard's Telegram settings."
+)
+
+
+def help_text(language: str) -> str:
+    """The /help message; Korean unless the chat chose English."""
+    return HELP_EN if language == "en" else HELP
+
+
+def status_text(status: str, language: str) -> str:
+    """STATUS_LINKED, STATUS_PAUSED or STATUS_NOT_LINKED in the chat's language."""
+    return STATUS_EN[status] if language == "en" else status
+
+
+def test_message(language: str) -> str:
+    """The spec's test message (Korean), or its English for a user whose language is `en`."""
+    return TEST_MESSAGE_EN if language == "en" else TEST_MESSAGE
+
 
 COMMANDS = {
     "start": "시작하기",

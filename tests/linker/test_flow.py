@@ -31,8 +31,12 @@ async def test_link_status_test_message_unlink(linker, tap):
         "status": "success",
         "linking_url": f"https://t.me/{BOT_USERNAME}?start={token}",
         "token": token,
+        # This test linker talks to the stand-in (development): the instructions say how to
+        # link there (tests/linker/test_instructions_and_languages.py has Telegram's).
         "instructions": (
-            "Click the link to open Telegram and send /start to the bot to complete linking."
+            "Development: this linker talks to the local Telegram stand-in, not Telegram. Open "
+            f"its inbox at {linker.standin.base_url}/#chat=42 (or type a chat id in the inbox's "
+            f"chat id box and press Open) and send /start {token} there to complete linking."
         ),
         "bot_username": BOT_USERNAME,
     }
