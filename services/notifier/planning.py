@@ -1,18 +1,34 @@
 """What each event becomes, decided without I/O: its dedupe key, its text, what the daily
 summary and the buttons need remembered of it, why it goes nowhere, how a post's new counts are
-shown. The processor calls these with what one batch's transaction looked up."""
+shown, and its plan (`route`): intake calls these with what one batch's transaction looked up."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from services.notifier.keyboards import Keyboard, keyboard
+from services.notifier.keyboards import keyboard
+from services.notifier.preferences import quiet_until
+from services.notifier.records import (
+    ActivityRow,
+    DeliveryStatus,
+    EditPlan,
+    HeldEdit,
+    Hold,
+    Link,
+    Plan,
+    PostMessage,
+    SendPlan,
+    Settled,
+    storable,
+)
 from services.notifier.render import (
     DailyReport,
     PlatformTotals,
@@ -22,12 +38,7 @@ from services.notifier.render import (
     render_post_failure,
     render_post_success,
 )
-from services.notifier.store import (
-    ActivityRow,
-    Link,
-    PostMessage,
-    storable,
-)
+from services.notifier.work import Item
 from shared.contract import (
     AutomationExecutedData,
     DailySummaryData,
@@ -43,27 +54,58 @@ STORED_DATA_CHARS = 4000
 """Longest text (or JSON of a nested value) of an event's data kept in `activity.details`."""
 
 
-@dataclass(frozen=True)
-class EditPlan:
-    """Edit a sent message in place (a post's new counts)."""
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What one batch's transaction looked up, for deciding each event's fate."""
 
-    chat_id: int
-    message_id: int
-    text: str
-    buttons: Keyboard
-
-
-@dataclass(frozen=True)
-class HeldEdit:
-    """New text for a message still held for quiet hours."""
-
-    delivery_id: int
-    payload: dict[str, Any]
+    now: datetime
+    links: Mapping[str, Link]
+    chats: Mapping[str, int]
+    """Decrypted chat ids of the enabled links."""
+    reports: Mapping[str, DailyReport]
+    posts: Mapping[str, PostMessage]
+    superseded: Mapping[str, str]
+    """Metrics updates a newer one in the batch replaces, and why."""
+    waiting: set[str]
+    """Users with held deliveries."""
 
 
-Plan = tuple[int, str, Keyboard, str] | EditPlan | str
-"""Per dedupe key: send (chat id, text, buttons, language), edit, or the reason nothing is sent
-now."""
+def route(
+    firsts: Mapping[str, Item], lookup: Lookup, callback_key: bytes
+) -> tuple[dict[str, Plan], dict[str, Hold], dict[str, HeldEdit]]:
+    """Each event's plan (by dedupe key): a message (also held, if the user is in quiet hours
+    or has messages waiting), an edit (of a sent or of a held message), or why there is none."""
+    plans: dict[str, Plan] = {}
+    holds: dict[str, Hold] = {}
+    held_edits: dict[str, HeldEdit] = {}
+    for key, item in firsts.items():
+        event, data = item.event, item.data
+        link = lookup.links.get(event.user_id)
+        chat_id = lookup.chats.get(event.user_id)
+        reason = skip_reason(event, link) or lookup.superseded.get(key)
+        if reason is not None or link is None or chat_id is None:
+            plans[key] = Settled(reason or "skipped")
+        elif isinstance(data, PostMetricsUpdatedData):
+            post = lookup.posts.get(key)
+            edit = edit_plan(data, post, link, chat_id, chat_tag(callback_key, chat_id))
+            if isinstance(edit, HeldEdit):
+                held_edits[key] = edit
+                plans[key] = Settled("held message updated")
+            else:
+                plans[key] = edit
+        else:
+            report = lookup.reports.get(key)
+            if isinstance(data, DailySummaryData) and data.has_totals:
+                report = report_from_data(data)
+            text = render(event, data, report, link.language)
+            buttons = keyboard(event.type, event.event_id, event.data, link.language)
+            plans[key] = SendPlan(chat_id, text, buttons, link.language)
+            until = quiet_until(lookup.now, link.timezone, link.quiet_start, link.quiet_end)
+            if until is None and event.user_id in lookup.waiting:
+                until = lookup.now
+            if until is not None:  # the row id is filled in once the row exists
+                holds[key] = Hold(0, until, {"text": text, "buttons": buttons})
+    return plans, holds, held_edits
 
 
 def dedupe_key(event: Event, data: Any) -> str:
@@ -193,32 +235,32 @@ def edit_plan(
     link: Link,
     chat_id: int,
     tag: str,
-) -> EditPlan | HeldEdit | str:
+) -> EditPlan | HeldEdit | Settled:
     """How to show a post's new counts: edit its message, rewrite its held payload, or why not.
 
     `tag` is the `chat_tag` of the user's chat now; the message must have gone there.
     """
     if post is None:
-        return "no earlier message for this post"
+        return Settled("no earlier message for this post")
     if not post.applied:
-        return "older than the counts already shown"
+        return Settled("older than the counts already shown")
     original = post.details.get("data")
     if not isinstance(original, dict):
-        return "the post's notification was not stored"
+        return Settled("the post's notification was not stored")
     try:
         data = PostSuccessData.model_validate(
             original | {"likes": update.likes, "comments": update.comments}
         )
     except ValidationError:
-        return "the post's stored notification is invalid"
+        return Settled("the post's stored notification is invalid")
     text = render_post_success(data, post.occurred_at, link.language)
     buttons = keyboard(EventType.POST_SUCCESS, post.event_id, original, link.language)
-    if post.status == "held" and post.delivery_id is not None:
+    if post.status is DeliveryStatus.HELD and post.delivery_id is not None:
         return HeldEdit(post.delivery_id, {"text": text, "buttons": buttons})
-    if post.status != "sent" or post.message_id is None:
-        return "no message was sent for this post"
+    if post.status is not DeliveryStatus.SENT or post.message_id is None:
+        return Settled("no message was sent for this post")
     if (post.payload or {}).get("folded"):
-        return "the post's message is a quiet-hours fold"
+        return Settled("the post's message is a quiet-hours fold")
     if post.details.get("chat") != tag:
-        return "the post's message is in another chat"
+        return Settled("the post's message is in another chat")
     return EditPlan(chat_id, post.message_id, text, buttons)

@@ -22,53 +22,52 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from services.common.logging import log_context, mask_chat_id
 from services.notifier import metrics
 from services.notifier.batching import Batcher
-from services.notifier.keyboards import Keyboard, keyboard, reply_markup
+from services.notifier.keyboards import Keyboard, reply_markup
 from services.notifier.planning import (
-    EditPlan,
-    HeldEdit,
-    Plan,
+    Lookup,
     activity_row,
     chat_tag,
     dedupe_key,
-    edit_plan,
     link_skip_reason,
     post_key,
-    render,
-    report_from_data,
-    skip_reason,
+    route,
 )
-from services.notifier.preferences import quiet_until
 from services.notifier.progress import ProgressWatch
 from services.notifier.ratelimit import ChatSequencer, RateLimiter
-from services.notifier.render import (
-    DailyReport,
-    digest_fits,
-    render_digest,
-    render_quiet_fold,
-)
-from services.notifier.store import (
-    ERROR_CHARS,
+from services.notifier.records import (
     FINAL_STATUSES,
+    SETTLED_IN_PLAN,
     DeliveryIntent,
     DeliveryResult,
     DeliveryRow,
+    DeliveryStatus,
+    EditPlan,
     HeldDelivery,
     Hold,
     Link,
     MetricsUpdate,
-    NotifierStore,
+    Outcome,
+    OutcomeStatus,
+    Plan,
     PostMessage,
+    Settled,
     SummaryWindow,
-    storable,
+    Verdict,
+    problem,
 )
+from services.notifier.render import digest_fits, render_digest, render_quiet_fold
+from services.notifier.store import NotifierStore
 from services.notifier.telegram import Failure, SendError, TelegramSender
+from services.notifier.work import Edit as _Edit
+from services.notifier.work import Item as _Item
+from services.notifier.work import Send as _Send
 from shared.contract import (
     ACTIVITY_TYPES,
     DailySummaryData,
@@ -81,11 +80,6 @@ from shared.db import is_transient
 log = logging.getLogger("notifier")
 
 
-SETTLED_IN_PLAN = ("skipped", "held", "edited")
-"""Delivery states decided inside the batch transaction: nothing is sent for them now."""
-
-Verdict = tuple[str, int | None, str | None, DeadLetterReason | None]
-"""How a send or edit ended: status, Telegram message id, error, dead-letter reason."""
 Judge = Callable[[str, SendError, int, int], Awaitable[Verdict | None]]
 """(user id, error, attempts, 429s so far) -> None to retry, or the verdict that stops."""
 
@@ -133,16 +127,6 @@ class InternalEvents(Protocol):
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What became of one event; `dead_letter` set means: put the message in the DLQ."""
-
-    status: str
-    reason: str | None = None
-    dead_letter: DeadLetterReason | None = None
-    telegram_message_id: int | None = None
-
-
-@dataclass(frozen=True)
 class ProcessorConfig:
     """Batching and retry bounds."""
 
@@ -159,54 +143,6 @@ class ProcessorConfig:
     """Fold this many (or more) messages waiting for one chat into one; 0: never fold."""
     digest_window: float = 5.0
     """Only messages that arrived within this many seconds of the first are folded."""
-
-
-@dataclass
-class _Item:
-    event: Event
-    data: Any
-    future: asyncio.Future[Outcome]
-    dedupe_key: str = ""
-
-
-@dataclass
-class _Send:
-    item: _Item
-    row: DeliveryRow
-    chat_id: int
-    text: str
-    ticket: asyncio.Future[None] = field(init=False)
-    """Its place in the chat's line (taken right after it is made, carrying it)."""
-    started: float = field(default_factory=time.monotonic)
-    buttons: Keyboard | None = None
-    language: str = "ko"
-    folded: list[_Send] = field(default_factory=list)
-    """Later messages to the same chat that this one carries as a digest."""
-    absorbed: bool = False
-    """Carried by an earlier message's digest: nothing left to send."""
-
-
-@dataclass
-class _Edit:
-    item: _Item
-    row: DeliveryRow
-    plan: EditPlan
-    ticket: asyncio.Future[None]
-
-
-@dataclass(frozen=True)
-class _Context:
-    """What one batch's transaction looked up, for deciding each event's fate."""
-
-    now: datetime
-    links: dict[str, Link]
-    chats: dict[str, int]
-    """Decrypted chat ids of the enabled links."""
-    reports: dict[str, DailyReport]
-    posts: dict[str, PostMessage]
-    superseded: dict[str, str]
-    waiting: set[str]
-    """Users with held deliveries."""
 
 
 class Processor:
@@ -316,7 +252,7 @@ class Processor:
                     "a batch of %d events failed (%s); trying its halves to find the event at "
                     "fault",
                     len(items),
-                    _problem(exc),
+                    problem(exc),
                 )
                 middle = len(items) // 2
                 await self._prepare_isolated(items[:middle])
@@ -324,7 +260,7 @@ class Processor:
                 return
             (item,) = items
             with log_context(event_id=str(item.event.event_id), user_id=item.event.user_id):
-                log.error("event could not be processed: %s", _problem(exc), exc_info=exc)
+                log.error("event could not be processed: %s", problem(exc), exc_info=exc)
             metrics.ISOLATED.inc()
             self._fail(item, exc)
             return
@@ -350,7 +286,7 @@ class Processor:
     def _fail(self, item: _Item, exc: BaseException) -> None:
         """Dead-letter one event with the error that stopped it."""
         if not item.future.done():
-            item.future.set_result(Outcome("error", _problem(exc), "processing_error"))
+            item.future.set_result(Outcome("error", problem(exc), "processing_error"))
 
     def _batch_failed(self, items: list[_Item], exc: Exception) -> None:
         for item in items:
@@ -387,7 +323,7 @@ class Processor:
                 if isinstance(i.data, DailySummaryData) and not i.data.has_totals
             ]
             posts, superseded = await self._apply_metrics(conn, firsts)
-            context = _Context(
+            lookup = Lookup(
                 now=now,
                 links=links,
                 chats=chats,
@@ -399,17 +335,20 @@ class Processor:
                     conn, (u for u, link in links.items() if link.quiet_start and link.quiet_end)
                 ),
             )
-            plans, holds, held_edits = self._route(firsts, context)
+            plans, holds, held_edits = route(firsts, lookup, self._callback_key)
             updated = await self._store.update_held(
                 conn, {e.delivery_id: e.payload for e in held_edits.values()}
             )
             intents = []
             for key, item in firsts.items():
-                status = "sending" if not isinstance(plans[key], str) else "skipped"
+                plan = plans[key]
+                status = (
+                    DeliveryStatus.SKIPPED if isinstance(plan, Settled) else DeliveryStatus.SENDING
+                )
                 if key in held_edits and held_edits[key].delivery_id in updated:
-                    status = "edited"
+                    status = DeliveryStatus.EDITED
                 elif key in held_edits:
-                    plans[key] = "the post's held message is being released"
+                    plans[key] = Settled("the post's held message is being released")
                 chat_id = chats.get(item.event.user_id)
                 intents.append(
                     DeliveryIntent(
@@ -417,56 +356,19 @@ class Processor:
                         item.event.event_id,
                         item.event.type.value,
                         item.event.user_id,
-                        mask_chat_id(chat_id) if status != "skipped" else None,
+                        mask_chat_id(chat_id) if status is not DeliveryStatus.SKIPPED else None,
                         status,
                     )
                 )
             rows = await self._store.begin_deliveries(conn, intents)
             await self._hold(conn, rows, plans, holds)
-            settled = [
-                _result(firsts[k], rows[k], rows[k].status, None, plans[k], final=True)  # type: ignore[arg-type]
-                for k in rows
-                if isinstance(plans[k], str) and rows[k].status in SETTLED_IN_PLAN
-            ]
+            settled = []
+            for key, row in rows.items():
+                plan = plans[key]
+                if isinstance(plan, Settled) and row.status in SETTLED_IN_PLAN:
+                    settled.append(_result(firsts[key], row, row.status, None, plan.reason, True))
             await self._store.mark_processed(conn, settled)
         return items, rows, plans
-
-    def _route(
-        self, firsts: dict[str, _Item], context: _Context
-    ) -> tuple[dict[str, Plan], dict[str, Hold], dict[str, HeldEdit]]:
-        """Each event's fate: a message (to hold if the user is in quiet hours), an edit (of a
-        sent or of a held message), or the reason there is none."""
-        plans: dict[str, Plan] = {}
-        holds: dict[str, Hold] = {}
-        held_edits: dict[str, HeldEdit] = {}
-        for key, item in firsts.items():
-            event, data = item.event, item.data
-            link = context.links.get(event.user_id)
-            chat_id = context.chats.get(event.user_id)
-            reason = skip_reason(event, link) or context.superseded.get(key)
-            if reason is not None or link is None or chat_id is None:
-                plans[key] = reason or "skipped"
-            elif isinstance(data, PostMetricsUpdatedData):
-                post = context.posts.get(key)
-                edit = edit_plan(data, post, link, chat_id, self._tag(chat_id) or "")
-                if isinstance(edit, HeldEdit):
-                    held_edits[key] = edit
-                    plans[key] = "held message updated"
-                else:
-                    plans[key] = edit
-            else:
-                report = context.reports.get(key)
-                if isinstance(data, DailySummaryData) and data.has_totals:
-                    report = report_from_data(data)
-                text = render(event, data, report, link.language)
-                buttons = keyboard(event.type, event.event_id, event.data, link.language)
-                plans[key] = (chat_id, text, buttons, link.language)
-                until = quiet_until(context.now, link.timezone, link.quiet_start, link.quiet_end)
-                if until is None and event.user_id in context.waiting:
-                    until = context.now
-                if until is not None:  # the row id is filled in once the row exists
-                    holds[key] = Hold(0, until, {"text": text, "buttons": buttons})
-        return plans, holds, held_edits
 
     async def _apply_metrics(
         self, conn: Any, firsts: dict[str, _Item]
@@ -505,13 +407,13 @@ class Processor:
         wanted = {
             k: dataclasses.replace(hold, delivery_id=rows[k].id)
             for k, hold in holds.items()
-            if k in rows and rows[k].status == "sending"
+            if k in rows and rows[k].status is DeliveryStatus.SENDING
         }
         held = await self._store.hold(conn, list(wanted.values()))
         for key, hold in wanted.items():
             if hold.delivery_id in held:
-                rows[key] = dataclasses.replace(rows[key], status="held")
-                plans[key] = f"quiet hours until {hold.release_at:%Y-%m-%d %H:%M} UTC"
+                rows[key] = dataclasses.replace(rows[key], status=DeliveryStatus.HELD)
+                plans[key] = Settled(f"quiet hours until {hold.release_at:%Y-%m-%d %H:%M} UTC")
                 metrics.HELD.inc()
 
     def _tag(self, chat_id: int | None) -> str | None:
@@ -547,9 +449,9 @@ class Processor:
             item.future.set_result(Outcome("duplicate", "already processed"))
         elif leader is not item:
             _chain(leader.future, item.future)
-        elif isinstance(plan, str):
-            status = row.status if row.status in SETTLED_IN_PLAN else "duplicate"
-            item.future.set_result(Outcome(status, plan))
+        elif isinstance(plan, Settled):
+            status: OutcomeStatus = row.status if row.status in SETTLED_IN_PLAN else "duplicate"
+            item.future.set_result(Outcome(status, plan.reason))
         elif row.status in FINAL_STATUSES:
             item.future.set_result(Outcome("duplicate", f"already {row.status}"))
         elif key in self._active:  # an earlier copy of this event is being sent right now
@@ -559,15 +461,17 @@ class Processor:
             # recorded: Telegram has most likely delivered it, and sendMessage has no
             # idempotency key, so it is not sent again (as with a timeout after sending).
             reason = "in flight when the previous consumer stopped; not resent"
-            result = _result(item, row, "uncertain", None, reason, True)
-            self._results.add((result, item.future, Outcome("uncertain", reason)))
+            uncertain = DeliveryStatus.UNCERTAIN
+            result = _result(item, row, uncertain, None, reason, True)
+            self._results.add((result, item.future, Outcome(uncertain, reason)))
         else:
             if isinstance(plan, EditPlan):
                 work = self._edit(_Edit(item, row, plan, self._sequencer.enter(plan.chat_id)))
             else:
-                chat_id, text, buttons, language = plan
-                send = _Send(item, row, chat_id, text, buttons=buttons, language=language)
-                send.ticket = self._sequencer.enter(chat_id, send)
+                send = _Send(
+                    item, row, plan.chat_id, plan.text, buttons=plan.buttons, language=plan.language
+                )
+                send.ticket = self._sequencer.enter(plan.chat_id, send)
                 work = self._send(send)
             self._active[key] = item.future
             item.future.add_done_callback(lambda _: self._active.pop(key, None))
@@ -590,10 +494,10 @@ class Processor:
                 functools.partial(self._send_once, send),
                 expose=True,
             )
-            if verdict[0] == "sent":
+            if verdict.status is DeliveryStatus.SENT:
                 metrics.SENT.labels(item.event.type.value).inc()
                 metrics.LAG.observe(max(0.0, time.time() - item.event.occurred_at.timestamp()))
-            self._finish(send, attempts, *verdict)
+            self._finish(send, attempts, verdict)
 
     async def _send_once(self, send: _Send, chat_id: int) -> int:
         """One sendMessage of `send` (a digest if waiting let a burst gather), with its rows'
@@ -644,9 +548,8 @@ class Processor:
                 raise
             except Exception as exc:  # a bug, or the broker gone mid-way: dead-letter, go on
                 log.exception("%s failed unexpectedly", doing)
-                self._finish(
-                    entry, entry.row.attempts, "failed", None, _problem(exc), "processing_error"
-                )
+                verdict = Verdict(DeliveryStatus.FAILED, None, problem(exc), "processing_error")
+                self._finish(entry, entry.row.attempts, verdict)
             finally:
                 self._sequencer.leave(chat_id, entry.ticket)
 
@@ -663,7 +566,7 @@ class Processor:
         """`call(chat_id)` under the rate limiter until it succeeds or `judge` (by default
         `_failure_verdict`) stops it: a 429 pauses every send and is retried without counting as
         an attempt, a migrated group is retried at its new id, a transient failure after a
-        backoff. Returns the verdict ("sent" with the message id on success) and the attempts."""
+        backoff. Returns the verdict (`sent` with the message id on success) and the attempts."""
         judge = judge or self._failure_verdict
         rate_limited = 0
         while True:
@@ -689,7 +592,7 @@ class Processor:
                 raise
             self._limiter.release(chat_id)
             self._progress.note()
-            return ("sent", message_id, None, None), attempts
+            return Verdict(DeliveryStatus.SENT, message_id), attempts
 
     def _fold(self, send: _Send) -> bool:
         """Take the messages queued behind `send` for its chat into a digest, when enough of
@@ -728,7 +631,7 @@ class Processor:
             self._limiter.pause(error.retry_after or 1.0)
             metrics.RETRIES.labels("retry_after").inc()
             if rate_limited + 1 >= self._config.max_rate_limited:
-                return "failed", None, str(error), "retries_exhausted"
+                return Verdict(DeliveryStatus.FAILED, None, str(error), "retries_exhausted")
             return None
         if failure is Failure.MIGRATED and error.migrate_to_chat_id:
             log.info(
@@ -741,10 +644,10 @@ class Processor:
         if failure is Failure.CHAT_GONE:
             log.info("chat refused by Telegram, disabling the link: %s", error)
             await self._internal.chat_gone(user_id, error)
-            return "undeliverable", None, str(error), None
+            return Verdict(DeliveryStatus.UNDELIVERABLE, None, str(error))
         if failure is Failure.UNCERTAIN:
             log.warning("send timed out after the request was sent; not retried: %s", error)
-            return "uncertain", None, str(error), None
+            return Verdict(DeliveryStatus.UNCERTAIN, None, str(error))
         if failure is Failure.TRANSIENT and attempts < self._config.max_attempts:
             metrics.RETRIES.labels("transient").inc()
             await asyncio.sleep(self._backoff(attempts))
@@ -752,7 +655,7 @@ class Processor:
         reason: DeadLetterReason = (
             "retries_exhausted" if failure is Failure.TRANSIENT else "undeliverable"
         )
-        return "failed", None, str(error), reason
+        return Verdict(DeliveryStatus.FAILED, None, str(error), reason)
 
     def _markup(self, buttons: Keyboard | None, chat_id: int) -> dict[str, Any] | None:
         """The buttons signed for the chat they are sent to (after a migration: the new one)."""
@@ -778,10 +681,10 @@ class Processor:
                 once,
                 judge=self._after_edit_failure,
             )
-            if verdict[0] == "sent":
+            if verdict.status is DeliveryStatus.SENT:
                 metrics.EDITED.inc()
-                verdict = ("edited", plan.message_id, None, None)
-            self._finish(edit, attempts, *verdict)
+                verdict = Verdict(DeliveryStatus.EDITED, plan.message_id)
+            self._finish(edit, attempts, verdict)
 
     async def _after_edit_failure(
         self, user_id: str, error: SendError, attempts: int, rate_limited: int
@@ -793,9 +696,9 @@ class Processor:
             error = dataclasses.replace(error, failure=Failure.TRANSIENT)
         if error.failure is Failure.MIGRATED and error.migrate_to_chat_id:
             await self._internal.chat_migrated(user_id, error.migrate_to_chat_id)
-            return "skipped", None, f"chat migrated: {error}", None
+            return Verdict(DeliveryStatus.SKIPPED, None, f"chat migrated: {error}")
         if error.failure is Failure.REJECTED:
-            return "undeliverable", None, str(error), None
+            return Verdict(DeliveryStatus.UNDELIVERABLE, None, str(error))
         return await self._failure_verdict(user_id, error, attempts, rate_limited)
 
     # -- quiet hours: releasing held deliveries -----------------------------------------------
@@ -850,7 +753,9 @@ class Processor:
             if reason is None:
                 ready.append(row)
             else:
-                results.append(_held_result(row, "skipped", None, reason, row.attempts))
+                results.append(
+                    _held_result(row, DeliveryStatus.SKIPPED, None, reason, row.attempts)
+                )
         if not ready or link is None or link.chat_id is None:
             return results, []
         user_id = ready[0].user_id
@@ -868,15 +773,15 @@ class Processor:
                 )
             except Exception as exc:  # a bug or bad data: record it on the rows, release others
                 log.exception("releasing held deliveries failed")
-                status, message_id, error = "failed", None, _problem(exc)
+                status, message_id, error = DeliveryStatus.FAILED, None, problem(exc)
             results += [_held_result(r, status, message_id, error, attempts) for r in ready]
         metrics.RELEASED.labels(status).inc(len(ready))
-        folded = [r.id for r in ready] if len(ready) > 1 and status == "sent" else []
+        folded = [r.id for r in ready] if len(ready) > 1 and status is DeliveryStatus.SENT else []
         return results, folded
 
     async def _deliver(
         self, user_id: str, chat_id: int, text: str, buttons: Keyboard | None, attempts: int
-    ) -> tuple[str, int | None, str | None, int]:
+    ) -> tuple[DeliveryStatus, int | None, str | None, int]:
         """Send one released message in its chat's turn: (status, message id, error, attempts).
 
         Nothing is dead-lettered: a held message has no RabbitMQ message left.
@@ -890,12 +795,10 @@ class Processor:
                     to, text, reply_markup=self._markup(buttons, to)
                 )
 
-            (status, message_id, error, _), attempts = await self._attempt_until_done(
-                user_id, chat_id, attempts, once
-            )
-            if status == "sent":
+            verdict, attempts = await self._attempt_until_done(user_id, chat_id, attempts, once)
+            if verdict.status is DeliveryStatus.SENT:
                 metrics.SENT.labels("quiet_hours").inc()
-            return status, message_id, error, attempts
+            return verdict.status, verdict.message_id, verdict.error, attempts
         finally:
             self._sequencer.leave(chat_id, ticket)
 
@@ -903,17 +806,10 @@ class Processor:
         base = min(self._config.backoff_max, self._config.backoff_base * 2 ** (attempts - 1))
         return base * (0.5 + random.random() / 2)
 
-    def _finish(
-        self,
-        send: _Send | _Edit,
-        attempts: int,
-        status: str,
-        message_id: int | None,
-        error: str | None,
-        dead_letter: DeadLetterReason | None,
-    ) -> None:
+    def _finish(self, send: _Send | _Edit, attempts: int, verdict: Verdict) -> None:
+        status, message_id, error = verdict.status, verdict.message_id, verdict.error
         final = status in FINAL_STATUSES
-        outcome = Outcome(status, error, dead_letter, message_id)
+        outcome = Outcome(status, error, verdict.dead_letter, message_id)
         carried = send.folded if isinstance(send, _Send) else []
         for each in (send, *carried):  # a digest's messages share its fate
             result = _result(each.item, each.row, status, message_id, error, final, attempts)
@@ -958,7 +854,7 @@ class Processor:
 def _result(
     item: _Item,
     row: DeliveryRow,
-    status: str,
+    status: DeliveryStatus,
     message_id: int | None,
     error: str | None,
     final: bool,
@@ -978,7 +874,11 @@ def _result(
 
 
 def _held_result(
-    row: HeldDelivery, status: str, message_id: int | None, error: str | None, attempts: int
+    row: HeldDelivery,
+    status: DeliveryStatus,
+    message_id: int | None,
+    error: str | None,
+    attempts: int,
 ) -> DeliveryResult:
     return DeliveryResult(
         delivery_id=row.id,
@@ -991,12 +891,6 @@ def _held_result(
         attempts=attempts,
         final=status in FINAL_STATUSES,
     )
-
-
-def _problem(exc: BaseException) -> str:
-    """An exception as a delivery's error and a dead letter's reason: its type and message,
-    storable and at most `ERROR_CHARS` long."""
-    return storable(f"{type(exc).__name__}: {exc}")[:ERROR_CHARS]
 
 
 def _chain(source: asyncio.Future[Outcome], target: asyncio.Future[Outcome]) -> None:

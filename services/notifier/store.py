@@ -9,168 +9,41 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from services.notifier.records import (
+    ERROR_CHARS,
+    FINAL_STATUSES,
+    ActivityRow,
+    DeliveryIntent,
+    DeliveryResult,
+    DeliveryRow,
+    DeliveryStatus,
+    HeldDelivery,
+    Hold,
+    Link,
+    MetricsUpdate,
+    PostMessage,
+    SummaryWindow,
+    storable,
+)
 from services.notifier.render import DailyReport, PlatformTotals, platform_key
 from shared.contract import EventType
 from shared.db import is_transient, libpq_url
 
+__all__ = ["NotifierStore", "SummaryWindow", "open_pool"]
+
 log = logging.getLogger(__name__)
 
-ERROR_CHARS = 2000
-"""Longest error text kept on a delivery."""
-
-FINAL_STATUSES = ("sent", "skipped", "uncertain", "undeliverable", "edited")
-"""A delivery in one of these states is never attempted again for the same dedupe key."""
-
-
-def storable(text: str) -> str:
-    """`text` as PostgreSQL can store it: without NUL characters, lone surrogates replaced."""
-    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
-
-
-@dataclass(frozen=True)
-class Link:
-    """What the notifier needs of a user's link."""
-
-    user_id: str
-    chat_id: str | None
-    enabled: bool
-    muted_types: tuple[str, ...]
-    language: str
-    timezone: str = "UTC"
-    quiet_start: time | None = None
-    quiet_end: time | None = None
-
-
-@dataclass(frozen=True)
-class ActivityRow:
-    """One platform event as recorded for the daily summary."""
-
-    event_id: uuid.UUID
-    user_id: str
-    type: str
-    occurred_at: datetime
-    platform: str | None
-    likes: int
-    comments: int
-    details: dict[str, object]
-    post_id: str | None = None
-
-
-@dataclass(frozen=True)
-class DeliveryIntent:
-    """A delivery row to create (or resume) before sending."""
-
-    dedupe_key: str
-    event_id: uuid.UUID
-    event_type: str
-    user_id: str
-    chat_ref: str | None
-    status: str
-
-
-@dataclass(frozen=True)
-class DeliveryRow:
-    """The delivery row as the database holds it after `begin_deliveries`."""
-
-    id: int
-    dedupe_key: str
-    status: str
-    attempts: int
-    handed_at: datetime | None = None
-    """Set when a request for it was written to Telegram and no result was recorded since."""
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    """The outcome of one delivery, written after the send."""
-
-    delivery_id: int
-    event_id: uuid.UUID
-    event_type: str
-    user_id: str
-    status: str
-    telegram_message_id: int | None
-    error: str | None
-    attempts: int
-    final: bool
-
-
-@dataclass(frozen=True)
-class SummaryWindow:
-    """The UTC interval of one user's local day."""
-
-    key: str
-    user_id: str
-    day: date
-    timezone: str
-
-    def bounds(self) -> tuple[datetime, datetime]:
-        """[start, end) of the local day in UTC (handles DST days of 23 or 25 hours)."""
-        try:
-            zone = ZoneInfo(self.timezone)
-        except (KeyError, ValueError):
-            zone = ZoneInfo("UTC")
-        start = datetime.combine(self.day, time(0), zone).astimezone(UTC)
-        end = datetime.combine(self.day + timedelta(days=1), time(0), zone).astimezone(UTC)
-        return start, end
-
-
-@dataclass(frozen=True)
-class Hold:
-    """A delivery to keep until the user's quiet hours end, with what it will send."""
-
-    delivery_id: int
-    release_at: datetime
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class HeldDelivery:
-    """A held delivery whose time has come (locked by `due_held` until the transaction ends)."""
-
-    id: int
-    event_id: uuid.UUID
-    event_type: str
-    user_id: str
-    payload: dict[str, Any]
-    attempts: int
-
-
-@dataclass(frozen=True)
-class MetricsUpdate:
-    """New counts for one post of one user (`key`: the metrics event's dedupe key)."""
-
-    key: str
-    user_id: str
-    post_id: str
-    likes: int
-    comments: int
-    at: datetime
-
-
-@dataclass(frozen=True)
-class PostMessage:
-    """A post's success notification as a metrics update finds it."""
-
-    event_id: uuid.UUID
-    occurred_at: datetime
-    details: dict[str, Any]
-    applied: bool
-    """False when a newer update was applied before (this one is stale)."""
-    delivery_id: int | None
-    status: str | None
-    message_id: int | None
-    payload: dict[str, Any] | None
-
+# Statuses in the statements below are the enum's values, spelled out as literals so PostgreSQL
+# matches the partial index on held deliveries; parameters pass members (psycopg dumps a StrEnum
+# as its value).
+SENDING, HELD, SENT = DeliveryStatus.SENDING, DeliveryStatus.HELD, DeliveryStatus.SENT
 
 _PROCESSED = "SELECT event_id FROM processed_events WHERE event_id = ANY(%s)"
 
@@ -210,22 +83,22 @@ ON CONFLICT (dedupe_key) DO UPDATE SET
 RETURNING id, dedupe_key, status, attempts, handed_at
 """
 
-_MARK_HANDED = """
+_MARK_HANDED = f"""
 UPDATE deliveries AS d SET handed_at = CASE WHEN v.handed THEN now() END
 FROM unnest(%s::bigint[], %s::bool[]) AS v(id, handed)
-WHERE d.id = v.id AND d.status = 'sending'
-"""
+WHERE d.id = v.id AND d.status = '{SENDING}'
+"""  # noqa: S608 (statuses only)
 
-_FINISH = """
+_FINISH = f"""
 UPDATE deliveries AS d
-SET status = CASE WHEN d.status = 'sent' THEN d.status ELSE v.status END,
+SET status = CASE WHEN d.status = '{SENT}' THEN d.status ELSE v.status END,
     telegram_message_id = coalesce(v.message_id, d.telegram_message_id),
     error = v.error, attempts = v.attempts, updated_at = now(), handed_at = NULL,
-    sent_at = CASE WHEN v.status = 'sent' THEN now() ELSE d.sent_at END
+    sent_at = CASE WHEN v.status = '{SENT}' THEN now() ELSE d.sent_at END
 FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::int[])
      AS v(id, status, message_id, error, attempts)
 WHERE d.id = v.id
-"""
+"""  # noqa: S608 (statuses only)
 
 _MARK_PROCESSED = """
 INSERT INTO processed_events (event_id, type, user_id, received_at)
@@ -234,17 +107,17 @@ ON CONFLICT DO NOTHING
 """
 
 
-_HELD_USERS = """
-SELECT DISTINCT user_id FROM deliveries WHERE status = 'held' AND user_id = ANY(%s)
-"""
+_HELD_USERS = f"""
+SELECT DISTINCT user_id FROM deliveries WHERE status = '{HELD}' AND user_id = ANY(%s)
+"""  # noqa: S608 (statuses only)
 
-_HOLD = """
-UPDATE deliveries AS d SET status = 'held', release_at = v.release_at, payload = v.payload,
+_HOLD = f"""
+UPDATE deliveries AS d SET status = '{HELD}', release_at = v.release_at, payload = v.payload,
     updated_at = now()
 FROM unnest(%s::bigint[], %s::timestamptz[], %s::jsonb[]) AS v(id, release_at, payload)
-WHERE d.id = v.id AND d.status = 'sending' AND d.handed_at IS NULL
+WHERE d.id = v.id AND d.status = '{SENDING}' AND d.handed_at IS NULL
 RETURNING d.id
-"""
+"""  # noqa: S608 (statuses only)
 
 # The newest success of each (user, post); its counts replaced unless a newer update came first.
 _POST_MESSAGES = """
@@ -271,26 +144,26 @@ FROM target t LEFT JOIN deliveries d ON d.dedupe_key = t.event_id::text
 """
 
 # Rows the release loop is sending right now are locked: skip them rather than wait.
-_UPDATE_HELD = """
+_UPDATE_HELD = f"""
 WITH free AS (
-    SELECT id FROM deliveries WHERE id = ANY(%s) AND status = 'held' FOR UPDATE SKIP LOCKED
+    SELECT id FROM deliveries WHERE id = ANY(%s) AND status = '{HELD}' FOR UPDATE SKIP LOCKED
 )
 UPDATE deliveries AS d SET payload = d.payload || v.payload, updated_at = now()
 FROM unnest(%s::bigint[], %s::jsonb[]) AS v(id, payload), free
 WHERE d.id = v.id AND free.id = v.id
 RETURNING d.id
-"""
+"""  # noqa: S608 (statuses only)
 
 # Whole users at a time, so one user's waiting messages fold into one message.
-_DUE_HELD = """
+_DUE_HELD = f"""
 SELECT id, event_id, event_type, user_id, payload, attempts FROM deliveries
-WHERE status = 'held' AND release_at <= %(now)s AND user_id IN (
+WHERE status = '{HELD}' AND release_at <= %(now)s AND user_id IN (
     SELECT DISTINCT user_id FROM deliveries
-    WHERE status = 'held' AND release_at <= %(now)s LIMIT %(users)s
+    WHERE status = '{HELD}' AND release_at <= %(now)s LIMIT %(users)s
 )
 ORDER BY user_id, id
 FOR UPDATE SKIP LOCKED
-"""
+"""  # noqa: S608 (statuses only)
 
 _MARK_FOLDED = """
 UPDATE deliveries AS d
@@ -402,7 +275,10 @@ class NotifierStore:
                 [i.chat_ref for i in intents], [i.status for i in intents], final, final,
             ),
         )  # fmt: skip
-        return {row[1]: DeliveryRow(*row) for row in await cursor.fetchall()}
+        return {
+            key: DeliveryRow(id_, key, DeliveryStatus(status), attempts, handed_at)
+            for id_, key, status, attempts, handed_at in await cursor.fetchall()
+        }
 
     async def mark_handed(self, marks: Sequence[tuple[int, bool]]) -> None:
         """Record that requests were written to Telegram (True) or definitely refused (False).
@@ -539,7 +415,23 @@ class NotifierStore:
                 [u.comments for u in updates], [u.at for u in updates],
             ),
         )  # fmt: skip
-        return {row[0]: PostMessage(*row[1:]) for row in await cursor.fetchall()}
+        found = {}
+        for (
+            key,
+            event_id,
+            at,
+            details,
+            applied,
+            delivery_id,
+            status,
+            message_id,
+            payload,
+        ) in await cursor.fetchall():
+            state = None if status is None else DeliveryStatus(status)
+            found[key] = PostMessage(
+                event_id, at, details, applied, delivery_id, state, message_id, payload
+            )
+        return found
 
     async def update_held(
         self, conn: AsyncConnection, payloads: dict[int, dict[str, Any]]

@@ -198,7 +198,8 @@ async def test_the_watchdog_flags_a_stall(database_url, rabbitmq_url):
 
 
 async def test_a_result_that_cannot_be_written_does_not_take_the_others_with_it(database_url):
-    from services.notifier.store import DeliveryIntent, DeliveryResult, NotifierStore, open_pool
+    from services.notifier.records import DeliveryIntent, DeliveryResult, DeliveryStatus
+    from services.notifier.store import NotifierStore, open_pool
 
     pool = open_pool(database_url)
     await pool.open()
@@ -210,7 +211,12 @@ async def test_a_result_that_cannot_be_written_does_not_take_the_others_with_it(
                 conn,
                 [
                     DeliveryIntent(
-                        str(e.event_id), e.event_id, e.type.value, e.user_id, None, "sending"
+                        str(e.event_id),
+                        e.event_id,
+                        e.type.value,
+                        e.user_id,
+                        None,
+                        DeliveryStatus.SENDING,
                     )
                     for e in events
                 ],
@@ -221,7 +227,7 @@ async def test_a_result_that_cannot_be_written_does_not_take_the_others_with_it(
                 e.event_id,
                 e.type.value,
                 e.user_id,
-                "sent",
+                DeliveryStatus.SENT,
                 7,
                 # The middle one cannot be stored (attempts is a 32-bit column); the error texts
                 # carry what PostgreSQL's text refuses, which is cleaned, not refused.
