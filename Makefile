@@ -4,9 +4,9 @@ UV ?= uv
 
 .PHONY: install run test test-tools test-unit test-integration test-e2e test-faults lint fmt bench docs up down demo validate-deploy
 
-install:  ## install the locked dependencies (and uv itself if missing)
+install:  ## install the locked dependencies (and uv itself if missing), compiled to bytecode: every service starts faster
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 run: install  ## servers (Docker if need be), the Telegram stand-in, one migration, all services; Ctrl-C stops all
 	@$(UV) run sns-telegram dev
