@@ -19,7 +19,6 @@ import dataclasses
 import functools
 import logging
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from services.common.logging import log_context, mask_chat_id
-from services.notifier import metrics
+from services.notifier import digests, metrics
 from services.notifier.batching import Batcher
 from services.notifier.keyboards import Keyboard, reply_markup
 from services.notifier.planning import (
@@ -62,7 +61,8 @@ from services.notifier.records import (
     Verdict,
     problem,
 )
-from services.notifier.render import digest_fits, render_digest, render_quiet_fold
+from services.notifier.render import render_quiet_fold
+from services.notifier.retry import MOVED, PACED, Judge, RetryPolicy
 from services.notifier.store import NotifierStore
 from services.notifier.telegram import Failure, SendError, TelegramSender
 from services.notifier.work import Edit as _Edit
@@ -71,7 +71,6 @@ from services.notifier.work import Send as _Send
 from shared.contract import (
     ACTIVITY_TYPES,
     DailySummaryData,
-    DeadLetterReason,
     Event,
     PostMetricsUpdatedData,
 )
@@ -79,9 +78,6 @@ from shared.db import is_transient
 
 log = logging.getLogger("notifier")
 
-
-Judge = Callable[[str, SendError, int, int], Awaitable[Verdict | None]]
-"""(user id, error, attempts, 429s so far) -> None to retry, or the verdict that stops."""
 
 Clock = Callable[[], datetime]
 """The current time, timezone-aware (quiet hours are decided on it; tests pass a fixed one)."""
@@ -169,6 +165,12 @@ class Processor:
         self._internal = internal_events
         self._config = config or ProcessorConfig()
         self._sequencer = ChatSequencer()
+        self._policy = RetryPolicy(
+            max_attempts=self._config.max_attempts,
+            max_rate_limited=self._config.max_rate_limited,
+            backoff_base=self._config.backoff_base,
+            backoff_max=self._config.backoff_max,
+        )
         self._prepare = Batcher(
             self._config.batch_size,
             self._config.batch_wait,
@@ -503,8 +505,8 @@ class Processor:
         """One sendMessage of `send` (a digest if waiting let a burst gather), with its rows'
         hand-over marks: set once the request is written, cleared when Telegram answers that it
         did not deliver it (a resend is then ours, or the next consumer's, to make)."""
-        if not send.folded and self._fold(send):
-            send.text, send.buttons = self._digest(send), None
+        if not send.folded:
+            self._fold(send)
         rows = [send.row.id, *(f.row.id for f in send.folded)]
         written = False
 
@@ -563,11 +565,12 @@ class Processor:
         expose: bool = False,
         judge: Judge | None = None,
     ) -> tuple[Verdict, int]:
-        """`call(chat_id)` under the rate limiter until it succeeds or `judge` (by default
-        `_failure_verdict`) stops it: a 429 pauses every send and is retried without counting as
-        an attempt, a migrated group is retried at its new id, a transient failure after a
-        backoff. Returns the verdict (`sent` with the message id on success) and the attempts."""
-        judge = judge or self._failure_verdict
+        """`call(chat_id)` under the rate limiter until it succeeds or `judge` (by default the
+        policy's `after_send_failure`) stops it: a 429 pauses every send and is retried without
+        counting as an attempt, a migrated group is retried at its new id, a transient failure
+        after a backoff. Returns the verdict (`sent` with the message id on success) and the
+        attempts made."""
+        judge = judge or self._policy.after_send_failure
         rate_limited = 0
         while True:
             metrics.RATE_WAIT.observe(await self._limiter.acquire(chat_id, expose=expose))
@@ -578,14 +581,26 @@ class Processor:
                 self._limiter.release(chat_id)
                 self._progress.note()  # Telegram answered (or the request timed out)
                 metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
-                verdict = await judge(user_id, error, attempts, rate_limited)
-                if verdict is not None:
-                    return verdict, attempts
-                if error.failure is Failure.RETRY_AFTER:
+                await self._heed(user_id, error)
+                decision = judge(error, attempts, rate_limited)
+                if isinstance(decision, Verdict):
+                    if decision.status is DeliveryStatus.UNCERTAIN:
+                        log.warning(
+                            "send timed out after the request was sent; not retried: %s", error
+                        )
+                    return decision, attempts
+                if decision is PACED:
                     rate_limited += 1
                     attempts -= 1  # a 429 is Telegram pacing us, not a failed attempt
-                elif error.failure is Failure.MIGRATED and error.migrate_to_chat_id:
+                    continue
+                metrics.RETRIES.labels(decision.reason).inc()
+                if decision is MOVED and error.migrate_to_chat_id:
                     chat_id = error.migrate_to_chat_id
+                    log.info(
+                        "chat migrated to a supergroup, resending to %s", mask_chat_id(chat_id)
+                    )
+                if decision.wait > 0:
+                    await asyncio.sleep(decision.wait)
                 continue
             except BaseException:
                 self._limiter.release(chat_id)
@@ -594,68 +609,30 @@ class Processor:
             self._progress.note()
             return Verdict(DeliveryStatus.SENT, message_id), attempts
 
-    def _fold(self, send: _Send) -> bool:
-        """Take the messages queued behind `send` for its chat into a digest, when enough of
-        them arrived within the window and they fit one message; True if it did."""
+    def _fold(self, send: _Send) -> None:
+        """Turn `send` into a digest of the messages queued behind it for its chat, when
+        enough of them wait (`digests`)."""
         minimum = self._config.digest_min
         if minimum < 2 or self._sequencer.waiting(send.chat_id) < minimum:
-            return False
-        texts = [send.text]
-        taken: list[_Send] = []
-        for other in self._sequencer.behind(send.chat_id, send.ticket):
-            if not isinstance(other, _Send) or other.absorbed:
-                break  # an edit (or a message another digest took) keeps its place in order
-            if other.started - send.started > self._config.digest_window:
-                break
-            if not digest_fits([*texts, other.text], send.language):
-                break
-            texts.append(other.text)
-            taken.append(other)
-        if 1 + len(taken) < minimum:
-            return False
-        for other in taken:
-            other.absorbed = True
-        send.folded = taken
-        metrics.DIGESTS.inc()
-        return True
+            return
+        behind = self._sequencer.behind(send.chat_id, send.ticket)
+        taken = digests.foldable(send, behind, minimum, self._config.digest_window)
+        if taken:
+            digests.fold(send, taken)
+            metrics.DIGESTS.inc()
 
-    def _digest(self, send: _Send) -> str:
-        return render_digest([send.text, *(f.text for f in send.folded)], send.language)
-
-    async def _failure_verdict(
-        self, user_id: str, error: SendError, attempts: int, rate_limited: int
-    ) -> Verdict | None:
-        """What a failed send to a user's chat means: None to retry, or how to stop."""
+    async def _heed(self, user_id: str, error: SendError) -> None:
+        """What Telegram's answer means beyond this message: a 429 pauses every send; a chat
+        gone or moved is the linker's to know."""
         failure = error.failure
         if failure is Failure.RETRY_AFTER:
             self._limiter.pause(error.retry_after or 1.0)
             metrics.RETRIES.labels("retry_after").inc()
-            if rate_limited + 1 >= self._config.max_rate_limited:
-                return Verdict(DeliveryStatus.FAILED, None, str(error), "retries_exhausted")
-            return None
-        if failure is Failure.MIGRATED and error.migrate_to_chat_id:
-            log.info(
-                "chat migrated to a supergroup, resending to %s",
-                mask_chat_id(error.migrate_to_chat_id),
-            )
+        elif failure is Failure.MIGRATED and error.migrate_to_chat_id:
             await self._internal.chat_migrated(user_id, error.migrate_to_chat_id)
-            metrics.RETRIES.labels("migrated").inc()
-            return None
-        if failure is Failure.CHAT_GONE:
+        elif failure is Failure.CHAT_GONE:
             log.info("chat refused by Telegram, disabling the link: %s", error)
             await self._internal.chat_gone(user_id, error)
-            return Verdict(DeliveryStatus.UNDELIVERABLE, None, str(error))
-        if failure is Failure.UNCERTAIN:
-            log.warning("send timed out after the request was sent; not retried: %s", error)
-            return Verdict(DeliveryStatus.UNCERTAIN, None, str(error))
-        if failure is Failure.TRANSIENT and attempts < self._config.max_attempts:
-            metrics.RETRIES.labels("transient").inc()
-            await asyncio.sleep(self._backoff(attempts))
-            return None
-        reason: DeadLetterReason = (
-            "retries_exhausted" if failure is Failure.TRANSIENT else "undeliverable"
-        )
-        return Verdict(DeliveryStatus.FAILED, None, str(error), reason)
 
     def _markup(self, buttons: Keyboard | None, chat_id: int) -> dict[str, Any] | None:
         """The buttons signed for the chat they are sent to (after a migration: the new one)."""
@@ -679,27 +656,12 @@ class Processor:
                 plan.chat_id,
                 edit.row.attempts,
                 once,
-                judge=self._after_edit_failure,
+                judge=self._policy.after_edit_failure,
             )
             if verdict.status is DeliveryStatus.SENT:
                 metrics.EDITED.inc()
                 verdict = Verdict(DeliveryStatus.EDITED, plan.message_id)
             self._finish(edit, attempts, verdict)
-
-    async def _after_edit_failure(
-        self, user_id: str, error: SendError, attempts: int, rate_limited: int
-    ) -> Verdict | None:
-        """As for sends, except: a timed-out edit is safely repeated (editing is idempotent);
-        a migrated group's old messages are not ours to edit; a message that cannot be edited
-        (deleted, too old) is simply left as it is."""
-        if error.failure is Failure.UNCERTAIN:
-            error = dataclasses.replace(error, failure=Failure.TRANSIENT)
-        if error.failure is Failure.MIGRATED and error.migrate_to_chat_id:
-            await self._internal.chat_migrated(user_id, error.migrate_to_chat_id)
-            return Verdict(DeliveryStatus.SKIPPED, None, f"chat migrated: {error}")
-        if error.failure is Failure.REJECTED:
-            return Verdict(DeliveryStatus.UNDELIVERABLE, None, str(error))
-        return await self._failure_verdict(user_id, error, attempts, rate_limited)
 
     # -- quiet hours: releasing held deliveries -----------------------------------------------
 
@@ -801,10 +763,6 @@ class Processor:
             return verdict.status, verdict.message_id, verdict.error, attempts
         finally:
             self._sequencer.leave(chat_id, ticket)
-
-    def _backoff(self, attempts: int) -> float:
-        base = min(self._config.backoff_max, self._config.backoff_base * 2 ** (attempts - 1))
-        return base * (0.5 + random.random() / 2)
 
     def _finish(self, send: _Send | _Edit, attempts: int, verdict: Verdict) -> None:
         status, message_id, error = verdict.status, verdict.message_id, verdict.error
