@@ -4,10 +4,11 @@ bench/results/.
 uv run python -m bench                      # all groups (BENCH_QUICK=1: smaller sizes)
 uv run python -m bench notifier baselines   # some groups: notifier, baselines, daily, linker,
                                             # memory, scheduler (the daily group already times
-                                            # the scheduler's 100,000 triggers)
+                                            # the scheduler's 100,000 triggers), startup (each
+                                            # service's time to /readyz)
 
 Each group is also runnable alone: `python -m bench.<notifier_bench|baselines|daily_summary_bench|
-linker_bench|memory_bench|scheduler_bench>`; `python -m bench.chart` redraws the chart.
+linker_bench|memory_bench|scheduler_bench|startup_bench>`; `python -m bench.chart` redraws the chart.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bench import (
     memory_bench,
     notifier_bench,
     scheduler_bench,
+    startup_bench,
 )
 from bench.harness import QUICK, RESULTS, write_result
 
@@ -61,6 +63,7 @@ GROUPS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "linker": lambda _: linker_bench.main(),
     "memory": lambda _: memory_bench.main(),
     "scheduler": _scheduler,
+    "startup": lambda _: startup_bench.main(),
 }
 
 
