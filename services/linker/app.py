@@ -38,7 +38,8 @@ from services.common.web import (
     health_router,
     install_common,
 )
-from services.linker.api import make_api
+from services.linker.api.errors import install_error_handler
+from services.linker.api.routes import make_api, make_preferences_api
 from services.linker.bot import (
     BotSender,
     bot_username_source,
@@ -48,10 +49,10 @@ from services.linker.bot import (
 )
 from services.linker.crypto import ChatIdCipher
 from services.linker.events import broker_ready, declare_topology, make_broker
-from services.linker.preferences_api import make_preferences_api
-from services.linker.service import Clock, LinkService
+from services.linker.ports import Clock
+from services.linker.service import LinkService
 from services.linker.settings import LinkerSettings
-from services.linker.store import LinkStore
+from services.linker.store import PostgresLinkStore
 from shared.models import utcnow
 from shared.publisher import EventPublisher
 from shared.settings import TELEGRAM_API_DEFAULT
@@ -74,7 +75,7 @@ def create_app(
     """The linker app over real parts (see the module docstring for who closes what)."""
     cipher = ChatIdCipher(settings.encryption_keys())
     links = LinkService(
-        LinkStore(engine),
+        PostgresLinkStore(engine),
         cipher,
         BotSender(bot),
         publisher,
@@ -150,6 +151,7 @@ def create_app(
         )
     )
     app.include_router(make_preferences_api(links))
+    install_error_handler(app)
     checks: dict[str, ReadinessCheck] = {
         "database": database_check(engine),
         "rabbitmq": broker_ready(broker),

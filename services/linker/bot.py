@@ -33,15 +33,12 @@ from aiogram.types import BotCommand, ChatMemberUpdated, ErrorEvent, Message
 from services.common.logging import mask_chat_id
 from services.common.telegram import UnexpectedResult, result_field
 from services.linker import presses, texts
+from services.linker.errors import BotUnavailable
+from services.linker.linking import ChatOutcome
 from services.linker.permissions import Permission, may_change
+from services.linker.ports import BotUsername, SendRefused
 from services.linker.preferences import MUTABLE_TYPES, Preferences
-from services.linker.service import (
-    BotUnavailable,
-    BotUsername,
-    ChatOutcome,
-    LinkService,
-    SendRefused,
-)
+from services.linker.service import LinkService
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,10 @@ from aiogram.types import (
 from services.common.callbacks import parse_short_uuid, sign, verify
 from services.common.logging import mask_chat_id
 from services.linker import menu, texts
+from services.linker.errors import RateLimited, RetryNotSent, RetryRefused
 from services.linker.permissions import Permission, may_change
 from services.linker.preferences import MUTABLE_TYPES, Preferences
-from services.linker.service import LinkService, RateLimited, RetryNotSent, RetryRefused
+from services.linker.service import LinkService
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ their lookup digests; this module never sees a plain chat id.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
@@ -16,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.linker.ports import Redemption, StoredChat
 from services.linker.preferences import Preferences, PreferencesChange
 from services.linker.ratelimit import RateDecision, gcra
-from services.linker.tokens import TokenProblem, TokenState, check_token
+from services.linker.tokens import TokenState, check_token
 from shared.contract import EventType
 from shared.db import session_factory, session_scope
 from shared.models import Activity, LinkToken, RateLimit, TelegramLink
@@ -30,25 +30,9 @@ SPENT_TOKENS_KEPT_FOR = timedelta(days=1)
 """Used, revoked and expired tokens are kept this long, so a late click gets a precise answer."""
 
 
-@dataclass(frozen=True)
-class StoredChat:
-    """A chat id as stored: ciphertext (or plain id) and the lookup digest to save with it."""
-
-    stored: str
-    lookup: str
-    chat_type: str | None
-
-
-@dataclass(frozen=True)
-class Redemption:
-    """What redeeming a token did: the token's user, and the problem if it was refused."""
-
-    user_id: str | None
-    problem: TokenProblem | None
-
-
-class LinkStore:
-    """Tables `link_tokens`, `telegram_links` and `rate_limits`, for the linker only."""
+class PostgresLinkStore:
+    """The `LinkStore` port over tables `link_tokens`, `telegram_links` and `rate_limits` (the
+    linker's only) and the notifier's `activity` (read for Retry)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = session_factory(engine)

@@ -14,7 +14,7 @@ import uvicorn
 from services.common.callbacks import callback_key, short_uuid, sign
 from services.linker import texts
 from services.linker.preferences import Preferences
-from services.linker.service import retry_event_id
+from services.linker.retry import retry_event_id
 from shared.contract import EventType
 from shared.db import session_scope
 from shared.models import Activity

@@ -4,9 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.linker.api import iso_utc, parse_chat_id
+from services.linker.api.schemas import iso_utc, parse_chat_id
 from services.linker.ratelimit import gcra
-from services.linker.service import chat_type_for
 from services.linker.tokens import (
     TokenProblem,
     TokenState,
@@ -16,6 +15,7 @@ from services.linker.tokens import (
     linking_url,
     new_token,
 )
+from services.linker.usecase import chat_type_for
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,7 @@ from services.linker.preferences import (
     ordered_types,
     parse_hhmm,
 )
-from services.linker.service import retry_event, retry_event_id
+from services.linker.retry import retry_event, retry_event_id
 from shared.contract import EventType, PostRetryRequestedData
 from shared.models import Activity
 

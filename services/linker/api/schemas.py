@@ -1,23 +1,133 @@
-"""`/api/telegram/preferences` (GET and PUT): a linked user's notification preferences.
-
-A body that is JSON but not valid preferences is a 422 with `details`; the rest of the errors
-are `services.common.jsonapi`'s (400 not JSON, 413, 415, 503).
-"""
+"""The bodies of the linker's REST API: the spec's five endpoints and the preferences, with the
+conversions between them and the use cases' values. Renaming a model renames its OpenAPI schema."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
-from datetime import time
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
-from services.common.auth import CurrentUser
-from services.common.jsonapi import JsonApiRoute, error_responses, fail
+from services.linker.errors import NOT_LINKED_MESSAGE
 from services.linker.preferences import Preferences, hhmm, is_iana_timezone, parse_hhmm
-from services.linker.service import LinkService, NotLinked
 
+# ------------------------------------------------------------------------ the spec's five
+INSTRUCTIONS = "Click the link to open Telegram and send /start to the bot to complete linking."
+STANDIN_INSTRUCTIONS = (
+    "Development: this linker talks to the local Telegram stand-in, not Telegram. Open its inbox "
+    "at {inbox}/#chat=42 (or type a chat id in the inbox's chat id box and press Open) and send "
+    "/start {token} there to complete linking."
+)
+MAX_CHAT_ID = 10**15
+"""Exclusive bound: Telegram's ids fit in 52 bits; a supergroup's `-100…` id has 13 digits."""
+_CHAT_ID = re.compile(r"^-?[1-9][0-9]{0,14}$")
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 42.0 as an integer; bools stay refused (StrictInt).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+ChatIdNumber = Annotated[
+    StrictInt,
+    BeforeValidator(_integral),
+    # Checked by parse_chat_id (a 400 that says why); declared here for the documentation.
+    Field(
+        json_schema_extra={
+            "exclusiveMinimum": -MAX_CHAT_ID,
+            "exclusiveMaximum": MAX_CHAT_ID,
+            "not": {"const": 0},
+        }
+    ),
+]
+ChatIdText = Annotated[StrictStr, Field(pattern=_CHAT_ID.pattern)]
+
+
+class LinkAccountResponse(BaseModel):
+    """A fresh deep link for the user to open."""
+
+    status: Literal["success"] = "success"
+    linking_url: str = Field(examples=["https://t.me/piwpiwtelegrambot?start=Xb2..."])
+    token: str
+    instructions: str = INSTRUCTIONS
+    bot_username: str = Field(examples=["piwpiwtelegrambot"])
+
+
+class VerifyLinkRequest(BaseModel):
+    """A link token and the chat that redeemed it (sent by a bot that runs elsewhere)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    token: StrictStr = Field(max_length=256, examples=["Xb2..."])
+    chat_id: ChatIdNumber | ChatIdText = Field(
+        description="The Telegram chat id: an integer, or a string of digits",
+        examples=["7910169750"],
+    )
+    chat_type: Literal["private", "group", "supergroup", "channel"] | None = Field(
+        default=None, description="Optional; inferred from the id's sign when absent"
+    )
+
+
+class VerifyLinkResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Telegram account linked successfully"
+    telegram_enabled: bool = True
+
+
+class StatusLinked(BaseModel):
+    """The user has a linked chat (`telegram_enabled` is false while notifications are paused)."""
+
+    telegram_enabled: bool
+    telegram_chat_id: str = Field(examples=["7910169750"])
+    linked_at: str | None = Field(description="ISO 8601, UTC", examples=["2026-02-26T10:30:00Z"])
+
+
+class StatusNotLinked(BaseModel):
+    """The user has no linked chat."""
+
+    telegram_enabled: Literal[False] = False
+    message: str = NOT_LINKED_MESSAGE
+
+
+class SuccessMessage(BaseModel):
+    status: Literal["success"] = "success"
+    message: str
+
+
+def parse_chat_id(value: int | str) -> int | None:
+    """The chat id as an integer, or None when it is not a Telegram chat id."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if not _CHAT_ID.match(value):
+            return None
+        value = int(value)
+    if value == 0 or abs(value) >= MAX_CHAT_ID:
+        return None
+    return value
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """`2026-02-26T10:30:00Z`."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------------------ the preferences
 NotificationType = Literal["post_success", "post_failure", "automation_executed", "daily_summary"]
 Language = Literal["ko", "en"]
 
@@ -155,49 +265,3 @@ def _time(value: str) -> time:
     parsed = parse_hhmm(value)
     assert parsed is not None  # validated by TimeOfDay
     return parsed
-
-
-UNAUTHORIZED = "Missing, invalid or expired JWT"
-NOT_LINKED = "No Telegram account is linked"
-
-
-def make_preferences_api(links: LinkService) -> APIRouter:
-    """`/api/telegram/preferences` (GET and PUT) over `links`; invalid bodies are 422s."""
-    router = APIRouter(prefix="/api/telegram", tags=["preferences"], route_class=JsonApiRoute)
-
-    @router.get(
-        "/preferences",
-        response_model=PreferencesBody,
-        responses=error_responses({401: UNAUTHORIZED, 404: NOT_LINKED}),
-        summary="Get the notification preferences",
-    )
-    async def get_preferences(user: CurrentUser) -> PreferencesBody:
-        """Muted types, quiet hours, language, time zone and daily report time."""
-        try:
-            return PreferencesBody.of(await links.preferences(user.user_id))
-        except NotLinked as exc:
-            fail(404, exc.code, str(exc))
-
-    @router.put(
-        "/preferences",
-        response_model=PreferencesBody,
-        responses=error_responses(
-            {
-                401: UNAUTHORIZED,
-                404: NOT_LINKED,
-                422: "JSON, but not valid preferences: unknown type or field, a null other than "
-                "`quiet_hours`, bad time or time zone, start = end; `details` says where",
-            },
-            body=True,
-        ),
-        summary="Change the notification preferences",
-    )
-    async def put_preferences(user: CurrentUser, body: PreferencesUpdate) -> PreferencesBody:
-        """Change the fields given; answer with all preferences as they are now. The body must
-        be `application/json` (415 otherwise) and JSON (400 otherwise)."""
-        try:
-            return PreferencesBody.of(await links.change_preferences(user.user_id, body.apply))
-        except NotLinked as exc:
-            fail(404, exc.code, str(exc))
-
-    return router
