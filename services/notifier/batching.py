@@ -1,4 +1,5 @@
-"""Grouping work into batches, so the database sees one statement per batch, not per event."""
+"""Grouping work into batches, so the database sees one statement per batch, not per event; a
+batch's database work waits out an outage of the database (`retry_while_unreachable`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shared.db import is_transient
+
 log = logging.getLogger(__name__)
+outage_log = logging.getLogger("notifier")
 
 
 class Batcher:
@@ -74,3 +78,27 @@ class Batcher:
             future = item.future if hasattr(item, "future") else item[1]
             future.cancel()
         self._items = []
+
+
+async def retry_while_unreachable(
+    what: str,
+    work: Callable[[Any], Awaitable[Any]],
+    arg: Any,
+    *,
+    cap: float,
+    waiting: Callable[[], None],
+) -> Any:
+    """`await work(arg)` (a batch's database work), again and again while the database is
+    unreachable, backing off up to `cap` seconds and calling `waiting` before each wait (an
+    outage is not a stall: the readiness check reports it); any other error is raised at once."""
+    delay = 0.1
+    while True:
+        try:
+            return await work(arg)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            outage_log.warning("database unavailable, retrying %s: %r", what, exc)
+        waiting()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, cap)

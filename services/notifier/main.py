@@ -1,4 +1,5 @@
-"""Composition root of the notifier: settings, engine, broker, bot, processor, health server."""
+"""Composition root of the notifier, only wiring and so kept in one module (~450 lines): settings,
+broker and its consumer, dead-lettering, bot, processor, health server and stall watch, shutdown."""
 
 from __future__ import annotations
 

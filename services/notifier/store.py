@@ -1,4 +1,5 @@
-"""The notifier's database work: one short transaction per batch of events, never per message.
+"""The notifier's database work, every statement on its tables in this one module (hence its
+length): one short transaction per batch of events, never per message.
 
 Plain psycopg 3 (no ORM) on the hot path: every statement takes arrays and `unnest`s them, so a
 batch of any size is a fixed handful of statements.

@@ -1,0 +1,323 @@
+"""Delivery: each planned event sent (or edited) in its chat's arrival order under the rate
+limiter, tried until the retry policy gives its verdict, the result recorded.
+
+A copy of an event already finished, or being sent right now by this process (`_active`), or
+handed to Telegram by a consumer that stopped before the answer, is not sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, Protocol
+
+from services.common.logging import log_context, mask_chat_id
+from services.notifier import digests, edits, metrics
+from services.notifier.keyboards import Keyboard, reply_markup
+from services.notifier.progress import ProgressWatch
+from services.notifier.ratelimit import ChatSequencer, RateLimiter
+from services.notifier.records import (
+    FINAL_STATUSES,
+    SETTLED_IN_PLAN,
+    DeliveryRow,
+    DeliveryStatus,
+    EditPlan,
+    Outcome,
+    OutcomeStatus,
+    Plan,
+    Settled,
+    Verdict,
+    problem,
+)
+from services.notifier.results import Results, result_of
+from services.notifier.retry import MOVED, PACED, Judge, RetryPolicy
+from services.notifier.telegram import Failure, SendError, TelegramSender
+from services.notifier.work import Edit, Item, Send
+
+log = logging.getLogger("notifier")
+
+
+class InternalEvents(Protocol):
+    """Publishes the notifier's `telegram.*` events for the linker."""
+
+    async def chat_gone(self, user_id: str, error: SendError) -> None: ...
+
+    async def chat_migrated(self, user_id: str, new_chat_id: int) -> None: ...
+
+
+class Delivery:
+    """Sends and edits, one chat's in arrival order; every attempt under the rate limiter."""
+
+    def __init__(
+        self,
+        *,
+        sender: TelegramSender,
+        limiter: RateLimiter,
+        internal_events: InternalEvents,
+        policy: RetryPolicy,
+        results: Results,
+        progress: ProgressWatch,
+        callback_key: bytes,
+        digest_min: int = 0,
+        digest_window: float = 5.0,
+    ) -> None:
+        self.sender = sender
+        self.policy = policy
+        self.results = results
+        self.sequencer = ChatSequencer()
+        """Each chat's line: sends, edits and released messages leave in arrival order."""
+        self._limiter = limiter
+        self._internal = internal_events
+        self._progress = progress
+        self._callback_key = callback_key
+        self._digest_min = digest_min
+        self._digest_window = digest_window
+        self._sends: set[asyncio.Task[None]] = set()
+        self._active: dict[str, asyncio.Future[Outcome]] = {}
+        """Dedupe keys being sent or edited by this process, and the event doing it: a copy of
+        the event arriving in a later batch waits for it instead of sending again."""
+
+    def cancel(self) -> None:
+        """Stop every send and edit under way (their events see cancellation)."""
+        for task in list(self._sends):
+            task.cancel()
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def dispatch(
+        self, items: list[Item], rows: dict[str, DeliveryRow], plans: dict[str, Plan]
+    ) -> None:
+        """Resolve duplicates and skips; queue sends in arrival order (tickets taken here)."""
+        leaders: dict[str, Item] = {}
+        for item in items:
+            try:
+                self._dispatch_one(item, rows, plans, leaders)
+            except Exception as exc:  # a bug: this event is dead-lettered, the others go on
+                log.exception("event %s could not be dispatched", item.event.event_id)
+                if not item.future.done():
+                    item.future.set_result(Outcome("error", problem(exc), "processing_error"))
+
+    def _dispatch_one(
+        self,
+        item: Item,
+        rows: dict[str, DeliveryRow],
+        plans: dict[str, Plan],
+        leaders: dict[str, Item],
+    ) -> None:
+        key = item.dedupe_key
+        row = rows.get(key)
+        plan = plans.get(key)
+        leader = leaders.setdefault(key, item)
+        if row is None or plan is None:
+            item.future.set_result(Outcome("duplicate", "already processed"))
+        elif leader is not item:
+            _chain(leader.future, item.future)
+        elif isinstance(plan, Settled):
+            status: OutcomeStatus = row.status if row.status in SETTLED_IN_PLAN else "duplicate"
+            item.future.set_result(Outcome(status, plan.reason))
+        elif row.status in FINAL_STATUSES:
+            item.future.set_result(Outcome("duplicate", f"already {row.status}"))
+        elif key in self._active:  # an earlier copy of this event is being sent right now
+            _chain(self._active[key], item.future)
+        elif row.handed_at is not None:
+            # The previous consumer wrote the request and stopped before the answer was
+            # recorded: Telegram has most likely delivered it, and sendMessage has no
+            # idempotency key, so it is not sent again (as with a timeout after sending).
+            reason = "in flight when the previous consumer stopped; not resent"
+            uncertain = DeliveryStatus.UNCERTAIN
+            result = result_of(item, row, uncertain, None, reason, True)
+            self.results.record(result, item.future, Outcome(uncertain, reason))
+        else:
+            work: Coroutine[Any, Any, None]
+            if isinstance(plan, EditPlan):
+                ticket = self.sequencer.enter(plan.chat_id)
+                work = edits.edit(self, Edit(item, row, plan, ticket))
+            else:
+                send = Send(
+                    item, row, plan.chat_id, plan.text, buttons=plan.buttons, language=plan.language
+                )
+                send.ticket = self.sequencer.enter(plan.chat_id, send)
+                work = self._send(send)
+            self._active[key] = item.future
+            item.future.add_done_callback(lambda _: self._active.pop(key, None))
+            task = asyncio.create_task(work)
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def _send(self, send: Send) -> None:
+        with self.guarded(send, send.chat_id, "sending"):
+            await send.ticket
+            if send.absorbed:  # an earlier message carried it as part of a digest
+                return
+            item = send.item
+            verdict, attempts = await self.attempt(
+                item.event.user_id,
+                send.chat_id,
+                send.row.attempts,
+                functools.partial(self._send_once, send),
+                expose=True,
+            )
+            if verdict.status is DeliveryStatus.SENT:
+                metrics.SENT.labels(item.event.type.value).inc()
+                metrics.LAG.observe(max(0.0, time.time() - item.event.occurred_at.timestamp()))
+            self.results.finish(send, attempts, verdict)
+
+    async def _send_once(self, send: Send, chat_id: int) -> int:
+        """One sendMessage of `send` (a digest if waiting let a burst gather), with its rows'
+        hand-over marks: set once the request is written, cleared when Telegram answers that it
+        did not deliver it (a resend is then ours, or the next consumer's, to make)."""
+        if not send.folded:
+            self._fold(send)
+        rows = [send.row.id, *(f.row.id for f in send.folded)]
+        written = False
+        mark = self.results.mark
+
+        def handed() -> None:
+            nonlocal written
+            written = True
+            for index, row_id in enumerate(rows):  # the first holds the limiter's exposure slot
+                mark(row_id, True, index == 0)
+
+        started = time.perf_counter()
+        try:
+            message_id = await self.sender.send_text(
+                chat_id,
+                send.text,
+                reply_markup=self.markup(send.buttons, chat_id),
+                on_written=handed,
+            )
+        except SendError as error:
+            if written and error.failure is not Failure.UNCERTAIN:
+                for row_id in rows:
+                    mark(row_id, False, False)
+            raise
+        finally:
+            if not written:  # nothing to mark: give the exposure slot back now
+                self._limiter.unexpose()
+        metrics.SEND_LATENCY.observe(time.perf_counter() - started)
+        return message_id
+
+    def _fold(self, send: Send) -> None:
+        """Turn `send` into a digest of the messages queued behind it for its chat, when
+        enough of them wait (`digests`)."""
+        minimum = self._digest_min
+        if minimum < 2 or self.sequencer.waiting(send.chat_id) < minimum:
+            return
+        behind = self.sequencer.behind(send.chat_id, send.ticket)
+        taken = digests.foldable(send, behind, minimum, self._digest_window)
+        if taken:
+            digests.fold(send, taken)
+            metrics.DIGESTS.inc()
+
+    def markup(self, buttons: Keyboard | None, chat_id: int) -> dict[str, Any] | None:
+        """The buttons signed for the chat they are sent to (after a migration: the new one)."""
+        return reply_markup(buttons, self._callback_key, chat_id)
+
+    @contextlib.contextmanager
+    def guarded(self, entry: Send | Edit, chat_id: int, doing: str) -> Iterator[None]:
+        """Around one send or edit: its log context; cancellation leaves its RabbitMQ message
+        unacknowledged; an unexpected error dead-letters it, never the others; its place in the
+        chat's line is always given up."""
+        item = entry.item
+        with log_context(event_id=str(item.event.event_id), user_id=item.event.user_id):
+            try:
+                yield
+            except asyncio.CancelledError:
+                if not item.future.done():
+                    item.future.cancel()
+                raise
+            except Exception as exc:  # a bug, or the broker gone mid-way: dead-letter, go on
+                log.exception("%s failed unexpectedly", doing)
+                verdict = Verdict(DeliveryStatus.FAILED, None, problem(exc), "processing_error")
+                self.results.finish(entry, entry.row.attempts, verdict)
+            finally:
+                self.sequencer.leave(chat_id, entry.ticket)
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    async def attempt(
+        self,
+        user_id: str,
+        chat_id: int,
+        attempts: int,
+        call: Callable[[int], Awaitable[int]],
+        *,
+        expose: bool = False,
+        judge: Judge | None = None,
+    ) -> tuple[Verdict, int]:
+        """`call(chat_id)` under the rate limiter until it succeeds or `judge` (by default the
+        policy's `after_send_failure`) stops it: a 429 pauses every send and is retried without
+        counting as an attempt, a migrated group is retried at its new id, a transient failure
+        after a backoff. Returns the verdict (`sent` with the message id on success) and the
+        attempts made."""
+        judge = judge or self.policy.after_send_failure
+        rate_limited = 0
+        while True:
+            metrics.RATE_WAIT.observe(await self._limiter.acquire(chat_id, expose=expose))
+            attempts += 1
+            try:
+                message_id = await call(chat_id)
+            except SendError as error:
+                self._limiter.release(chat_id)
+                self._progress.note()  # Telegram answered (or the request timed out)
+                metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
+                await self._heed(user_id, error)
+                decision = judge(error, attempts, rate_limited)
+                if isinstance(decision, Verdict):
+                    if decision.status is DeliveryStatus.UNCERTAIN:
+                        log.warning(
+                            "send timed out after the request was sent; not retried: %s", error
+                        )
+                    return decision, attempts
+                if decision is PACED:
+                    rate_limited += 1
+                    attempts -= 1  # a 429 is Telegram pacing us, not a failed attempt
+                    continue
+                metrics.RETRIES.labels(decision.reason).inc()
+                if decision is MOVED and error.migrate_to_chat_id:
+                    chat_id = error.migrate_to_chat_id
+                    log.info(
+                        "chat migrated to a supergroup, resending to %s", mask_chat_id(chat_id)
+                    )
+                if decision.wait > 0:
+                    await asyncio.sleep(decision.wait)
+                continue
+            except BaseException:
+                self._limiter.release(chat_id)
+                raise
+            self._limiter.release(chat_id)
+            self._progress.note()
+            return Verdict(DeliveryStatus.SENT, message_id), attempts
+
+    async def _heed(self, user_id: str, error: SendError) -> None:
+        """What Telegram's answer means beyond this message: a 429 pauses every send; a chat
+        gone or moved is the linker's to know."""
+        failure = error.failure
+        if failure is Failure.RETRY_AFTER:
+            self._limiter.pause(error.retry_after or 1.0)
+            metrics.RETRIES.labels("retry_after").inc()
+        elif failure is Failure.MIGRATED and error.migrate_to_chat_id:
+            await self._internal.chat_migrated(user_id, error.migrate_to_chat_id)
+        elif failure is Failure.CHAT_GONE:
+            log.info("chat refused by Telegram, disabling the link: %s", error)
+            await self._internal.chat_gone(user_id, error)
+
+
+def _chain(source: asyncio.Future[Outcome], target: asyncio.Future[Outcome]) -> None:
+    """Resolve `target` (a duplicate in the same batch) as a duplicate once `source` is done."""
+
+    def copy(done: asyncio.Future[Outcome]) -> None:
+        if target.done():
+            return
+        if done.cancelled():
+            target.cancel()
+        else:
+            target.set_result(Outcome("duplicate", "same event twice in one batch"))
+
+    source.add_done_callback(copy)

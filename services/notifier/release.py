@@ -1,0 +1,171 @@
+"""Quiet hours: releasing the held deliveries whose time has come, one message per user (a fold of
+everything that waited, or a lone message as it was), through the same chat lines, limits and
+retries as any send. (Intake holds them: `planning.route` decides, `Intake._hold` records.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from services.common.logging import log_context
+from services.notifier import metrics
+from services.notifier.delivery import Delivery
+from services.notifier.intake import ChatIdDecoder, Clock
+from services.notifier.keyboards import Keyboard
+from services.notifier.planning import link_skip_reason
+from services.notifier.records import (
+    FINAL_STATUSES,
+    DeliveryResult,
+    DeliveryStatus,
+    HeldDelivery,
+    Link,
+    problem,
+)
+from services.notifier.render import render_quiet_fold
+from services.notifier.store import NotifierStore
+from shared.db import is_transient
+
+log = logging.getLogger("notifier")
+
+
+class Release:
+    """Sends held deliveries once the users' quiet hours are over."""
+
+    def __init__(
+        self,
+        *,
+        store: NotifierStore,
+        chat_ids: ChatIdDecoder,
+        clock: Clock,
+        delivery: Delivery,
+        interval: float,
+        users: int,
+    ) -> None:
+        self._store = store
+        self._chat_ids = chat_ids
+        self._clock = clock
+        self._delivery = delivery
+        self._interval = interval
+        self._users = users
+
+    async def loop(self, stopping: asyncio.Event) -> None:
+        """Release due held deliveries every `interval` seconds until `stopping` (at once
+        again while a round was full)."""
+        while not stopping.is_set():
+            full = False
+            try:
+                full = await self.release() >= self._users
+            except Exception as exc:  # the rows stay held and are tried again next round
+                if is_transient(exc):
+                    log.warning("database unavailable, held deliveries wait: %r", exc)
+                else:
+                    log.exception("releasing held deliveries failed")
+            if not full:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._interval):
+                        await stopping.wait()
+
+    async def release(self) -> int:
+        """Send every held delivery whose quiet hours are over, one message per user (a fold
+        when several wait); returns the number of users released.
+
+        The rows stay locked (`FOR UPDATE SKIP LOCKED`) until their results are written, so two
+        replicas never release the same one; a crash before that sends them again.
+        """
+        async with self._store.pool.connection() as conn, conn.transaction():
+            due = await self._store.due_held(conn, self._clock(), self._users)
+            if not due:
+                return 0
+            links = await self._store.links(conn, {d.user_id for d in due})
+            by_user: dict[str, list[HeldDelivery]] = {}
+            for delivery in due:
+                by_user.setdefault(delivery.user_id, []).append(delivery)
+            released = await asyncio.gather(
+                *(self._release(rows, links.get(user)) for user, rows in by_user.items())
+            )
+            await self._store.write_results(conn, [r for results, _ in released for r in results])
+            await self._store.mark_folded(conn, [folded for _, folded in released])
+        return len(by_user)
+
+    async def _release(
+        self, rows: list[HeldDelivery], link: Link | None
+    ) -> tuple[list[DeliveryResult], list[int]]:
+        """Send one user's held deliveries as one message; their results and, for a fold, the
+        ids that went out together."""
+        results = []
+        ready = []
+        for row in rows:  # the user may have muted, disabled or unlinked since
+            reason = link_skip_reason(link, row.event_type)
+            if reason is None:
+                ready.append(row)
+            else:
+                results.append(
+                    _held_result(row, DeliveryStatus.SKIPPED, None, reason, row.attempts)
+                )
+        if not ready or link is None or link.chat_id is None:
+            return results, []
+        user_id = ready[0].user_id
+        with log_context(user_id=user_id):
+            try:
+                chat_id = self._chat_ids.decrypt(link.chat_id)
+                if len(ready) == 1:
+                    text, buttons = ready[0].payload["text"], ready[0].payload.get("buttons")
+                else:  # one message, no buttons: they would not say which notification they act on
+                    text = render_quiet_fold([r.payload["text"] for r in ready], link.language)
+                    buttons = None
+                attempts = max(r.attempts for r in ready)
+                status, message_id, error, attempts = await self._deliver(
+                    user_id, chat_id, text, buttons, attempts
+                )
+            except Exception as exc:  # a bug or bad data: record it on the rows, release others
+                log.exception("releasing held deliveries failed")
+                status, message_id, error = DeliveryStatus.FAILED, None, problem(exc)
+            results += [_held_result(r, status, message_id, error, attempts) for r in ready]
+        metrics.RELEASED.labels(status).inc(len(ready))
+        folded = [r.id for r in ready] if len(ready) > 1 and status is DeliveryStatus.SENT else []
+        return results, folded
+
+    async def _deliver(
+        self, user_id: str, chat_id: int, text: str, buttons: Keyboard | None, attempts: int
+    ) -> tuple[DeliveryStatus, int | None, str | None, int]:
+        """Send one released message in its chat's turn: (status, message id, error, attempts).
+
+        Nothing is dead-lettered: a held message has no RabbitMQ message left.
+        """
+        delivery = self._delivery
+        ticket = delivery.sequencer.enter(chat_id)
+        try:
+            await ticket
+
+            async def once(to: int) -> int:
+                return await delivery.sender.send_text(
+                    to, text, reply_markup=delivery.markup(buttons, to)
+                )
+
+            verdict, attempts = await delivery.attempt(user_id, chat_id, attempts, once)
+            if verdict.status is DeliveryStatus.SENT:
+                metrics.SENT.labels("quiet_hours").inc()
+            return verdict.status, verdict.message_id, verdict.error, attempts
+        finally:
+            delivery.sequencer.leave(chat_id, ticket)
+
+
+def _held_result(
+    row: HeldDelivery,
+    status: DeliveryStatus,
+    message_id: int | None,
+    error: str | None,
+    attempts: int,
+) -> DeliveryResult:
+    return DeliveryResult(
+        delivery_id=row.id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        user_id=row.user_id,
+        status=status,
+        telegram_message_id=message_id,
+        error=error,
+        attempts=attempts,
+        final=status in FINAL_STATUSES,
+    )
