@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.common.auth import Verifier, current_admin, install_auth
 from services.common.jsonapi import BodyLimit, JsonApiRoute, error_responses
 from services.common.web import ReadinessCheck, health_router, install_common
-from services.scheduler.job import JOB_ID, DailySummaryJob, UnknownUser
+from services.scheduler.admin import UnknownUser
+from services.scheduler.config import JOB_ID
+from services.scheduler.job import DailySummaryJob
 from services.scheduler.plan import InvalidResend
 
 SERVICE = "scheduler"

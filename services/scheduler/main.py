@@ -23,9 +23,11 @@ from services.common.logging import configure_logging
 from services.common.web import EmbeddedServer, broker_check, database_check
 from services.scheduler.api import create_app
 from services.scheduler.clock import Clock, SystemClock
-from services.scheduler.job import DailySummaryJob, JobConfig, TriggerPublisher
+from services.scheduler.config import JobConfig
+from services.scheduler.job import DailySummaryJob
+from services.scheduler.ports import TriggerPublisher
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import SchedulerStore
+from services.scheduler.store import PostgresStore
 from shared.db import create_engine
 from shared.publisher import EventPublisher
 from shared.settings import ConfigurationError
@@ -75,7 +77,7 @@ def build_job(
 ) -> DailySummaryJob:
     """The daily summary job over real or test parts."""
     return DailySummaryJob(
-        SchedulerStore(engine), publisher, clock or SystemClock(), job_config(settings, instance)
+        PostgresStore(engine), publisher, clock or SystemClock(), job_config(settings, instance)
     )
 
 

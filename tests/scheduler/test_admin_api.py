@@ -8,7 +8,7 @@ from datetime import date, time
 import httpx
 import pytest
 
-from services.scheduler.job import JOB_ID, JOB_NAME
+from services.scheduler.config import JOB_ID, JOB_NAME
 from services.scheduler.main import build_app
 from shared.contract import daily_summary_event_id
 from tests.scheduler.harness import put_link, put_links, rows, token, utc

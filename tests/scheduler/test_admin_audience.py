@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from services.scheduler.job import JOB_ID
+from services.scheduler.config import JOB_ID
 from services.scheduler.main import build_app
 from tests.scheduler.harness import JWT_SECRET, changed, utc
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from services.scheduler.job import JOB_ID
+from services.scheduler.config import JOB_ID
 from shared.db import create_engine
 from tests.scheduler.harness import put_links, token, utc
 from tests.scheduler.served import ServedScheduler

@@ -10,7 +10,7 @@ from datetime import date, time, timedelta
 import pytest
 from sqlalchemy import text
 
-from services.scheduler.job import JOB_ID
+from services.scheduler.config import JOB_ID
 from shared.contract import daily_summary_event_id
 from tests.scheduler.harness import TcpProxy, changed, put_link, put_links, rows, utc, via_port
 

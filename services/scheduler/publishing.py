@@ -1,0 +1,128 @@
+"""Publishing recorded triggers: claim unpublished runs (`FOR UPDATE SKIP LOCKED`), publish them
+with broker confirms (up to a window outstanding), mark them published in the same transaction.
+A trigger the broker does not confirm stays pending with its error and is retried next tick."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+
+from services.scheduler import metrics
+from services.scheduler.clock import Clock
+from services.scheduler.config import JobConfig
+from services.scheduler.plan import PendingRun, trigger_event
+from services.scheduler.ports import SchedulerStore, SchedulerTx, TriggerPublisher
+from services.scheduler.runs import JobRun, JobRuns
+from shared.publisher import PublishError
+
+log = logging.getLogger("services.scheduler")
+
+
+async def in_lanes(lanes: int, lane: Callable[[], Awaitable[None]]) -> None:
+    """Run `lanes` copies of a claim-work-commit loop at once (SKIP LOCKED keeps their batches
+    apart), so one lane's database round trips overlap another's publishing."""
+    results = await asyncio.gather(*(lane() for _ in range(lanes)), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+class Publishing:
+    """Publishes the recorded, unpublished triggers."""
+
+    def __init__(
+        self,
+        store: SchedulerStore,
+        publisher: TriggerPublisher,
+        clock: Clock,
+        config: JobConfig,
+        runs: JobRuns,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.clock = clock
+        self.config = config
+        self.runs = runs
+
+    async def publish_pending(
+        self, now: datetime, run: JobRun, only: Sequence[int] | None = None
+    ) -> None:
+        """Publish every unpublished run within the grace (or only the runs `only`), as `run`."""
+        lanes = self.config.lanes if only is None else 1
+        await in_lanes(lanes, lambda: self._publish_lane(now, run, only, lanes))
+
+    async def _publish_lane(
+        self, now: datetime, run: JobRun, only: Sequence[int] | None, lanes: int
+    ) -> None:
+        oldest = now - self.config.catch_up
+        while True:
+            async with self.store.begin() as tx:
+                pending = await tx.claim_unpublished(oldest, self.config.batch_size, only)
+                if not pending:
+                    return
+                await self.runs.id_of(run)
+                failed = await self._publish_claimed(tx, pending, run, lanes)
+            if failed:
+                return  # the broker is refusing: leave the rest for the next tick
+
+    async def _publish_claimed(
+        self, tx: SchedulerTx, pending: Sequence[PendingRun], run: JobRun, lanes: int
+    ) -> int:
+        window = max(1, self.config.publish_window // lanes)
+        confirmed, errors = await self._publish_all(pending, window)
+        published = [pending[i] for i in confirmed]
+        failures = [(pending[i], error) for i, error in errors]
+        await tx.mark_published([p.id for p in published], self.clock.now())
+        await tx.mark_failed([(p.id, error) for p, error in failures])
+        for p in published:
+            metrics.TRIGGERS_EMITTED.labels(p.kind).inc()
+        for p, _ in failures:
+            metrics.TRIGGERS_FAILED.labels(p.kind).inc()
+        run.emitted += len(published)
+        run.failed += len(failures)
+        if failures:
+            log.warning(
+                "triggers not confirmed by the broker; they stay pending and are retried",
+                extra={
+                    "failed": len(failures),
+                    "published": len(published),
+                    "not_attempted": len(pending) - len(published) - len(failures),
+                    "error": failures[0][1],
+                },
+            )
+        return len(failures)
+
+    async def _publish_all(
+        self, pending: Sequence[PendingRun], window: int
+    ) -> tuple[list[int], list[tuple[int, str]]]:
+        """Publish with up to `window` confirms outstanding: the indexes confirmed, and the
+        indexes that failed with why. After a failure no new publish starts (a stalled broker
+        costs one timeout, not one per message); the rest stay pending, untouched."""
+        if not self.publisher.is_connected:
+            try:
+                await self.publisher.connect()
+            except (OSError, TimeoutError, AMQPError) as exc:
+                return [], [(i, f"broker unavailable: {exc!r}") for i in range(len(pending))]
+        confirmed: list[int] = []
+        failed: list[tuple[int, str]] = []
+        work = iter(enumerate(pending))
+
+        async def worker() -> None:
+            for index, run in work:
+                if failed:
+                    return
+                try:
+                    await self.publisher.publish(
+                        trigger_event(run), mandatory=self.config.mandatory
+                    )
+                except (PublishError, ChannelInvalidStateError) as exc:
+                    failed.append((index, str(exc) or repr(exc)))
+                else:
+                    confirmed.append(index)
+
+        await asyncio.gather(*(worker() for _ in range(min(window, len(pending)))))
+        return confirmed, failed
