@@ -18,6 +18,7 @@ from typing import Any
 
 from services.linker.crypto import ChatIdCipher
 from services.linker.errors import BotUnavailable
+from services.linker.linking import ChatOutcome
 from services.linker.ports import Redemption, SendRefused, StoredChat
 from services.linker.preferences import Preferences, PreferencesChange
 from services.linker.ratelimit import RateDecision, gcra
@@ -27,6 +28,12 @@ from shared.contract import Event, EventType
 from shared.models import Activity, LinkToken, TelegramLink
 from shared.publisher import PublishError
 from tests.linker.helpers import FakeClock
+
+USER = "user-1"
+CHAT = 7910169750
+GROUP = -4012345678
+SUPERGROUP = -1001234567890
+"""Sample ids: a platform user, a private chat, a basic group, a supergroup."""
 
 Journal = list[tuple[Any, ...]]
 """What the fakes were asked, in order: `("store.claim", token_hash)`, `("send", chat_id)`..."""
@@ -303,3 +310,13 @@ def fake_service(
         store, cipher, sender, events, bot_name, token_ttl=token_ttl, clock=clock, **kw
     )
     return Ports(links, store, sender, events, clock, cipher, bot_name, journal)
+
+
+async def link_by_start(
+    ports: Ports, user: str = USER, chat: int = CHAT, kind: str | None = None
+) -> str:
+    """Link `user` to `chat` the way a person does (a token, then `/start TOKEN`); the token."""
+    issued = await ports.links.issue_link(user)
+    outcome, _ = await ports.links.redeem_in_chat(issued.token, chat, kind)
+    assert outcome is ChatOutcome.LINKED
+    return issued.token
