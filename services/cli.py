@@ -342,7 +342,7 @@ def _add_dev_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     dev.add_argument(
         "--demo",
         action="store_true",
-        help="once ready, link chat 42 in the stand-in to user `demo` and publish one message of "
+        help="once ready, link chat 7 in the stand-in to user `demo` and publish one message of "
         "each type and a daily report",
     )
     dev.set_defaults(func=_dev)

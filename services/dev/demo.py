@@ -2,7 +2,7 @@
 of each notification type and a daily report, through the real paths.
 
 Once everything is ready: user `demo` asks the linker for a linking token (as the frontend does),
-chat 42 sends `/start TOKEN` in the stand-in (as a user does), and then the samples of
+chat 7 sends `/start TOKEN` in the stand-in (as a user does), and then the samples of
 `sns-telegram publish` go out on sns.events: a post_success, a post_failure and an
 automation_executed, then that day's daily_summary (a resend, so a second demo on the same day
 shows one too). It runs beside the services; a failure is reported and changes nothing else.
@@ -20,7 +20,7 @@ import aiohttp
 from services.dev.tokens import mint
 
 DEMO_USER = "demo"
-DEMO_CHAT = 42
+DEMO_CHAT = 7
 NOTIFICATIONS = ("post_success", "post_failure", "automation_executed")
 
 

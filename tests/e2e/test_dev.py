@@ -9,10 +9,12 @@ process group: its children run in groups of their own, so only dev gets them.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,8 +115,8 @@ async def test_ready_is_said_once_every_service_and_the_inbox_answer(dev: Dev) -
 async def test_the_demo_chat_shows_each_message_of_the_spec(dev: Dev) -> None:
     await eventually(lambda: dev.lines("| published "), timeout=120, what="the demo")
     async with StandInClient(dev.urls["standin"]) as telegram:
-        texts = [m["text"] for m in await telegram.bot_messages(42)]
-        failure = next(m for m in await telegram.bot_messages(42) if "게시 실패" in m["text"])
+        texts = [m["text"] for m in await telegram.bot_messages(7)]
+        failure = next(m for m in await telegram.bot_messages(7) if "게시 실패" in m["text"])
     assert texts[0].startswith("✅ Telegram 계정이 연결되었습니다!")
     firsts = [text.splitlines()[0] for text in texts[1:]]
     assert firsts == [
@@ -127,7 +129,77 @@ async def test_the_demo_chat_shows_each_message_of_the_spec(dev: Dev) -> None:
     buttons = [b["text"] for row in failure["reply_markup"]["inline_keyboard"] for b in row]
     assert "🔄 다시 시도" in buttons
     [said] = dev.lines("| published ")
-    assert f"{dev.urls['standin']}/#chat=42" in said
+    assert f"{dev.urls['standin']}/#chat=7" in said
+
+
+def readme_walkthrough() -> list[str]:
+    """The README's "Try it" block, line by line (comments left out)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- walkthrough:", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+class Shell:
+    """One bash, fed a line at a time as a person pastes them."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.bash = subprocess.Popen(
+            ["bash", "--noprofile", "--norc"],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.bash.stdout is not None
+        for line in self.bash.stdout:
+            self.lines.put(line)
+
+    def paste(self, line: str, timeout: float = 120) -> tuple[int, str]:
+        assert self.bash.stdin is not None
+        # On a line of its own, whether or not the command ended its output with a newline.
+        self.bash.stdin.write(f"{line}\nprintf '\\n__status=%s__\\n' $?\n")
+        self.bash.stdin.flush()
+        output: list[str] = []
+        while not (text := self.lines.get(timeout=timeout)).startswith("__status="):
+            output.append(text)
+        return int(text.strip()[9:-2]), "".join(output)
+
+    def close(self) -> None:
+        self.bash.kill()
+        self.bash.wait()
+
+
+async def test_the_readme_walkthrough_pastes_as_written(dev: Dev) -> None:
+    await eventually(lambda: dev.lines("| ready: "), timeout=180, what="ready")
+    linker, standin = (dev.urls[n].removeprefix("http://") for n in ("linker", "standin"))
+    lines = [
+        line.replace("localhost:8000", linker).replace("localhost:8081", standin)
+        for line in readme_walkthrough()
+    ]
+    assert sum("sns-telegram publish" in line for line in lines) == 3
+    shell = Shell({k: v for k, v in dev.env.items() if k != "APP_ENV"})
+    try:
+        async with StandInClient(dev.urls["standin"]) as telegram:
+            for line in lines:
+                status, output = shell.paste(line)
+                assert status == 0, f"{line}\n{output}"
+                if "/_standin/chats/42/send" in line:  # a person reads the bot's reply first
+                    await telegram.wait_for_messages(42, 1, timeout=30)
+                if line.startswith('echo "$LINK"'):
+                    assert '"instructions":"Development: this linker talks to the local' in output
+            messages = await telegram.wait_for_messages(42, 4, timeout=60)
+    finally:
+        shell.close()
+    texts = [m["text"] for m in messages]
+    assert texts[0].startswith("✅ Telegram 계정이 연결되었습니다!")
+    firsts = [text.splitlines()[0] for text in texts[1:]]
+    assert firsts == ["✅ SNS 게시 완료", "❌ SNS 게시 실패", "🤖 자동화 규칙 실행"]
 
 
 async def test_ctrl_c_twice_stops_everything_in_order_with_status_0(dev: Dev) -> None:
