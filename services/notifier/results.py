@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from typing import Protocol
 
 from services.notifier.batching import Batcher, retry_while_unreachable
 from services.notifier.progress import ProgressWatch
@@ -17,7 +19,6 @@ from services.notifier.records import (
     Outcome,
     Verdict,
 )
-from services.notifier.store import NotifierStore
 from services.notifier.work import Edit, Item, Send
 
 log = logging.getLogger("notifier")
@@ -54,12 +55,20 @@ def result_of(
     )
 
 
+class ResultStore(Protocol):
+    """Where marks and results go (`NotifierStore`; an in-memory fake in unit tests)."""
+
+    async def mark_handed(self, marks: Sequence[tuple[int, bool]]) -> None: ...
+
+    async def finish(self, results: Sequence[DeliveryResult]) -> None: ...
+
+
 class Results:
     """Writes marks and results in batches; settles each event once its result is written."""
 
     def __init__(
         self,
-        store: NotifierStore,
+        store: ResultStore,
         limiter: RateLimiter,
         progress: ProgressWatch,
         *,
