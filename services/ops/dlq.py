@@ -1,18 +1,22 @@
 """Inspect, replay and purge a dead-letter queue: `sns-telegram dlq list|show|replay|purge`.
 
 Reading without consuming: RabbitMQ has no "peek". Every command takes the messages with
-basic.get *without* acknowledging them and holds them until it is done; then it returns every
-message it did not replay or purge with one `basic.nack(multiple, requeue)`. A quorum queue puts
-requeued messages at its tail, so every command reads the whole queue (even `list --limit 10`,
-which only shows 10) and the order is kept. Caveats:
+basic.get *without* acknowledging them and holds them until it is done; then it puts back every
+message it did not replay or purge as a copy published (with confirms) to the tail of the same
+queue, and acknowledges the original only once the copy is confirmed. Requeueing instead
+(`basic.nack(requeue)`) would count each look as a delivery: a quorum queue with a delivery
+limit (RabbitMQ 4 gives every quorum queue one, 20 by default) drops a message once its count
+passes the limit, so merely looking at a dead letter often enough would lose it. The copies go
+back in the order they were read, so every command reads the whole queue (even
+`list --limit 10`, which only shows 10). Caveats:
 - while a command runs, the messages it holds are invisible to everyone else (a second `dlq`
-  command at the same time sees a shorter queue), and a command costs one round trip per
+  command at the same time sees a shorter queue), and a command costs a round trip or two per
   message in the queue;
-- each read counts as a delivery in the quorum DLQ's `x-delivery-count` ("deliveries" below);
 - a command reads only the messages present when it started, so a message dead-lettered
   meanwhile (say, a replayed one that fails again) waits for the next run instead of looping,
-  and ends up ahead of the ones the command returns.
-If the command dies, the broker requeues everything it held: nothing is lost.
+  and ends up ahead of the ones the command puts back.
+If the command dies, the broker requeues everything it held: nothing is lost (at worst a
+message whose copy was confirmed just before is there twice; replays deduplicate by event id).
 
 Two kinds of dead letters are understood: the notifier's own (`dead_letter()` re-publishes the
 body with `x-dlq-reason`, `x-dlq-error`, `x-original-routing-key`, `x-dead-lettered-at`) and
@@ -46,7 +50,7 @@ class HeldMessages:
         self._size = size
         self._taken = 0
         self._deleted = 0
-        self._unsettled: set[int] = set()
+        self._unsettled: dict[int, DeadLetter] = {}
 
     @property
     def taken(self) -> int:
@@ -62,9 +66,10 @@ class HeldMessages:
         if message is None:
             return None
         self._taken += 1
+        letter = DeadLetter.from_message(self._taken, message)
         if message.delivery_tag is not None:
-            self._unsettled.add(message.delivery_tag)
-        return DeadLetter.from_message(self._taken, message)
+            self._unsettled[message.delivery_tag] = letter
+        return letter
 
     def __aiter__(self) -> AsyncIterator[DeadLetter]:
         return self._iterate()
@@ -80,21 +85,31 @@ class HeldMessages:
             raise ValueError(f"message {letter.position} is not held here")
         channel = await self._channel.get_underlay_channel()
         await channel.basic_ack(tag)
-        self._unsettled.discard(tag)
+        del self._unsettled[tag]
         self._deleted += 1
 
     async def release(self, settle_timeout: float = 5.0) -> None:
-        """Requeue every message still held, in order (nothing to do if the channel died).
+        """Put every message still held back, in order, without counting a delivery (nothing to
+        do if the channel died: the broker requeues them).
 
-        The queue applies the requeue asynchronously; wait (bounded) until it shows the messages
-        again, so that a command run right after this one sees the same queue in the same order.
+        Each goes back as a confirmed copy at the queue's tail, then the original is
+        acknowledged; a copy the broker does not confirm leaves its original to be requeued.
+        The queue shows the copies asynchronously; wait (bounded) until it does, so that a command
+        run right after this one sees the same queue in the same order.
         """
-        held, self._unsettled = self._unsettled, set()
+        held, self._unsettled = self._unsettled, {}
         if not held or self._channel.is_closed:
             return
         try:
             channel = await self._channel.get_underlay_channel()
-            await channel.basic_nack(max(held), multiple=True, requeue=True)
+            exchange = self._channel.default_exchange
+            for tag in sorted(held):
+                confirmation = await exchange.publish(
+                    held[tag].kept_message(), routing_key=self._queue.name, mandatory=True
+                )
+                if not isinstance(confirmation, Basic.Ack):
+                    break  # the rest are requeued when the channel closes
+                await channel.basic_ack(tag)
             expected = self._size - self._deleted
             deadline = time.monotonic() + settle_timeout
             while time.monotonic() < deadline:

@@ -198,7 +198,8 @@ class DeadLetter:
 
     @property
     def deliveries(self) -> int | None:
-        """Earlier deliveries from the DLQ itself (each read by a `dlq` command counts)."""
+        """Earlier deliveries from the DLQ itself (by anything but `dlq`, whose looks put the
+        message back as a copy and so never count)."""
         count = self.headers.get(DELIVERY_COUNT_HEADER)
         return count if isinstance(count, int) else None
 
@@ -206,12 +207,21 @@ class DeadLetter:
         """True when `key` is this message's event id or message_id."""
         return key in {self.event_id, self.properties.get("message_id")}
 
+    def kept_message(self) -> aio_pika.Message:
+        """The same dead letter, to put back at the tail of its DLQ: body, properties and every
+        header but the broker's delivery count (a look is not a delivery)."""
+        headers = {k: v for k, v in self.headers.items() if k != DELIVERY_COUNT_HEADER}
+        return self._message(headers)
+
     def replay_message(self) -> aio_pika.Message:
         """The message a replay publishes: same body and properties, persistent, headers cleaned."""
+        return self._message(replay_headers(self.headers))
+
+    def _message(self, headers: dict[str, Any]) -> aio_pika.Message:
         props = self.properties
         return aio_pika.Message(
             body=self.body,
-            headers=replay_headers(self.headers),
+            headers=headers,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             content_type=props.get("content_type"),
             content_encoding=props.get("content_encoding"),

@@ -13,6 +13,7 @@ from services.ops.dlq import browse, find, purge, replay
 from services.ops.dlq_cli import print_letter, print_listing, run_purge, run_replay
 from services.ops.letters import Selection
 from shared.contract import (
+    DLX_EXCHANGE,
     EXCHANGE,
     INTERNAL_EXCHANGE,
     LINKER_QUEUE,
@@ -93,7 +94,37 @@ async def test_list_shows_every_message_and_leaves_them_in_order(url):
     await wait_size(url, NOTIFIER_DLQ, 3)
     again = await browse(url, NOTIFIER_DLQ)
     assert [letter.event_id for letter in again.letters] == [blocked, invalid, exhausted]
-    assert again.letters[0].deliveries == 1  # the first browse counted as a delivery
+    assert again.letters[0].deliveries == listing.letters[0].deliveries  # a look is no delivery
+
+    def kept(headers):
+        return {k: v for k, v in headers.items() if k != "x-delivery-count"}
+
+    assert kept(again.letters[0].headers) == kept(listing.letters[0].headers)  # reasons and all
+
+
+async def test_looking_at_a_dead_letter_never_counts_against_a_delivery_limit(rabbitmq_url):
+    """RabbitMQ 4 gives every quorum queue a delivery limit (20 by default): if each look
+    counted as a delivery, looking at a dead letter often enough would drop it. Here the DLQ
+    allows 2 deliveries, and the letter is looked at 6 times."""
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        dlx = await channel.declare_exchange(
+            DLX_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        dlq = await channel.declare_queue(
+            NOTIFIER_DLQ,
+            durable=True,
+            arguments={"x-queue-type": "quorum", "x-delivery-limit": 2},
+        )
+        await dlq.bind(dlx, routing_key="post_failure")
+    event = await dead_letter_event(rabbitmq_url, sample_event("post_failure"))
+    for _ in range(3):
+        assert [
+            letter.event_id for letter in (await browse(rabbitmq_url, NOTIFIER_DLQ)).letters
+        ] == [str(event.event_id)]
+        assert (await find(rabbitmq_url, NOTIFIER_DLQ, "1")).event_id == str(event.event_id)
+    await wait_size(rabbitmq_url, NOTIFIER_DLQ, 1)
 
 
 async def test_list_with_a_limit_reads_only_the_head(url):
