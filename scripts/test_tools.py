@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 
@@ -64,8 +66,40 @@ def _install(prefix: list[str], packages: list[str]) -> bool:
     return True
 
 
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def management_api() -> int:
+    """The local RabbitMQ's management API (the tests create vhosts and accounts through it,
+    e.g. `sns-telegram broker-permissions`): enabled here when the local broker runs without it
+    and `rabbitmq-plugins` can enable it; else one line saying how. Nothing to do when the tests
+    use a broker of their own (RABBITMQ_URL set) or no local broker runs."""
+    if os.environ.get("RABBITMQ_URL") or not _answers(5672) or _answers(15672):
+        return 0
+    command = "rabbitmq-plugins enable rabbitmq_management"
+    if shutil.which("rabbitmq-plugins") is None:
+        print(f"make test: RabbitMQ's management API is off: run `{command}`, then `make test`")
+        return 1
+    print("make test: enabling RabbitMQ's management plugin (the tests use its API)", flush=True)
+    subprocess.run(command.split(), check=False, capture_output=True)  # noqa: S603
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if _answers(15672):
+            return 0
+        time.sleep(1)
+    print(f"make test: RabbitMQ's management API did not come up: run `{command}`")
+    return 1
+
+
 def main() -> int:
     """Install what is missing, or say in one line how; 0 when every tool is there."""
+    if management_api() != 0:
+        return 1
     missing = [tool for tool in TOOLS if shutil.which(tool.command) is None]
     if not missing:
         return 0
