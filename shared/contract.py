@@ -82,7 +82,6 @@ INTERNAL_TYPES: tuple[EventType, ...] = (
 """What the notifier tells the linker: only on `INTERNAL_EXCHANGE`, signed, never from outside."""
 
 
-
 def exchange_of(routing_key: str) -> str:
     """The exchange an event of this type (routing key) travels on."""
     internal = routing_key in {t.value for t in INTERNAL_TYPES}
