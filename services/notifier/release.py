@@ -106,6 +106,7 @@ class Release:
         if not ready or link is None or link.chat_id is None:
             return results, []
         user_id = ready[0].user_id
+        attempts = max(r.attempts for r in ready)
         with log_context(user_id=user_id):
             try:
                 chat_id = self._chat_ids.decrypt(link.chat_id)
@@ -114,7 +115,6 @@ class Release:
                 else:  # one message, no buttons: they would not say which notification they act on
                     text = render_quiet_fold([r.payload["text"] for r in ready], link.language)
                     buttons = None
-                attempts = max(r.attempts for r in ready)
                 status, message_id, error, attempts = await self._deliver(
                     user_id, chat_id, text, buttons, attempts
                 )

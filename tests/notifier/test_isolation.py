@@ -28,6 +28,7 @@ UNLIMITED = {
     "telegram_rate_per_group_per_min": 0,
 }
 SUCCESS = {"platform": "instagram", "content": "fine", "likes": 1, "comments": 2}
+FAILURE = {"platform": "instagram", "error": "Connection timeout"}
 
 
 @contextlib.asynccontextmanager
@@ -249,3 +250,45 @@ async def test_a_result_that_cannot_be_written_does_not_take_the_others_with_it(
         assert found[events[1].event_id][0] == "sending"  # logged and left; the others written
     finally:
         await pool.close()
+
+
+async def test_a_held_message_whose_chat_became_unreadable_fails_alone_and_sends_nothing_twice(
+    database_url, rabbitmq_url
+):
+    """A release round where one user's chat id can no longer be decrypted (a key retired while
+    the message waited for the end of quiet hours): that user's rows fail with the reason, the
+    others go out once, and the next round sends nothing again."""
+    from datetime import UTC, datetime, time
+
+    from sqlalchemy import text
+
+    night, morning = datetime(2026, 2, 26, 23, tzinfo=UTC), datetime(2026, 2, 27, 7, tzinfo=UTC)
+    now = [night]
+    quiet = {"quiet_start": time(22), "quiet_end": time(7), "timezone": "UTC"}
+    async with running_notifier(
+        database_url,
+        rabbitmq_url,
+        clock=lambda: now[0],
+        chat_id_encryption_key=KEY,
+        notifier_release_interval_seconds=3600,  # the test releases by hand
+        **UNLIMITED,
+    ) as h:
+        (good, good_chat), (bad, bad_chat) = [(unique_user(), unique_chat()) for _ in range(2)]
+        await h.link(good, good_chat, **quiet)
+        await h.link(bad, bad_chat, **quiet)
+        held = [await h.publish("post_failure", u, FAILURE) for u in (good, bad)]
+        for event in held:
+            await h.wait_delivery(event, "held")
+        retired = Fernet(RETIRED_KEY.encode()).encrypt(str(bad_chat).encode()).decode()
+        async with h.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE telegram_links SET chat_id = :c WHERE user_id = :u"),
+                {"c": retired, "u": bad},
+            )
+        now[0] = morning
+        assert await h.notifier.processor.release_held() == 2
+        assert await h.notifier.processor.release_held() == 0
+        good_row, bad_row = [await h.delivery(event) for event in held]
+        assert good_row["status"] == "sent" and len(h.texts(good_chat)) == 1
+        assert bad_row["status"] == "failed" and "ChatIdError" in bad_row["error"]
+        assert h.texts(bad_chat) == []
