@@ -30,6 +30,8 @@ from shared.contract import (
     ACTIVITY_TYPES,
     CONTRACT_VERSION,
     DATA_MODELS,
+    DEAD_LETTERED_AT_HEADER,
+    DEATH_HEADER,
     DLQ_ERROR_HEADER,
     DLQ_REASON_HEADER,
     DLX_EXCHANGE,
@@ -41,6 +43,8 @@ from shared.contract import (
     NOTIFICATION_TYPES,
     NOTIFIER_DLQ,
     NOTIFIER_QUEUE,
+    ORIGINAL_ROUTING_KEY_HEADER,
+    SIGNATURE_HEADER,
     DeadLetterReason,
     Event,
     EventType,
@@ -57,8 +61,6 @@ EXAMPLE_TIME = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
 
 LINKER_CONSUMED = INTERNAL_TYPES
 """`services.linker.events.CONSUMED_TYPES`."""
-SIGNATURE_HEADER = "x-sns-signature"
-"""`services.common.internal_events.SIGNATURE_HEADER` (checked equal by the tests)."""
 
 PUBLISHERS: dict[EventType, str] = {
     **{
@@ -159,12 +161,12 @@ def dead_letter_headers_schema() -> dict[str, Any]:
                 "maxLength": 2000,
                 "description": "The human-readable error.",
             },
-            "x-original-routing-key": {
+            ORIGINAL_ROUTING_KEY_HEADER: {
                 "type": "string",
                 "description": "The routing key it was published with on sns.events.",
             },
-            "x-dead-lettered-at": {"type": "string", "format": "date-time"},
-            "x-death": {
+            DEAD_LETTERED_AT_HEADER: {"type": "string", "format": "date-time"},
+            DEATH_HEADER: {
                 "type": "array",
                 "description": "RabbitMQ's record of dead-letterings, the latest first.",
                 "items": {
@@ -183,7 +185,7 @@ def dead_letter_headers_schema() -> dict[str, Any]:
                 },
             },
         },
-        "anyOf": [{"required": [DLQ_REASON_HEADER]}, {"required": ["x-death"]}],
+        "anyOf": [{"required": [DLQ_REASON_HEADER]}, {"required": [DEATH_HEADER]}],
     }
 
 
@@ -286,8 +288,8 @@ def document() -> dict[str, Any]:
                 "headers": {
                     DLQ_REASON_HEADER: "undeliverable",
                     DLQ_ERROR_HEADER: "Forbidden: bot was blocked by the user",
-                    "x-original-routing-key": "post_success",
-                    "x-dead-lettered-at": "2026-02-26T10:30:01+00:00",
+                    ORIGINAL_ROUTING_KEY_HEADER: "post_success",
+                    DEAD_LETTERED_AT_HEADER: "2026-02-26T10:30:01+00:00",
                 },
                 "payload": _example(EventType.POST_SUCCESS)["payload"],
             }

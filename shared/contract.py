@@ -45,6 +45,15 @@ DLQ_REASON_HEADER = "x-dlq-reason"
 """Header naming why a message was dead-lettered (`invalid`, `undeliverable`, ...)."""
 DLQ_ERROR_HEADER = "x-dlq-error"
 """Header with the human-readable error that put the message in the DLQ."""
+ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
+"""Header of a dead letter the notifier put in its DLQ: the routing key it was published with."""
+DEAD_LETTERED_AT_HEADER = "x-dead-lettered-at"
+"""Header of a dead letter the notifier put in its DLQ: when (ISO 8601, UTC)."""
+DEATH_HEADER = "x-death"
+"""RabbitMQ's record of dead-letterings (a quorum queue's delivery limit, the linker's rejects)."""
+SIGNATURE_HEADER = "x-sns-signature"
+"""Header of an internal event: `v1=` and the hex HMAC-SHA256 of its body, keyed from the bot
+token (services/common/internal_events.py)."""
 
 MAX_EVENT_BYTES = 256 * 1024
 """Bodies larger than this are rejected as invalid without being parsed."""

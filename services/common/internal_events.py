@@ -15,10 +15,9 @@ import hashlib
 import hmac
 from typing import Any
 
-from shared.contract import INTERNAL_EXCHANGE, Event
+from shared.contract import INTERNAL_EXCHANGE, SIGNATURE_HEADER, Event
 from shared.publisher import EventPublisher
 
-SIGNATURE_HEADER = "x-sns-signature"
 _VERSION = "v1="
 
 

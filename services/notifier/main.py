@@ -45,9 +45,11 @@ from services.notifier.topology import (
     notifier_queue,
 )
 from shared.contract import (
+    DEAD_LETTERED_AT_HEADER,
     DLQ_ERROR_HEADER,
     DLQ_REASON_HEADER,
     NOTIFICATION_TYPES,
+    ORIGINAL_ROUTING_KEY_HEADER,
     DeadLetterReason,
     EventType,
     InvalidEvent,
@@ -258,8 +260,8 @@ async def dead_letter(
         {
             DLQ_REASON_HEADER: reason,
             DLQ_ERROR_HEADER: error,
-            "x-original-routing-key": raw.routing_key or "",
-            "x-dead-lettered-at": datetime.now(UTC).isoformat(),
+            ORIGINAL_ROUTING_KEY_HEADER: raw.routing_key or "",
+            DEAD_LETTERED_AT_HEADER: datetime.now(UTC).isoformat(),
         }
     )
     await broker.publish(

@@ -14,10 +14,13 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from shared.contract import (
+    DEAD_LETTERED_AT_HEADER,
+    DEATH_HEADER,
     DLQ_ERROR_HEADER,
     DLQ_REASON_HEADER,
     LINKER_DLQ,
     NOTIFIER_DLQ,
+    ORIGINAL_ROUTING_KEY_HEADER,
     InvalidEvent,
     parse_event,
 )
@@ -25,10 +28,8 @@ from shared.contract import (
 DEAD_LETTER_QUEUES = (NOTIFIER_DLQ, LINKER_DLQ)
 """The queues these commands may work on (never a live queue: replaying one would duplicate)."""
 
-ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
-DEAD_LETTERED_AT_HEADER = "x-dead-lettered-at"
-DEATH_HEADER = "x-death"
 DELIVERY_COUNT_HEADER = "x-delivery-count"
+"""RabbitMQ's count of a quorum queue message's deliveries (a replay must not carry it over)."""
 
 _DROPPED_ON_REPLAY = frozenset(
     {DEATH_HEADER, ORIGINAL_ROUTING_KEY_HEADER, DEAD_LETTERED_AT_HEADER, DELIVERY_COUNT_HEADER}
