@@ -68,7 +68,7 @@ def _migrate(_: argparse.Namespace) -> int:
 
 
 def _rotate_keys(_: argparse.Namespace) -> int:
-    from services.linker.crypto import ChatIdCipher, ChatIdError
+    from services.common.chat_ids import ChatIdCipher, ChatIdError
     from services.linker.rotate import rotate_chat_ids
     from shared.settings import BaseServiceSettings, ConfigurationError
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import install_auth, make_verifier
 from services.common.callbacks import callback_key
+from services.common.chat_ids import ChatIdCipher
 from services.common.internal_events import internal_events_key
 from services.common.jsonapi import BodyLimit
 from services.common.telegram import has_event, read_update
@@ -47,7 +48,6 @@ from services.linker.bot import (
     set_commands,
     update_types,
 )
-from services.linker.crypto import ChatIdCipher
 from services.linker.events import broker_ready, declare_topology, make_broker
 from services.linker.ports import Clock
 from services.linker.service import LinkService

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from services.linker.crypto import ChatIdCipher, ChatIdError
+from services.common.chat_ids import ChatIdCipher, ChatIdError
 from shared.db import libpq_url
 
 _PAGE = """

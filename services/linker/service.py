@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
+from services.common.chat_ids import ChatIdCipher
 from services.linker import texts
 from services.linker.chats import Chats
-from services.linker.crypto import ChatIdCipher
 from services.linker.errors import (
     NOT_LINKED_MESSAGE,
     NoActiveLink,

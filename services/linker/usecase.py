@@ -10,8 +10,8 @@ import logging
 
 from prometheus_client import Counter
 
+from services.common.chat_ids import ChatIdCipher
 from services.common.logging import mask_chat_id
-from services.linker.crypto import ChatIdCipher
 from services.linker.ports import (
     Clock,
     EventSink,

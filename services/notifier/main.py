@@ -21,11 +21,11 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import Field
 
 from services.common.callbacks import callback_key
+from services.common.chat_ids import ChatIdCipher
 from services.common.internal_events import InternalPublisher, internal_events_key
 from services.common.logging import configure_logging, log_context
 from services.common.telegram import bot_token, make_bot
 from services.common.web import EmbeddedServer, broker_check, health_router
-from services.linker.crypto import ChatIdCipher
 from services.notifier import metrics
 from services.notifier.processor import (
     Clock,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.linker.crypto import ChatIdCipher
+from services.common.chat_ids import ChatIdCipher
 from services.linker.errors import BotUnavailable
 from services.linker.linking import ChatOutcome
 from services.linker.ports import Redemption, SendRefused, StoredChat

@@ -3,7 +3,7 @@
 import pytest
 from cryptography.fernet import Fernet
 
-from services.linker.crypto import ChatIdCipher, ChatIdError
+from services.common.chat_ids import ChatIdCipher, ChatIdError
 from shared.settings import ConfigurationError
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from services.cli import main
-from services.linker.crypto import ChatIdCipher, ChatIdError
+from services.common.chat_ids import ChatIdCipher, ChatIdError
 from services.linker.rotate import rotate_chat_ids
 
 pytestmark = pytest.mark.integration

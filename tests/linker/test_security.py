@@ -8,8 +8,8 @@ import jwt
 import pytest
 from cryptography.fernet import Fernet
 
+from services.common.chat_ids import ChatIdCipher
 from services.common.logging import JsonFormatter
-from services.linker.crypto import ChatIdCipher
 from shared.db import session_scope
 from shared.models import TelegramLink
 from tests.linker.helpers import JWT_SECRET, bearer, bot_key, make_jwt, new_chat_id, new_user

@@ -22,8 +22,8 @@ from pydantic import SecretStr
 
 from services.common.auth import JwtSettings, make_verifier
 from services.common.callbacks import callback_key
+from services.common.chat_ids import ChatIdCipher
 from services.common.telegram import bot_token, make_bot
-from services.linker.crypto import ChatIdCipher
 from services.notifier.processor import exposure_bound
 from services.notifier.ratelimit import RateLimiter
 from services.notifier.topology import notifier_queue
