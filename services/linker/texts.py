@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from datetime import time
 
+from services.common.platforms import platform_name
 from services.linker.preferences import MUTABLE_TYPES, QUIET_PRESETS, Preferences, hhmm
 from services.linker.tokens import TokenProblem
-from services.notifier.render import platform_name
 
 TEST_MESSAGE = "🧪 테스트 메시지\n\nTelegram 연동이 정상적으로 작동합니다! ✅"
 TEST_MESSAGE_EN = "🧪 Test message\n\nThe Telegram integration works! ✅"

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from services.common.platforms import platform_key
 from services.notifier.keyboards import keyboard
 from services.notifier.preferences import quiet_until
 from services.notifier.records import (
@@ -32,7 +33,6 @@ from services.notifier.records import (
 from services.notifier.render import (
     DailyReport,
     PlatformTotals,
-    platform_key,
     render_automation_executed,
     render_daily_summary,
     render_post_failure,

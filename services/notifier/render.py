@@ -11,6 +11,7 @@ import html
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from services.common.platforms import platform_emoji, platform_name
 from shared.contract import (
     AutomationExecutedData,
     PostFailureData,
@@ -133,33 +134,6 @@ def labels(language: str | None) -> Labels:
     return EN if language == "en" else KO
 
 
-TEST_MESSAGE = "🧪 테스트 메시지\n\nTelegram 연동이 정상적으로 작동합니다! ✅"
-"""The spec's test message (sent by the linker's send-test-message endpoint)."""
-
-# (display name, emoji) of the platforms the SNS platform posts to.
-PLATFORMS: dict[str, tuple[str, str]] = {
-    "instagram": ("Instagram", "📸"),
-    "twitter": ("Twitter", "🐦"),
-    "x": ("X", "🐦"),
-    "facebook": ("Facebook", "📘"),
-    "threads": ("Threads", "🧵"),
-    "tiktok": ("TikTok", "🎵"),
-    "youtube": ("YouTube", "▶️"),
-    "linkedin": ("LinkedIn", "💼"),
-    "pinterest": ("Pinterest", "📌"),
-    "reddit": ("Reddit", "👽"),
-    "tumblr": ("Tumblr", "📓"),
-    "telegram": ("Telegram", "✈️"),
-    "naver_blog": ("Naver Blog", "📗"),
-    "naver": ("Naver", "📗"),
-    "kakao": ("Kakao", "💬"),
-    "kakaostory": ("KakaoStory", "💬"),
-    "mastodon": ("Mastodon", "🐘"),
-    "bluesky": ("Bluesky", "🦋"),
-}
-DEFAULT_PLATFORM_EMOJI = "📱"
-
-
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10)) | {127: None}
 
 
@@ -176,26 +150,6 @@ def _cut(text: str, limit: int) -> str:
 
 def _esc(text: str, limit: int) -> str:
     return html.escape(_cut(text, limit), quote=False)
-
-
-def platform_key(platform: str) -> str:
-    """The canonical key of a platform name (`Instagram ` → `instagram`)."""
-    return platform.strip().lower().replace(" ", "_").replace("-", "_")
-
-
-def platform_name(platform: str) -> str:
-    """The display name of a platform (`instagram` → `Instagram`); unknown ones title-cased."""
-    known = PLATFORMS.get(platform_key(platform))
-    if known:
-        return known[0]
-    cleaned = platform.strip().replace("_", " ")
-    return cleaned if any(c.isupper() for c in cleaned) else cleaned.title()
-
-
-def platform_emoji(platform: str) -> str:
-    """The platform's emoji (`instagram` → 📸), or 📱 for one we don't know."""
-    known = PLATFORMS.get(platform_key(platform))
-    return known[1] if known else DEFAULT_PLATFORM_EMOJI
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from services.common.platforms import platform_key
 from services.notifier.records import (
     ERROR_CHARS,
     FINAL_STATUSES,
@@ -33,7 +34,7 @@ from services.notifier.records import (
     SummaryWindow,
     storable,
 )
-from services.notifier.render import DailyReport, PlatformTotals, platform_key
+from services.notifier.render import DailyReport, PlatformTotals
 from shared.contract import EventType
 from shared.db import is_transient, libpq_url
 
