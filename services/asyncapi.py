@@ -25,9 +25,7 @@ from typing import Any, Literal, cast, get_args
 from pydantic import BaseModel, create_model
 from pydantic.json_schema import models_json_schema
 
-from services.ops.samples import sample_data
 from shared.contract import (
-    ACTIVITY_TYPES,
     CONTRACT_VERSION,
     DATA_MODELS,
     DEAD_LETTERED_AT_HEADER,
@@ -45,11 +43,13 @@ from shared.contract import (
     NOTIFIER_QUEUE,
     ORIGINAL_ROUTING_KEY_HEADER,
     SIGNATURE_HEADER,
+    TYPES,
     DeadLetterReason,
     Event,
     EventType,
     exchange_of,
     new_event,
+    sample_data,
 )
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -61,21 +61,6 @@ EXAMPLE_TIME = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
 
 LINKER_CONSUMED = INTERNAL_TYPES
 """`services.linker.events.CONSUMED_TYPES`."""
-
-PUBLISHERS: dict[EventType, str] = {
-    **{
-        t: "the SNS platform's services (`shared.publisher.EventPublisher`)" for t in ACTIVITY_TYPES
-    },
-    EventType.DAILY_SUMMARY: "the scheduler, once per linked user per local day",
-    EventType.POST_METRICS_UPDATED: "the SNS platform's services, when a post's counts change",
-    EventType.POST_RETRY_REQUESTED: (
-        "the linker, when a user presses Retry on a failure message (for the platform's publisher)"
-    ),
-    EventType.TELEGRAM_LINKED: "the linker, when a chat is linked",
-    EventType.TELEGRAM_UNLINKED: "the linker, when a chat is unlinked",
-    EventType.TELEGRAM_BLOCKED: "the notifier, when Telegram refuses a chat for good",
-    EventType.TELEGRAM_CHAT_MIGRATED: "the notifier, when a group became a supergroup",
-}
 
 DESCRIPTION = f"""\
 Events of the SNS automation platform that the Telegram services turn into messages, and the
@@ -259,7 +244,7 @@ def document() -> dict[str, Any]:
             "action": "send",
             "channel": {"$ref": f"#/channels/{key}"},
             "title": f"Publish {key}",
-            "summary": f"Published by {PUBLISHERS[event_type]}.",
+            "summary": f"Published by {TYPES[event_type].published_by}.",
             "messages": _operation_messages(key, [key]),
             "bindings": {
                 "amqp": {

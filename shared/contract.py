@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -62,6 +64,8 @@ MAX_EVENT_BYTES = 256 * 1024
 class EventType(StrEnum):
     """Every routing key on `sns.events` that this system publishes or consumes."""
 
+    # Each type is declared by its entry in `TYPES` (the docstring above is the AsyncAPI
+    # document's description of the enum: keep it).
     POST_SUCCESS = "post_success"
     POST_FAILURE = "post_failure"
     AUTOMATION_EXECUTED = "automation_executed"
@@ -73,36 +77,6 @@ class EventType(StrEnum):
     TELEGRAM_UNLINKED = "telegram.unlinked"
     TELEGRAM_BLOCKED = "telegram.blocked"
     TELEGRAM_CHAT_MIGRATED = "telegram.chat_migrated"
-
-
-NOTIFICATION_TYPES: tuple[EventType, ...] = (
-    EventType.POST_SUCCESS,
-    EventType.POST_FAILURE,
-    EventType.AUTOMATION_EXECUTED,
-    EventType.DAILY_SUMMARY,
-    EventType.POST_METRICS_UPDATED,
-)
-"""The types the notifier queue is bound to."""
-
-INTERNAL_TYPES: tuple[EventType, ...] = (
-    EventType.TELEGRAM_BLOCKED,
-    EventType.TELEGRAM_CHAT_MIGRATED,
-)
-"""What the notifier tells the linker: only on `INTERNAL_EXCHANGE`, signed, never from outside."""
-
-
-def exchange_of(routing_key: str) -> str:
-    """The exchange an event of this type (routing key) travels on."""
-    internal = routing_key in {t.value for t in INTERNAL_TYPES}
-    return INTERNAL_EXCHANGE if internal else EXCHANGE
-
-
-ACTIVITY_TYPES: tuple[EventType, ...] = (
-    EventType.POST_SUCCESS,
-    EventType.POST_FAILURE,
-    EventType.AUTOMATION_EXECUTED,
-)
-"""The platform's own events, recorded for the daily summary."""
 
 
 MAX_COUNT = 2**31 - 1
@@ -302,18 +276,178 @@ class TelegramChatMigratedData(_Data):
     )
 
 
-DATA_MODELS: dict[EventType, type[_Data]] = {
-    EventType.POST_SUCCESS: PostSuccessData,
-    EventType.POST_FAILURE: PostFailureData,
-    EventType.AUTOMATION_EXECUTED: AutomationExecutedData,
-    EventType.DAILY_SUMMARY: DailySummaryData,
-    EventType.POST_METRICS_UPDATED: PostMetricsUpdatedData,
-    EventType.POST_RETRY_REQUESTED: PostRetryRequestedData,
-    EventType.TELEGRAM_LINKED: TelegramLinkData,
-    EventType.TELEGRAM_UNLINKED: TelegramLinkData,
-    EventType.TELEGRAM_BLOCKED: TelegramBlockedData,
-    EventType.TELEGRAM_CHAT_MIGRATED: TelegramChatMigratedData,
+class Shown(StrEnum):
+    """What a linked user sees of an event of a type."""
+
+    MESSAGE = "message"
+    """A message of its own, rendered from the type's template (`services/notifier/render.py`)."""
+    EDIT = "edit"
+    """New numbers in a message sent earlier (the notifier edits it)."""
+    NOTHING = "nothing"
+    """Nothing: an event between services (the notifier's queue is not bound to it)."""
+
+
+@dataclass(frozen=True)
+class TypeSpec:
+    """One event type's declaration: what every service, list and document derives from it."""
+
+    model: type[_Data]
+    """The model of its `data`."""
+    published_by: str
+    """Who publishes it (the AsyncAPI document's words)."""
+    sample: Callable[[date], dict[str, Any]]
+    """A valid `data` on a given day, as the specification's examples: what `sns-telegram publish`
+    sends without --data, and the AsyncAPI document's example."""
+    shown: Shown = Shown.NOTHING
+    internal: bool = False
+    """Published only by our services, signed, on `INTERNAL_EXCHANGE` (never on `EXCHANGE`)."""
+    activity: bool = False
+    """Recorded in `activity` (the daily report, the linker's Retry, edits of a post's message)."""
+    mutable: bool = False
+    """Users may mute it (/mute, the /settings buttons, the preferences API)."""
+    names: Mapping[str, str] = field(default_factory=dict)
+    """Its name as users read it, by language (`ko`, `en`): in /settings, /mute and the answers
+    to buttons. Every type a user may mute or sees a message of has one in each language."""
+
+
+_PLATFORM = "the SNS platform's services (`shared.publisher.EventPublisher`)"
+
+TYPES: dict[EventType, TypeSpec] = {
+    EventType.POST_SUCCESS: TypeSpec(
+        PostSuccessData,
+        published_by=_PLATFORM,
+        sample=lambda _: {
+            "platform": "instagram",
+            "content": "Post content here...",
+            "likes": 1234,
+            "comments": 56,
+            "post_url": "https://instagram.com/p/sample",
+        },
+        shown=Shown.MESSAGE,
+        activity=True,
+        mutable=True,
+        names={"ko": "게시 완료", "en": "Post published"},
+    ),
+    EventType.POST_FAILURE: TypeSpec(
+        PostFailureData,
+        published_by=_PLATFORM,
+        sample=lambda _: {"platform": "instagram", "error": "Connection timeout"},
+        shown=Shown.MESSAGE,
+        activity=True,
+        mutable=True,
+        names={"ko": "게시 실패", "en": "Post failed"},
+    ),
+    EventType.AUTOMATION_EXECUTED: TypeSpec(
+        AutomationExecutedData,
+        published_by=_PLATFORM,
+        sample=lambda _: {
+            "automation_name": "Daily Instagram Post",
+            "platforms": ["instagram", "twitter"],
+            "execution_time": "2026-02-26 10:30:00 UTC",
+        },
+        shown=Shown.MESSAGE,
+        activity=True,
+        mutable=True,
+        names={"ko": "자동화 실행", "en": "Automation run"},
+    ),
+    EventType.DAILY_SUMMARY: TypeSpec(
+        DailySummaryData,
+        published_by="the scheduler, once per linked user per local day",
+        sample=lambda today: {
+            "date": today.isoformat(),
+            "timezone": "UTC",
+            "total_posts": 5,
+            "successful_posts": 5,
+            "failed_posts": 0,
+            "total_engagement": 2345,
+            "platforms": {
+                "instagram": {"posts": 3, "engagement": 1234},
+                "twitter": {"posts": 2, "engagement": 1111},
+            },
+        },
+        shown=Shown.MESSAGE,
+        mutable=True,
+        names={"ko": "일일 리포트", "en": "Daily report"},
+    ),
+    EventType.POST_METRICS_UPDATED: TypeSpec(
+        PostMetricsUpdatedData,
+        published_by="the SNS platform's services, when a post's counts change",
+        sample=lambda _: {
+            "post_id": "sample-post-1",
+            "platform": "instagram",
+            "likes": 1500,
+            "comments": 80,
+        },
+        # An edit of a message the user already got, not a notification of its own: not mutable.
+        shown=Shown.EDIT,
+    ),
+    EventType.POST_RETRY_REQUESTED: TypeSpec(
+        PostRetryRequestedData,
+        published_by=(
+            "the linker, when a user presses Retry on a failure message (for the platform's "
+            "publisher)"
+        ),
+        sample=lambda _: {
+            "original_event_id": "7b0c2f0e-2c7e-4a53-9a55-3f1d6c0f9a10",
+            "platform": "instagram",
+            "error": "Connection timeout",
+            "post_id": "sample-post-1",
+        },
+    ),
+    EventType.TELEGRAM_LINKED: TypeSpec(
+        TelegramLinkData,
+        published_by="the linker, when a chat is linked",
+        sample=lambda _: {"chat_type": "private"},
+    ),
+    EventType.TELEGRAM_UNLINKED: TypeSpec(
+        TelegramLinkData,
+        published_by="the linker, when a chat is unlinked",
+        sample=lambda _: {"chat_type": "private"},
+    ),
+    EventType.TELEGRAM_BLOCKED: TypeSpec(
+        TelegramBlockedData,
+        published_by="the notifier, when Telegram refuses a chat for good",
+        sample=lambda _: {"reason": "Forbidden: bot was blocked by the user", "error_code": 403},
+        internal=True,
+    ),
+    EventType.TELEGRAM_CHAT_MIGRATED: TypeSpec(
+        TelegramChatMigratedData,
+        published_by="the notifier, when a group became a supergroup",
+        sample=lambda _: {"new_chat_id": -1001234567890},
+        internal=True,
+    ),
 }
+"""Every event type's declaration, in the order lists and documents show them. Adding a type is
+an `EventType` member, its data model and its entry here; then its template and golden texts in
+the notifier when users see it (docs/architecture.md, "Where to make a change")."""
+
+
+def _types(where: Callable[[TypeSpec], bool]) -> tuple[EventType, ...]:
+    return tuple(event_type for event_type, spec in TYPES.items() if where(spec))
+
+
+NOTIFICATION_TYPES = _types(lambda spec: spec.shown is not Shown.NOTHING)
+"""The types the notifier queue is bound to."""
+MESSAGE_TYPES = _types(lambda spec: spec.shown is Shown.MESSAGE)
+"""The types the notifier sends a message of: each has a template."""
+INTERNAL_TYPES = _types(lambda spec: spec.internal)
+"""What the notifier tells the linker: only on `INTERNAL_EXCHANGE`, signed, never from outside."""
+ACTIVITY_TYPES = _types(lambda spec: spec.activity)
+"""The platform's own events, recorded for the daily summary."""
+MUTABLE_TYPES = _types(lambda spec: spec.mutable)
+"""The types a user can mute, in display order."""
+DATA_MODELS: dict[EventType, type[_Data]] = {t: spec.model for t, spec in TYPES.items()}
+
+
+def exchange_of(routing_key: str) -> str:
+    """The exchange an event of this type (routing key) travels on."""
+    internal = routing_key in {t.value for t in INTERNAL_TYPES}
+    return INTERNAL_EXCHANGE if internal else EXCHANGE
+
+
+def sample_data(event_type: EventType, today: date) -> dict[str, Any]:
+    """A valid `data` payload for `event_type`; `today` is the daily summary's day."""
+    return TYPES[event_type].sample(today)
 
 
 def _utc(value: datetime) -> datetime:

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from services.common.safe_text import redact
 from services.ops.amqp import OpsError
-from services.ops.samples import sample_data
 from shared.contract import (
     INTERNAL_EXCHANGE,
     INTERNAL_TYPES,
@@ -21,6 +20,7 @@ from shared.contract import (
     EventType,
     InvalidEvent,
     new_event,
+    sample_data,
 )
 from shared.publisher import EventPublisher, PublishError
 
@@ -59,7 +59,7 @@ def build_event(
     occurred_at: str | None = None,
     now: datetime | None = None,
 ) -> Event:
-    """A validated event; without `data`, the type's sample (see `services.ops.samples`)."""
+    """A validated event; without `data`, the type's sample (`TYPES` in `shared.contract`)."""
     now = now or datetime.now(UTC)
     try:
         kind = EventType(event_type)
