@@ -11,18 +11,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import time
 
-from shared.contract import EventType
+from shared import contract
 from shared.contract import is_iana_timezone as is_iana_timezone  # the API's zone check
 from shared.models import TelegramLink
 
-MUTABLE_TYPES: tuple[str, ...] = (
-    EventType.POST_SUCCESS.value,
-    EventType.POST_FAILURE.value,
-    EventType.AUTOMATION_EXECUTED.value,
-    EventType.DAILY_SUMMARY.value,
-)
-"""The notification types a user can mute, in display order (metrics updates edit a message
-the user already got; they are not a notification of their own)."""
+MUTABLE_TYPES: tuple[str, ...] = tuple(t.value for t in contract.MUTABLE_TYPES)
+"""The notification types a user can mute, in display order, as stored in `muted_types` (declared
+in `shared.contract.TYPES`)."""
 LANGUAGES = ("ko", "en")
 QUIET_PRESETS: tuple[tuple[time, time], ...] = ((time(22), time(7)), (time(23), time(8)))
 """Quiet hours offered as buttons in /settings (the API accepts any)."""

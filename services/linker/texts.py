@@ -7,11 +7,13 @@ also in English, for `language: en`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import time
 
 from services.common.platforms import platform_name
 from services.linker.preferences import MUTABLE_TYPES, QUIET_PRESETS, Preferences, hhmm
 from services.linker.tokens import TokenProblem
+from shared.contract import TYPES
 
 TEST_MESSAGE = "🧪 테스트 메시지\n\nTelegram 연동이 정상적으로 작동합니다! ✅"
 TEST_MESSAGE_EN = "🧪 Test message\n\nThe Telegram integration works! ✅"
@@ -128,20 +130,10 @@ COMMANDS = {
 """The bot's command menu (setMyCommands)."""
 
 # ------------------------------------------------------------------ settings (ko and en)
-TYPE_NAMES = {
-    "ko": {
-        "post_success": "게시 완료",
-        "post_failure": "게시 실패",
-        "automation_executed": "자동화 실행",
-        "daily_summary": "일일 리포트",
-    },
-    "en": {
-        "post_success": "Post published",
-        "post_failure": "Post failed",
-        "automation_executed": "Automation run",
-        "daily_summary": "Daily report",
-    },
+TYPE_NAMES: dict[str, Mapping[str, str]] = {
+    t.value: spec.names for t, spec in TYPES.items() if spec.names
 }
+"""Each notification type's name by language (declared in `shared.contract.TYPES`)."""
 LANGUAGE_NAMES = {"ko": "한국어", "en": "English"}
 CHOSEN = "✅ "
 
@@ -182,7 +174,7 @@ def _lang(language: str) -> str:
 
 def type_name(event_type: str, language: str) -> str:
     """The name of a notification type, as the settings show it."""
-    return TYPE_NAMES[_lang(language)].get(event_type, event_type)
+    return TYPE_NAMES.get(event_type, {}).get(_lang(language), event_type)
 
 
 def quiet_range(start: time, end: time) -> str:

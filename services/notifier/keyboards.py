@@ -16,21 +16,13 @@ from urllib.parse import urlsplit
 
 from services.common.callbacks import short_uuid, sign
 from services.notifier.render import labels
-from shared.contract import EventType
+from shared.contract import MUTABLE_TYPES, EventType
 
 Keyboard = list[list[dict[str, str]]]
 """Rows of buttons; each has `text` and either `url` or `action` + `argument`."""
 
 RETRY = "r"
 MUTE = "m"
-
-MUTABLE_TYPES = (
-    EventType.POST_SUCCESS,
-    EventType.POST_FAILURE,
-    EventType.AUTOMATION_EXECUTED,
-    EventType.DAILY_SUMMARY,
-)
-"""Types with a "Mute this type" button (every notification; the linker's list is the same)."""
 
 MAX_URL_CHARS = 2048
 
@@ -54,7 +46,8 @@ def web_url(value: object) -> str | None:
 def keyboard(
     event_type: EventType, event_id: uuid.UUID, data: Mapping[str, Any], language: str
 ) -> Keyboard:
-    """The buttons of one notification: View post (URL), Retry (failures), Mute this type."""
+    """The buttons of one notification: View post (URL), Retry (failures), Mute this type (each
+    type users may mute)."""
     words = labels(language)
     rows: Keyboard = []
     url = web_url(data.get("post_url"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, time
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,7 +20,13 @@ from pydantic import (
 )
 
 from services.linker.errors import NOT_LINKED_MESSAGE
-from services.linker.preferences import Preferences, hhmm, is_iana_timezone, parse_hhmm
+from services.linker.preferences import (
+    MUTABLE_TYPES,
+    Preferences,
+    hhmm,
+    is_iana_timezone,
+    parse_hhmm,
+)
 
 # ------------------------------------------------------------------------ the spec's five
 INSTRUCTIONS = "Click the link to open Telegram and send /start to the bot to complete linking."
@@ -128,7 +134,12 @@ def iso_utc(moment: datetime | None) -> str | None:
 
 
 # ------------------------------------------------------------------------ the preferences
-NotificationType = Literal["post_success", "post_failure", "automation_executed", "daily_summary"]
+# The types a user may mute, as declared in `shared.contract.TYPES`: validated, and the OpenAPI
+# document's enum, as a Literal of them (built at run time, so type checkers see a str).
+if TYPE_CHECKING:
+    NotificationType = str
+else:
+    NotificationType = Literal[MUTABLE_TYPES]
 Language = Literal["ko", "en"]
 
 
