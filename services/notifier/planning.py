@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,11 +31,9 @@ from services.notifier.records import (
     storable,
 )
 from services.notifier.render import (
+    TEMPLATES,
     DailyReport,
     PlatformTotals,
-    render_automation_executed,
-    render_daily_summary,
-    render_post_failure,
     render_post_success,
 )
 from services.notifier.work import Item
@@ -117,17 +115,15 @@ def dedupe_key(event: Event, data: Any) -> str:
 
 
 def render(event: Event, data: Any, report: DailyReport | None, language: str = "ko") -> str:
-    """The message text of an event (the daily report is aggregated before)."""
-    if isinstance(data, PostSuccessData):
-        return render_post_success(data, event.occurred_at, language)
-    if isinstance(data, PostFailureData):
-        return render_post_failure(data, event.occurred_at, language)
-    if isinstance(data, AutomationExecutedData):
-        return render_automation_executed(data, event.occurred_at, language)
+    """The message text of an event, from its type's template (the daily report is aggregated
+    before, and is what its template shows)."""
+    template = TEMPLATES.get(event.type)
+    if template is None:
+        raise TypeError(f"no template for {event.type}")
     if isinstance(data, DailySummaryData):
         assert report is not None
-        return render_daily_summary(report, language)
-    raise TypeError(f"no template for {event.type}")
+        return template(report, event.occurred_at, language)
+    return template(data, event.occurred_at, language)
 
 
 def stored_data(data: dict[str, Any]) -> dict[str, Any]:
@@ -181,35 +177,61 @@ def report_from_data(data: DailySummaryData) -> DailyReport:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What `activity` keeps of a platform event besides its data: the columns the daily summary
+    and edits query, and the details the linker's Retry and edits read."""
+
+    details: dict[str, object]
+    platform: str | None = None
+    post_id: str | None = None
+    likes: int = 0
+    comments: int = 0
+
+
+def _post_success(data: PostSuccessData, chat: str | None) -> Recorded:
+    details: dict[str, object] = {"post_id": data.post_id, "post_url": data.post_url}
+    if chat is not None:
+        details["chat"] = chat
+    return Recorded(details, data.platform, data.post_id, data.likes, data.comments)
+
+
+def _post_failure(data: PostFailureData, chat: str | None) -> Recorded:
+    details: dict[str, object] = {"post_id": data.post_id, "error": data.error[:500]}
+    return Recorded(details, data.platform, data.post_id)
+
+
+def _automation_executed(data: AutomationExecutedData, chat: str | None) -> Recorded:
+    return Recorded(
+        {"automation_name": data.automation_name[:200], "platforms": data.platforms[:50]}
+    )
+
+
+RECORDED: dict[EventType, Callable[[Any, str | None], Recorded]] = {
+    EventType.POST_SUCCESS: _post_success,
+    EventType.POST_FAILURE: _post_failure,
+    EventType.AUTOMATION_EXECUTED: _automation_executed,
+}
+"""What `activity` keeps of each type recorded as activity (`shared.contract.ACTIVITY_TYPES`)."""
+
+
 def activity_row(event: Event, data: Any, chat: str | None = None) -> ActivityRow:
     """What the daily summary, the linker's Retry and metrics edits need of a platform event.
 
     `details["data"]` is the event's data (see `stored_data`); `chat` (a `chat_tag`) names the
     chat a post's success message goes to.
     """
-    platform, post_id, likes, comments = None, None, 0, 0
-    details: dict[str, object]
-    if isinstance(data, PostSuccessData):
-        platform, post_id, likes, comments = data.platform, data.post_id, data.likes, data.comments
-        details = {"post_id": data.post_id, "post_url": data.post_url}
-        if chat is not None:
-            details["chat"] = chat
-    elif isinstance(data, PostFailureData):
-        platform, post_id = data.platform, data.post_id
-        details = {"post_id": data.post_id, "error": data.error[:500]}
-    else:
-        assert isinstance(data, AutomationExecutedData)
-        details = {"automation_name": data.automation_name[:200], "platforms": data.platforms[:50]}
+    recorded = RECORDED[event.type](data, chat)
     return ActivityRow(
         event.event_id,
         event.user_id,
         event.type,
         event.occurred_at,
-        platform_key(platform) if platform is not None else None,
-        likes,
-        comments,
-        _storable(details) | {"data": stored_data(event.data)},
-        post_key(post_id),
+        platform_key(recorded.platform) if recorded.platform is not None else None,
+        recorded.likes,
+        recorded.comments,
+        _storable(recorded.details) | {"data": stored_data(event.data)},
+        post_key(recorded.post_id),
     )
 
 

@@ -8,12 +8,15 @@ Korean (`ko`, the spec's texts) is the default language; `en` is the same messag
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 from services.common.platforms import platform_emoji, platform_name
 from shared.contract import (
     AutomationExecutedData,
+    EventType,
     PostFailureData,
     PostSuccessData,
 )
@@ -273,6 +276,20 @@ def render_daily_summary(report: DailyReport, language: str = "ko") -> str:
             lines.append(words.more_platforms_line.format(len(ranked) - MAX_PLATFORMS_LISTED))
     lines += ["", f"📅 {report.day.isoformat()}"]
     return "\n".join(lines)
+
+
+Template = Callable[[Any, datetime, str], str]
+"""A type's template: its data (a daily summary's: its `DailyReport`), when it happened, and the
+language."""
+
+TEMPLATES: dict[EventType, Template] = {
+    EventType.POST_SUCCESS: render_post_success,
+    EventType.POST_FAILURE: render_post_failure,
+    EventType.AUTOMATION_EXECUTED: render_automation_executed,
+    EventType.DAILY_SUMMARY: lambda report, _, language: render_daily_summary(report, language),
+}
+"""The template of each type the notifier sends a message of (`shared.contract.MESSAGE_TYPES`);
+each has golden texts in `tests/notifier/goldens/`."""
 
 
 FOLD_SEPARATOR = "\n\n────────\n\n"
