@@ -2,10 +2,11 @@
 of each notification type and a daily report, through the real paths.
 
 Once everything is ready: user `demo` asks the linker for a linking token (as the frontend does),
-chat 7 sends `/start TOKEN` in the stand-in (as a user does), and then the samples of
-`sns-telegram publish` go out on sns.events: a post_success, a post_failure and an
-automation_executed, then that day's daily_summary (a resend, so a second demo on the same day
-shows one too). It runs beside the services; a failure is reported and changes nothing else.
+chat 7 sends `/start TOKEN` in the stand-in (as a user does), and then each message type's sample
+(`shared.contract.TYPES`) goes out on sns.events through the platform's publisher: a
+post_success, a post_failure and an automation_executed, then that day's daily_summary (a
+resend, so a second demo on the same day shows one too). It runs beside the services; a failure
+is reported and changes nothing else.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from services.common.safe_text import redact
 from services.dev.tokens import mint
+from shared.contract import MESSAGE_TYPES, Event, EventType, new_event, sample_data
+from shared.publisher import EventPublisher
 
 DEMO_USER = "demo"
 DEMO_CHAT = 7
-NOTIFICATIONS = ("post_success", "post_failure", "automation_executed")
+NOTIFICATIONS = tuple(t for t in MESSAGE_TYPES if t is not EventType.DAILY_SUMMARY)
+"""The platform's notifications, one of each, with their samples; the daily report follows."""
 
 
 def start_demo(env: Mapping[str, str], standin: str | None, say: Callable[[str], None]) -> None:
@@ -38,7 +43,6 @@ def start_demo(env: Mapping[str, str], standin: str | None, say: Callable[[str],
 
 async def run_demo(env: Mapping[str, str], standin: str | None, say: Callable[[str], None]) -> None:
     """Link the demo chat (unless it is linked already), publish, wait for the messages."""
-    from services.ops.publish import build_event, publish
     from services.standin.client import StandInClient
 
     if standin is None:
@@ -62,15 +66,28 @@ async def run_demo(env: Mapping[str, str], standin: str | None, say: Callable[[s
             await telegram.wait_for_messages(DEMO_CHAT, before + 1, timeout=30)
             say(f"chat {DEMO_CHAT} linked to user {DEMO_USER!r} (/start with a linking token)")
         rabbitmq_url = env["RABBITMQ_URL"]
+        today = datetime.now(UTC).date()
         before = len(await telegram.bot_messages(DEMO_CHAT))
         for kind in NOTIFICATIONS:
-            await publish(rabbitmq_url, build_event(kind, DEMO_USER, None))
+            await publish(rabbitmq_url, new_event(kind, DEMO_USER, sample_data(kind, today)))
         await telegram.wait_for_messages(DEMO_CHAT, before + len(NOTIFICATIONS), timeout=60)
-        today = datetime.now(UTC).date().isoformat()
-        summary = {"date": today, "timezone": "UTC", "resend": True}
-        await publish(rabbitmq_url, build_event("daily_summary", DEMO_USER, summary))
+        summary = {"date": today.isoformat(), "timezone": "UTC", "resend": True}
+        await publish(rabbitmq_url, new_event(EventType.DAILY_SUMMARY, DEMO_USER, summary))
         await telegram.wait_for_messages(DEMO_CHAT, before + len(NOTIFICATIONS) + 1, timeout=60)
     say(
         f"published {', '.join(NOTIFICATIONS)} and a daily_summary for user {DEMO_USER!r}: "
         f"open {standin}/#chat={DEMO_CHAT} (or type {DEMO_CHAT} in the inbox's chat id box)"
     )
+
+
+async def publish(url: str, event: Event) -> None:
+    """Publish as a platform service does: confirmed, `mandatory` (no queue bound is an error)."""
+    publisher = EventPublisher(url)
+    try:
+        await publisher.connect()
+    except (OSError, TimeoutError) as exc:  # aio-pika's connection errors are OSErrors
+        raise RuntimeError(f"cannot connect to RabbitMQ at {redact(url)}: {exc!r}") from None
+    try:
+        await publisher.publish(event)
+    finally:
+        await publisher.close()
