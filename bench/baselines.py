@@ -27,16 +27,8 @@ from typing import Any
 from rich.console import Console
 
 from bench import notifier_bench
-from bench.harness import (
-    ROOT,
-    Process,
-    Servers,
-    servers,
-    sized,
-    standin,
-    wait_until,
-    write_result,
-)
+from bench.harness import ROOT, Process, Servers, servers, sized, standin, write_result
+from tests.support.waiting import eventually
 
 console = Console()
 SPEC_EVENTS = sized(4_000, 1_500)
@@ -84,7 +76,7 @@ async def ceiling(messages: int = CEILING_MESSAGES) -> dict[str, Any]:
             if answer.returncode != 0:
                 raise RuntimeError(answer.stderr[-2000:])
             report = json.loads(answer.stdout.strip().splitlines()[-1])
-            await wait_until(lambda: _accepted(client, messages), 30)
+            await eventually(lambda: _accepted(client, messages), 30)
             _, first = await client.sent(since=0, limit=1)
             _, last = await client.sent(since=messages - 1, limit=1)
             wall = time.monotonic() - started

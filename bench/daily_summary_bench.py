@@ -28,22 +28,14 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import text
 
-from bench.harness import (
-    Process,
-    percentile,
-    servers,
-    service_env,
-    sized,
-    standin,
-    wait_until,
-    write_result,
-)
+from bench.harness import Process, percentile, servers, service_env, sized, standin, write_result
 from bench.notifier_bench import _wait_queue
 from bench.scheduler_bench import emit_triggers
 from services.notifier.render import render_daily_summary
 from services.notifier.store import NotifierStore, SummaryWindow, open_pool
 from shared.contract import NOTIFIER_QUEUE
 from shared.db import create_engine
+from tests.support.waiting import eventually
 
 console = Console()
 USERS = sized(100_000, 10_000)
@@ -131,12 +123,12 @@ async def _run_until(
     task = progress.add_task(label, total=target)
 
     async def reached() -> bool:
-        assert notifier.alive, f"the notifier exited; see {notifier.log.name}"
+        assert notifier.alive, f"the notifier exited; see {notifier.log_path.name}"
         done = await _accepted(client)
         progress.update(task, completed=done)
         return done >= target
 
-    await wait_until(reached, 900, 0.2)
+    await eventually(reached, 900, 0.2)
     progress.remove_task(task)
 
 

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -27,16 +26,17 @@ from rich.console import Console
 from bench.harness import (
     ROOT,
     Process,
-    free_port,
     percentile,
     seed_links,
     servers,
     service_env,
     sized,
     standin,
-    wait_until,
     write_result,
 )
+from tests.support.jwts import make_jwt
+from tests.support.processes import free_port
+from tests.support.waiting import eventually
 
 console = Console()
 JWT_SECRET = "bench-linker-secret-0123456789abcdef-0123"
@@ -53,15 +53,8 @@ UNLOADED = sized(300, 100)
 
 def tokens(prefix: str, count: int, cycle: int | None = None) -> list[str]:
     """`count` JWTs for users `<prefix>-1...` (repeating after `cycle` users, if given)."""
-    import jwt
-
-    expires = datetime.now(UTC) + timedelta(hours=1)
     return [
-        jwt.encode(
-            {"sub": f"{prefix}-{(i % cycle if cycle else i) + 1}", "exp": expires},
-            JWT_SECRET,
-            algorithm="HS256",
-        )
+        make_jwt(f"{prefix}-{(i % cycle if cycle else i) + 1}", JWT_SECRET, expires_in=3600)
         for i in range(count)
     ]
 
@@ -132,7 +125,7 @@ async def run() -> dict[str, Any]:
             )
             linker = Process(["-m", "services.cli", "linker"], env, "linker")
             try:
-                await wait_until(lambda: _ready(port), 60, 0.2)
+                await eventually(lambda: _ready(port), 60, 0.2)
                 for name, (path, count) in ENDPOINTS.items():
                     url = f"http://127.0.0.1:{port}{path}"
                     cycle = LINKED_USERS if name == "status" else None

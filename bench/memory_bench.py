@@ -19,8 +19,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from bench.harness import seed_links, servers, sized, standin, wait_until, write_result
+from bench.harness import seed_links, servers, sized, standin, write_result
 from bench.notifier_bench import _publish_all, _wait_consumer, _wait_queue, event, start_notifier
+from tests.support.waiting import eventually
 
 console = Console()
 DEFAULT_EVENTS = sized(100_000, 20_000)
@@ -65,7 +66,7 @@ async def run(events: int = EVENTS) -> dict[str, Any]:
                         progress.update(task, completed=done)
                         return done >= target
 
-                    await wait_until(reached, 600, 0.2)
+                    await eventually(reached, 600, 0.2)
                     samples.append((target, notifier.rss_mb(), sockets(notifier.proc.pid)))
                 await publishing
             elapsed = time.monotonic() - started

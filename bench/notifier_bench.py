@@ -30,11 +30,11 @@ from bench.harness import (
     service_env,
     sized,
     standin,
-    wait_until,
     write_result,
 )
 from shared.contract import new_event
 from shared.publisher import EventPublisher
+from tests.support.waiting import eventually
 
 console = Console()
 MARK = re.compile(r"bench #(\d+)")
@@ -96,10 +96,10 @@ async def throughput(
                 started = time.monotonic()
                 task = progress.add_task("delivering", total=events)
                 # CPU is counted from the first delivered message on (imports and start-up aside).
-                await wait_until(lambda: _progress(client, progress, task, 1), 120, 0.01)
+                await eventually(lambda: _progress(client, progress, task, 1), 120, 0.01)
                 cpu0 = notifier.cpu_seconds()
                 done0 = (await client.stats())["send_message_accepted"]
-                await wait_until(lambda: _progress(client, progress, task, events), 300, 0.2)
+                await eventually(lambda: _progress(client, progress, task, events), 300, 0.2)
             elapsed = time.monotonic() - started
             _, first = await client.sent(since=0, limit=1)
             _, last = await client.sent(since=events - 1, limit=1)
@@ -130,7 +130,7 @@ async def _wait_queue(url: str) -> None:
             except Exception:
                 return False
 
-    await wait_until(declared, 30, 0.2)
+    await eventually(declared, 30, 0.2)
 
 
 async def _wait_consumer(url: str) -> None:
@@ -144,7 +144,7 @@ async def _wait_consumer(url: str) -> None:
             queue = await channel.declare_queue("notifier.events", passive=True)
             return bool(queue.declaration_result.consumer_count)
 
-    await wait_until(consumed, 60, 0.1)
+    await eventually(consumed, 60, 0.1)
 
 
 async def latency(
@@ -177,7 +177,7 @@ async def latency(
                         published[i] = time.monotonic()
                         await publisher.publish(event(i, users))
                         progress.update(task, advance=1)
-            await wait_until(lambda: _count(client, total), 300, 0.2)
+            await eventually(lambda: _count(client, total), 300, 0.2)
             _, messages = await client.sent(since=0, limit=total)
             notifier.stop()
     latencies = [
@@ -220,7 +220,7 @@ async def limits(
                 )
                 task = progress.add_task("delivering at 30/s", total=total)
                 quiet = Quiet()
-                await wait_until(lambda: _progress(client, progress, task, total, quiet), 300, 0.25)
+                await eventually(lambda: _progress(client, progress, task, total, quiet), 300, 0.25)
             stats = await client.stats()
             _, messages = await client.sent(since=0, limit=total)
             notifier.stop()

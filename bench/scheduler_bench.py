@@ -20,22 +20,16 @@ from typing import Any
 import aio_pika
 from sqlalchemy import text
 
-from bench.harness import sized
+from bench.harness import bench_users, sized
 from services.scheduler.clock import FixedClock
 from services.scheduler.main import build_engine, build_job, build_publisher
 from services.scheduler.settings import SchedulerSettings
-from shared.contract import EXCHANGE, EventType
+from shared.contract import EventType
 from tests.infra import find_servers, isolated_database, isolated_vhost
+from tests.support.bus import bound_queue
+from tests.support.links import seed_links
 
 DUE = datetime(2026, 2, 26, 9, 0, tzinfo=UTC)
-
-SEED = text("""
-    INSERT INTO telegram_links (user_id, chat_id, chat_type, enabled, linked_at, updated_at,
-        timezone, summary_time, language, muted_types)
-    SELECT 'bench-' || g, (7000000000 + g)::text, 'private', true, now(), now(),
-        'UTC', '09:00', 'ko', '{}'
-    FROM generate_series(1, :users) AS g
-""")
 
 DUE_QUERY_PLAN = text("""
     EXPLAIN SELECT s.user_id FROM summary_schedules s
@@ -61,18 +55,16 @@ async def emit_triggers(
     try:
         channel = await connection.channel()
         if queue_name is None:
-            exchange = await channel.declare_exchange(
-                EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+            queue = await bound_queue(
+                channel, EventType.DAILY_SUMMARY.value, name="bench.daily_summary"
             )
-            queue = await channel.declare_queue("bench.daily_summary", durable=True)
-            await queue.bind(exchange, routing_key=EventType.DAILY_SUMMARY.value)
         else:
             queue = await channel.get_queue(queue_name)
         await publisher.connect()
 
         started = time.perf_counter()
+        await seed_links(engine, bench_users(users))
         async with engine.begin() as conn:
-            await conn.execute(SEED, {"users": users})
             await conn.execute(text("ANALYZE telegram_links"))
         seed_seconds = time.perf_counter() - started
 

@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from bench.harness import Process, free_port, servers, service_env, sized, standin, write_result
+from bench.harness import Process, servers, service_env, sized, standin, write_result
+from tests.support.processes import free_port
 
 console = Console()
 SERVICES = ("notifier", "linker", "scheduler")
