@@ -21,6 +21,9 @@ from tests.infra import (
     isolated_database,
     isolated_vhost,
 )
+from tests.support.standin import standin
+
+__all__ = ["standin"]  # the in-process stand-in, for every test that asks for it
 
 # The services start in production unless told otherwise (APP_ENV defaults to production). Tests
 # run development configurations (short secrets, the stand-in, no encryption key), so the whole

@@ -1,5 +1,6 @@
 """An ASGI app served over real HTTP by uvicorn in a thread of its own, for synchronous clients
-such as schemathesis. Subclasses say how to build the app (and what to close after it)."""
+such as schemathesis (with `FUZZ`, the settings of those tests). Subclasses say how to build the
+app (and what to close after it)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,18 @@ from types import TracebackType
 from typing import Any, Self
 
 import uvicorn
+from hypothesis import HealthCheck, settings
 
-from tests.infra import free_port
+from tests.support.processes import free_port
+
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+)
+"""How the API fuzz tests (schemathesis against a served app) run: the same examples every run."""
 
 
 class ServedApp:

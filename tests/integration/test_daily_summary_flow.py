@@ -5,16 +5,18 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from tests.notifier.harness import eventually, running_notifier, unique_chat, unique_user
+from tests.notifier.harness import running_notifier
 from tests.scheduler.harness import make_settings, start_replica
+from tests.support.ids import new_chat_id, new_user
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 
 async def test_the_scheduled_trigger_becomes_the_spec_report(fresh_database_url, rabbitmq_url):
     async with running_notifier(fresh_database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
-        seoul, seoul_chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
+        seoul, seoul_chat = new_user(), new_chat_id()
         await h.link(user, chat)
         await h.link(seoul, seoul_chat, timezone="Asia/Seoul", summary_time=time(18))
         day = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)

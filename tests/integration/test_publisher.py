@@ -3,8 +3,9 @@
 import aio_pika
 import pytest
 
-from shared.contract import EXCHANGE, EventType, new_event, parse_event
+from shared.contract import EventType, new_event, parse_event
 from shared.publisher import EventPublisher, PublishError
+from tests.support.bus import bound_queue
 
 pytestmark = pytest.mark.integration
 
@@ -13,11 +14,7 @@ async def test_published_event_is_consumed_back_intact(rabbitmq_url):
     connection = await aio_pika.connect_robust(rabbitmq_url)
     async with connection, EventPublisher(rabbitmq_url) as publisher:
         channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue("publisher-test", durable=True)
-        await queue.bind(exchange, routing_key=EventType.POST_SUCCESS.value)
+        queue = await bound_queue(channel, EventType.POST_SUCCESS.value, name="publisher-test")
 
         sent = await publisher.send(
             "post_success", 123, {"platform": "instagram", "likes": 1234, "comments": 56}
@@ -44,11 +41,7 @@ async def test_publish_many_confirms_every_event(rabbitmq_url):
     connection = await aio_pika.connect_robust(rabbitmq_url)
     async with connection, EventPublisher(rabbitmq_url) as publisher:
         channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue("many", durable=True)
-        await queue.bind(exchange, routing_key="daily_summary")
+        queue = await bound_queue(channel, "daily_summary", name="many")
         events = [
             new_event("daily_summary", f"user-{i}", {"date": "2026-02-26"}) for i in range(300)
         ]

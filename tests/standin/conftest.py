@@ -17,13 +17,6 @@ BotFactory = Callable[..., Bot]
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[StandIn]:
-    """A fresh in-process stand-in on a free loopback port."""
-    async with StandIn(host="127.0.0.1", port=0) as s:
-        yield s
-
-
-@pytest.fixture
 async def make_bot() -> AsyncIterator[BotFactory]:
     """Factory for aiogram Bots pointed at a stand-in: make_bot(base_url, timeout=30)."""
     bots: list[Bot] = []

@@ -25,6 +25,7 @@ from services.common.auth import (
     require_role,
 )
 from services.common.web import install_common
+from tests.support.jwts import make_jwt
 
 pytestmark = pytest.mark.unit
 
@@ -46,10 +47,7 @@ def settings(**values) -> JwtSettings:
 
 
 def token(aud: str | list[str] | None, roles: list[str], **claims) -> str:
-    body = {"sub": "u1", "iss": ISSUER, "exp": int(time.time()) + 300, "roles": roles, **claims}
-    if aud is not None:
-        body["aud"] = aud
-    return jwt.encode(body, SECRET, algorithm="HS256")
+    return make_jwt("u1", SECRET, roles=roles, audience=aud, issuer=ISSUER, **claims)
 
 
 def app(configured: JwtSettings) -> FastAPI:

@@ -20,8 +20,8 @@ import pytest
 
 from services.dev import servers
 from services.dev.servers import SERVERS, Server, ServersUnavailable, find
-from tests.infra import free_port
-from tests.waiting import eventually
+from tests.support.processes import free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.unit
 

@@ -37,12 +37,6 @@ GROUP = -777
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[StandIn]:
-    async with StandIn(port=0) as s:
-        yield s
-
-
-@pytest.fixture
 async def bot(standin: StandIn) -> AsyncIterator[Bot]:
     settings = BaseServiceSettings(
         app_env="development", telegram_api_base=standin.base_url, telegram_bot_token=TOKEN

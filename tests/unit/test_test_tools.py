@@ -8,12 +8,13 @@ operating system's, not ours); the script itself runs as it does under `make tes
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.unit.test_make_targets import dry_run
 
 pytestmark = pytest.mark.unit
 
@@ -109,15 +110,7 @@ def test_nothing_is_installed_when_chromium_is_there(bin_dir: Path) -> None:
 
 @pytest.mark.parametrize("target", ["test", "test-e2e"])
 def test_the_make_targets_provide_the_tools_before_running_pytest(target: str) -> None:
-    dry_run = subprocess.run(
-        ["make", "-n", target],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "MAKEFLAGS": ""},
-    )
-    commands = dry_run.stdout.splitlines()
+    commands = dry_run(target)
     tools = next(i for i, line in enumerate(commands) if "scripts/test_tools.py" in line)
     pytest_at = next(i for i, line in enumerate(commands) if " pytest" in line)
     assert tools < pytest_at, commands
