@@ -32,10 +32,11 @@ test-e2e: install test-tools
 test-faults: install  ## fault suite (~6.5 min): kill -9, RabbitMQ/PostgreSQL restarts, Telegram faults, replicas, bad input
 	$(UV) run pytest tests/faults -v
 
-lint: install  ## ruff format check, ruff lint, mypy
+lint: install  ## ruff format check, ruff lint, mypy, the import walls between packages (lint-imports)
 	$(UV) run ruff format --check .
 	$(UV) run ruff check .
 	$(UV) run mypy
+	$(UV) run lint-imports
 
 fmt: install
 	$(UV) run ruff format .
