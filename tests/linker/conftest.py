@@ -1,4 +1,5 @@
-"""Linker test fixtures: the linker app running in-process on real parts, and an event tap.
+"""Linker test fixtures: the linker app running in-process on real parts, an event tap, and the
+use cases over in-memory fakes (`ports`).
 
 `linker` builds the app with `create_app` over the run's PostgreSQL database, this test's own
 RabbitMQ vhost and an in-process Telegram stand-in, runs its lifespan (consumer and long polling
@@ -7,7 +8,6 @@ start for real), and talks to it through httpx's ASGI transport.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +16,7 @@ from typing import Any
 import aio_pika
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,17 +26,18 @@ from services.linker.app import create_app
 from services.linker.settings import LinkerSettings
 from services.standin.server import StandIn
 from services.standin.state import CallbackRecord
-from shared.contract import EXCHANGE, Event, EventType, parse_event
+from shared.contract import Event, EventType, parse_event
 from shared.db import create_engine
 from shared.publisher import EventPublisher
+from tests.linker.fakes import Ports, fake_service
 from tests.linker.helpers import (
-    BOT_USERNAME,
     FakeClock,
     bearer,
     bot_texts,
     linker_settings,
     wait_for_bot_messages,
 )
+from tests.support.bus import bound_queue
 
 
 @dataclass
@@ -114,10 +116,9 @@ LinkerFactory = Callable[..., Awaitable[Linker]]
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[StandIn]:
-    """A Telegram Bot API stand-in in this test's event loop."""
-    async with StandIn(port=0, bot_username=BOT_USERNAME) as s:
-        yield s
+def ports() -> Ports:
+    """A `LinkService` over fresh in-memory fakes, chat ids encrypted (the unit tests')."""
+    return fake_service([Fernet.generate_key().decode()])
 
 
 @pytest.fixture
@@ -181,13 +182,7 @@ async def tap(rabbitmq_url: str) -> AsyncIterator[Callable[..., Awaitable[EventT
     channel = await connection.channel()
 
     async def bind(*types: EventType) -> EventTap:
-        exchange = await channel.declare_exchange(
-            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue(f"tap-{uuid.uuid4().hex[:8]}", exclusive=True)
-        for event_type in types:
-            await queue.bind(exchange, routing_key=event_type.value)
-        return EventTap(queue)
+        return EventTap(await bound_queue(channel, *(t.value for t in types)))
 
     yield bind
     await connection.close()

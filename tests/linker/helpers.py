@@ -1,24 +1,16 @@
-"""Helpers of the linker tests: unique ids, JWTs, a fake clock, settings, waiting."""
+"""Helpers of the linker tests: their JWTs, a fake clock, settings, what the bot sent."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import itertools
-import random
-import time
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import jwt
 
 from services.common.internal_events import InternalPublisher, internal_events_key
 from services.linker.settings import LinkerSettings
 from services.standin.server import StandIn
 from shared.contract import EventType, new_event
+from tests.support import jwts
 
 JWT_SECRET = "linker-tests-jwt-secret-0123456789abcdef"
 BOT_API_KEY = "linker-tests-bot-api-key-0123456789abcdef"
@@ -26,39 +18,16 @@ BOT_API_KEY = "linker-tests-bot-api-key-0123456789abcdef"
 BOT_USERNAME = "piwpiwtelegrambot"
 BOT_TOKEN = "42:linker-tests"
 """TELEGRAM_BOT_TOKEN of the test linkers (it keys the buttons and the internal events)."""
-_chat_ids = itertools.count(random.randint(10**9, 4 * 10**9) * 10)
 
 
-def new_user() -> str:
-    """A user id no other test uses (the database is shared by the run)."""
-    return f"user-{uuid.uuid4().hex[:12]}"
-
-
-def new_chat_id() -> int:
-    """A private chat id no other test uses."""
-    return next(_chat_ids)
-
-
-def make_jwt(
-    user_id: str | None,
-    *,
-    secret: str = JWT_SECRET,
-    algorithm: str = "HS256",
-    expires_in: float | None = 300,
-    **claims: Any,
-) -> str:
-    """A JWT for `user_id` signed like the platform's (HS256 with the tests' secret)."""
-    payload: dict[str, Any] = dict(claims)
-    if user_id is not None:
-        payload.setdefault("sub", user_id)
-    if expires_in is not None:
-        payload.setdefault("exp", int(time.time() + expires_in))
-    return jwt.encode(payload, secret, algorithm=algorithm)
+def make_jwt(user_id: str | None, *, secret: str = JWT_SECRET, **options: Any) -> str:
+    """A JWT for `user_id` signed like the platform's (HS256 with the test linkers' secret)."""
+    return jwts.make_jwt(user_id, secret, **options)
 
 
 def bearer(user_id: str, **claims: Any) -> dict[str, str]:
     """The Authorization header of a valid token for `user_id`."""
-    return {"Authorization": f"Bearer {make_jwt(user_id, **claims)}"}
+    return jwts.bearer(user_id, JWT_SECRET, **claims)
 
 
 def bot_key(key: str = BOT_API_KEY) -> dict[str, str]:
@@ -114,24 +83,6 @@ async def wait_for_bot_messages(
 ) -> None:
     """Wait until the bot has sent at least `n` messages to `chat_id`."""
     await standin.wait_for(lambda: len(standin.messages(chat_id, "bot")) >= n, timeout)
-
-
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool] | bool],
-    timeout: float = 10.0,
-    interval: float = 0.02,
-) -> None:
-    """Wait until `predicate()` (sync or async) is true, or fail after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-
-    async def holds() -> bool:
-        result = predicate()
-        return bool(await result) if inspect.isawaitable(result) else bool(result)
-
-    while not await holds():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 async def publish_internal(

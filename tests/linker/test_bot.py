@@ -4,7 +4,7 @@ import pytest
 
 from services.linker import texts
 from shared.contract import EventType
-from tests.linker.helpers import new_chat_id, new_user
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 

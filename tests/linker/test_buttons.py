@@ -18,8 +18,10 @@ from services.linker.retry import retry_event_id
 from shared.contract import EventType
 from shared.db import session_scope
 from shared.models import Activity
-from tests.infra import free_port
-from tests.linker.helpers import bearer, new_chat_id, new_user, wait_until
+from tests.linker.helpers import bearer
+from tests.support.ids import new_chat_id, new_user
+from tests.support.processes import free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +99,7 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
     def shown():
         return linker.standin.bot_messages(chat)[-1]
 
-    await wait_until(lambda: shown()["edited"])
+    await eventually(lambda: shown()["edited"])
     edited = shown()
     assert edited["message_id"] == message["message_id"]
     assert "🔕 게시 완료: 꺼짐" in edited["text"]
@@ -108,7 +110,7 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
 
     pressed = await linker.press(chat, message["message_id"], keyboard["English"])
     assert pressed.text == "✅ Settings saved"
-    await wait_until(lambda: shown()["text"].startswith("⚙️ Notification settings"))
+    await eventually(lambda: shown()["text"].startswith("⚙️ Notification settings"))
     assert "✅ English" in buttons(shown())
     assert await linker.preferences(user) == {
         "muted_types": ["post_success"],
@@ -402,7 +404,7 @@ async def test_mute_works_for_30_days_and_a_settings_menu_for_a_day(linker):
     menu = await settings_message(linker, chat)
     linker.clock.advance(hours=23)
     await linker.press(chat, menu["message_id"], buttons(menu)["22:00–07:00"])
-    await wait_until(lambda: linker.standin.bot_messages(chat)[-1]["edited"])
+    await eventually(lambda: linker.standin.bot_messages(chat)[-1]["edited"])
     linker.clock.advance(hours=23)
     edited = linker.standin.bot_messages(chat)[-1]
     assert (await linker.press(chat, menu["message_id"], buttons(edited)["English"])).text == (
@@ -492,7 +494,7 @@ async def test_a_redelivered_press_publishes_the_same_event(start_linker, tap, s
     )
     serving = asyncio.create_task(server.serve())
     try:
-        await wait_until(lambda: server.started)
+        await eventually(lambda: server.started)
         user, chat = new_user(), new_chat_id()
         await linker.link(user, chat)
         events = await tap(EventType.POST_RETRY_REQUESTED)

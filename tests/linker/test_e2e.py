@@ -1,10 +1,8 @@
 """`sns-telegram linker` as a real process against the stand-in as a real process."""
 
-import asyncio
 import json
 import os
-import subprocess
-import sys
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +11,11 @@ import pytest
 
 from services.linker import texts
 from services.standin.client import StandInClient
-from tests.infra import free_port
-from tests.linker.helpers import JWT_SECRET, bearer, new_chat_id, new_user
+from tests.linker.helpers import JWT_SECRET, bearer
+from tests.support.ids import new_chat_id, new_user
+from tests.support.processes import Service, free_port, our_service
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def clean_env(**values: str) -> dict[str, str]:
@@ -28,77 +25,43 @@ def clean_env(**values: str) -> dict[str, str]:
     return env | {"APP_ENV": "development"} | values
 
 
-def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            [sys.executable, *argv], cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            return process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise
-    return process.returncode
-
-
-async def wait_ready(
-    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60
-) -> None:
-    """Poll `url` until it answers 200 (deadline `timeout`); fail early if the process exits."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    async with httpx.AsyncClient(timeout=2) as client:
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(
-                    f"process exited with {process.returncode}:\n{log.read_text()}"
-                )
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{url} not ready within {timeout} s:\n{log.read_text()}")
-            await asyncio.sleep(0.1)
-
-
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
+def processes() -> Iterator[list[Service]]:
+    """Processes the test starts, stopped (SIGTERM) after it; one that must be killed fails it."""
+    started: list[Service] = []
     yield started
     for process in reversed(started):
-        stop(process)
+        assert process.stop(20) != -signal.SIGKILL, f"{process.name} ignored SIGTERM"
 
 
-async def test_the_whole_flow_over_http(database_url, rabbitmq_url, processes, tmp_path):
-    standin_port, linker_port = free_port(), free_port()
-    standin_url = f"http://127.0.0.1:{standin_port}"
-    linker_url = f"http://127.0.0.1:{linker_port}"
-    standin_log, linker_log = tmp_path / "standin.log", tmp_path / "linker.log"
-
-    processes.append(
-        spawn(["-m", "services.standin", "--port", str(standin_port)], clean_env(), standin_log)
-    )
-    await wait_ready(f"{standin_url}/_standin/info", processes[0], standin_log)
+async def standin_and_linker(
+    processes: list[Service], log_dir: Path, database_url: str, rabbitmq_url: str
+) -> tuple[str, Service]:
+    """The stand-in and `sns-telegram linker` as processes, both ready: the stand-in's URL, and
+    the linker (JSON logs at DEBUG, in `log_dir`)."""
+    port = free_port()
+    argv = ["-m", "services.standin", "--port", str(port)]
+    standin = Service("standin", argv, clean_env(), log_dir / "standin.log", port=port)
+    processes.append(standin.start())
+    await standin.wait_ready("/_standin/info")
     env = clean_env(
         DATABASE_URL=database_url,
         RABBITMQ_URL=rabbitmq_url,
-        TELEGRAM_API_BASE=standin_url,
+        TELEGRAM_API_BASE=standin.url(),
         JWT_SECRET=JWT_SECRET,
         LINKER_HOST="127.0.0.1",
-        LINKER_PORT=str(linker_port),
         LOG_FORMAT="json",
         LOG_LEVEL="DEBUG",
     )
-    linker = spawn(["-m", "services.cli", "linker"], env, linker_log)
-    processes.append(linker)
-    await wait_ready(f"{linker_url}/readyz", linker, linker_log)
+    linker = our_service("linker", env, log_dir, inherit=False)
+    processes.append(linker.start())
+    await linker.wait_ready()
+    return standin.url(), linker
+
+
+async def test_the_whole_flow_over_http(database_url, rabbitmq_url, processes, tmp_path):
+    standin_url, linker = await standin_and_linker(processes, tmp_path, database_url, rabbitmq_url)
+    linker_url, linker_log = linker.url(), linker.log_path
 
     user, chat = new_user(), new_chat_id()
     auth = bearer(user)
@@ -139,7 +102,7 @@ async def test_the_whole_flow_over_http(database_url, rabbitmq_url, processes, t
         assert set(docs.json()["paths"]) >= {"/api/telegram/link-account", "/api/telegram/status"}
         assert (await api.get("/metrics")).status_code == 200
 
-    assert stop(linker) == 0  # SIGTERM shuts down cleanly
+    assert linker.stop(20) == 0  # SIGTERM shuts down cleanly
     logged = linker_log.read_text()
     lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
     assert any(line["msg"] == "telegram linked" for line in lines)
@@ -148,9 +111,8 @@ async def test_the_whole_flow_over_http(database_url, rabbitmq_url, processes, t
 
 
 async def test_production_without_secrets_refuses_to_start(tmp_path):
-    log = tmp_path / "linker.log"
-    process = spawn(["-m", "services.cli", "linker"], clean_env(APP_ENV="production"), log)
-    assert process.wait(timeout=60) != 0
-    output = log.read_text()
+    linker = our_service("linker", clean_env(APP_ENV="production"), tmp_path, inherit=False)
+    assert linker.start().proc.wait(timeout=60) != 0
+    output = linker.log_text()
     for variable in ("TELEGRAM_BOT_TOKEN", "CHAT_ID_ENCRYPTION_KEY", "JWT_SECRET"):
         assert variable in output

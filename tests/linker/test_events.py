@@ -8,9 +8,12 @@ import pytest
 from services.common.internal_events import SIGNATURE_HEADER, internal_events_key, signature
 from shared.contract import INTERNAL_EXCHANGE, LINKER_DLQ, EventType, new_event
 from shared.publisher import EventPublisher
-from tests.linker.helpers import BOT_TOKEN, new_chat_id, new_user, wait_until
+from tests.linker.helpers import BOT_TOKEN
 from tests.linker.helpers import publish_internal as publish
 from tests.linker.test_groups import link_group
+from tests.support.bus import take
+from tests.support.ids import new_chat_id, new_user
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +31,7 @@ async def test_blocked_pauses_the_link(linker):
     async def paused() -> bool:
         return (await linker.status(user))["telegram_enabled"] is False
 
-    await wait_until(paused)
+    await eventually(paused)
     assert (await linker.status(user))["telegram_chat_id"] == str(chat)
 
 
@@ -51,7 +54,7 @@ async def test_a_stale_event_does_not_touch_a_newer_link(linker):
     async def migrated() -> bool:
         return (await linker.status(user))["telegram_chat_id"] == str(new_chat)
 
-    await wait_until(migrated)
+    await eventually(migrated)
     assert (await linker.status(user))["telegram_enabled"] is True
 
 
@@ -76,7 +79,7 @@ async def test_an_invalid_event_goes_to_the_dead_letter_queue(linker):
             assert message.body == b'{"not": "an event"}'
             return True
 
-        await wait_until(dead_lettered)
+        await eventually(dead_lettered)
 
 
 async def test_the_queue_is_quorum_with_a_delivery_limit(linker):
@@ -100,21 +103,7 @@ async def test_the_queue_is_quorum_with_a_delivery_limit(linker):
 
 async def dead_letters(rabbitmq_url: str, count: int) -> list[bytes]:
     """Wait for `count` messages in the linker's DLQ and take them."""
-    connection = await aio_pika.connect_robust(rabbitmq_url)
-    taken: list[bytes] = []
-    async with connection:
-        channel = await connection.channel()
-        dlq = await channel.get_queue(LINKER_DLQ)
-
-        async def enough() -> bool:
-            message = await dlq.get(fail=False)
-            if message is not None:
-                await message.ack()
-                taken.append(message.body)
-            return len(taken) >= count
-
-        await wait_until(enough)
-    return taken
+    return [message.body for message in await take(rabbitmq_url, LINKER_DLQ, count)]
 
 
 async def test_outsiders_cannot_pause_or_move_a_link(linker):
@@ -150,7 +139,7 @@ async def test_outsiders_cannot_pause_or_move_a_link(linker):
     async def paused() -> bool:
         return (await linker.status(user))["telegram_enabled"] is False
 
-    await wait_until(paused)
+    await eventually(paused)
 
 
 async def test_only_a_group_link_migrates_and_only_to_a_supergroup(linker):
@@ -192,5 +181,5 @@ async def test_only_a_group_link_migrates_and_only_to_a_supergroup(linker):
     async def moved() -> bool:
         return (await linker.status(group_user))["telegram_chat_id"] == str(supergroup)
 
-    await wait_until(moved)  # handled in order: the private user's event was seen before
+    await eventually(moved)  # handled in order: the private user's event was seen before
     assert (await linker.status(private_user))["telegram_chat_id"] == str(private_chat)

@@ -6,7 +6,8 @@ import pytest
 
 from services.linker import texts
 from shared.contract import EventType
-from tests.linker.helpers import BOT_USERNAME, bearer, new_chat_id, new_user
+from tests.linker.helpers import BOT_USERNAME, bearer
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 

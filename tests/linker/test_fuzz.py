@@ -10,14 +10,16 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
 from tests.infra import isolated_vhost
-from tests.linker.helpers import BOT_API_KEY, bearer, bot_key, new_chat_id, new_user
+from tests.linker.helpers import BOT_API_KEY, bearer, bot_key
 from tests.linker.served import ServedLinker
+from tests.served import FUZZ
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +36,6 @@ OPERATIONS = {
 }
 NEEDS_A_LINK = {"status", "send-test-message", "unlink-account", "preferences"}
 """Operations fuzzed as a linked user, so their success paths are reached too."""
-FUZZ = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-    database=None,
-)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,11 @@ from services.linker import texts
 from shared.contract import EventType
 from shared.db import session_scope
 from shared.models import TelegramLink
-from tests.linker.helpers import bearer, new_chat_id, new_user, wait_until
+from tests.linker.helpers import bearer
 from tests.linker.helpers import publish_internal as publish
 from tests.linker.test_buttons import record_failure
+from tests.support.ids import new_chat_id, new_user
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +47,7 @@ async def test_a_linked_group_follows_its_migration_to_a_supergroup(linker, sess
         chats = [(await linker.status(user))["telegram_chat_id"] for user in (first, second)]
         return chats == [str(supergroup)] * 2
 
-    await wait_until(moved)
+    await eventually(moved)
     assert await chat_type(sessions, first) == "supergroup"
     assert (await linker.status(first))["telegram_enabled"] is True
 
@@ -72,7 +74,7 @@ async def test_a_group_link_follows_the_notifiers_chat_migrated_event(linker, se
     async def moved() -> bool:
         return (await linker.status(user))["telegram_chat_id"] == str(supergroup)
 
-    await wait_until(moved)
+    await eventually(moved)
     assert await chat_type(sessions, user) == "supergroup"
     message_id = await linker.notify(
         supergroup, "✅", {"🔕": linker.sign(supergroup, "m", "daily_summary")}

@@ -12,7 +12,8 @@ from services.linker import texts
 from services.linker.app import create_app
 from shared.publisher import EventPublisher
 from shared.settings import TELEGRAM_API_DEFAULT
-from tests.linker.helpers import bearer, linker_settings, new_chat_id, new_user
+from tests.linker.helpers import bearer, linker_settings
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,8 @@ from services.linker.tokens import TokenProblem, hash_token
 from shared.contract import EventType
 from shared.db import session_scope
 from shared.models import LinkToken, TelegramLink
-from tests.linker.helpers import bearer, bot_key, new_chat_id, new_user
+from tests.linker.helpers import bearer, bot_key
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ from services.common.internal_events import SIGNATURE_HEADER, internal_events_ke
 from services.common.telegram import DEV_BOT_TOKEN
 from shared.contract import INTERNAL_EXCHANGE, LINKER_DLQ, EventType, new_event
 from shared.db import libpq_url
-from tests.infra import free_port
-from tests.linker.helpers import JWT_SECRET, bearer, new_user
-from tests.linker.test_e2e import clean_env, processes, spawn, stop, wait_ready
+from tests.linker.helpers import bearer
+from tests.linker.test_e2e import processes, standin_and_linker
 from tests.ops.helpers import wait_size
+from tests.support.ids import new_user
 from tests.unit.unsafe import raw_unsafe
 
 pytestmark = pytest.mark.e2e
@@ -33,27 +33,8 @@ async def test_every_line_the_linker_writes_is_one_safe_json_record(
     fresh_database_url, rabbitmq_url, processes, tmp_path: Path
 ):
     database_url = fresh_database_url
-    standin_port, linker_port = free_port(), free_port()
-    standin_url = f"http://127.0.0.1:{standin_port}"
-    linker_url = f"http://127.0.0.1:{linker_port}"
-    standin_log, linker_log = tmp_path / "standin.log", tmp_path / "linker.log"
-    processes.append(
-        spawn(["-m", "services.standin", "--port", str(standin_port)], clean_env(), standin_log)
-    )
-    await wait_ready(f"{standin_url}/_standin/info", processes[0], standin_log)
-    env = clean_env(
-        DATABASE_URL=database_url,
-        RABBITMQ_URL=rabbitmq_url,
-        TELEGRAM_API_BASE=standin_url,
-        JWT_SECRET=JWT_SECRET,
-        LINKER_HOST="127.0.0.1",
-        LINKER_PORT=str(linker_port),
-        LOG_FORMAT="json",
-        LOG_LEVEL="DEBUG",
-    )
-    linker = spawn(["-m", "services.cli", "linker"], env, linker_log)
-    processes.append(linker)
-    await wait_ready(f"{linker_url}/readyz", linker, linker_log)
+    _, linker = await standin_and_linker(processes, tmp_path, database_url, rabbitmq_url)
+    linker_url, linker_log = linker.url(), linker.log_path
 
     async with httpx.AsyncClient(base_url=linker_url, timeout=10) as api:
         # What HTTP lets through: bytes 0x80-0xff, read as latin-1 (0x9b is the 8-bit CSI).
@@ -84,7 +65,7 @@ async def test_every_line_the_linker_writes_is_one_safe_json_record(
                 routing_key=EventType.TELEGRAM_BLOCKED.value,
             )
     await wait_size(rabbitmq_url, LINKER_DLQ, 2)  # invalid at once; failing at the limit
-    assert stop(linker) == 0
+    assert linker.stop(20) == 0
 
     logged = linker_log.read_bytes().decode("utf-8")
     assert raw_unsafe(logged, allow="\n") == [], logged

@@ -7,8 +7,9 @@ from sqlalchemy import text
 
 from shared.db import session_scope
 from shared.models import TelegramLink
-from tests.linker.helpers import bearer, new_chat_id, new_user
+from tests.linker.helpers import bearer
 from tests.scheduler.harness import make_settings, start_replica
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,8 @@ from services.common.chat_ids import ChatIdCipher
 from services.common.logging import JsonFormatter
 from shared.db import session_scope
 from shared.models import TelegramLink
-from tests.linker.helpers import JWT_SECRET, bearer, bot_key, make_jwt, new_chat_id, new_user
+from tests.linker.helpers import JWT_SECRET, bearer, bot_key, make_jwt
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,9 @@ where nobody needs the result, and a clear, safe refusal where the result is nee
 import pytest
 
 from services.linker import texts
-from tests.linker.helpers import bearer, bot_key, new_chat_id, new_user
-from tests.waiting import eventually
+from tests.linker.helpers import bearer, bot_key
+from tests.support.ids import new_chat_id, new_user
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

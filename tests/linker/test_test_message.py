@@ -3,7 +3,8 @@
 import pytest
 
 from services.linker import texts
-from tests.linker.helpers import bearer, new_chat_id, new_user
+from tests.linker.helpers import bearer
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from services.linker import texts
 from services.linker.preferences import MUTABLE_TYPES
-from tests.linker.helpers import new_chat_id, new_user
-from tests.waiting import eventually
+from tests.support.ids import new_chat_id, new_user
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.fernet import Fernet
 
 from services.linker import menu, texts
 from services.linker.errors import (
@@ -32,17 +31,10 @@ from tests.linker.fakes import (
     SUPERGROUP,
     USER,
     Ports,
-    fake_service,
     link_by_start,
 )
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def ports() -> Ports:
-    """A `LinkService` over fresh fakes, chat ids encrypted."""
-    return fake_service([Fernet.generate_key().decode()])
 
 
 # ------------------------------------------------------------------------- the user's link

@@ -9,7 +9,6 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from cryptography.fernet import Fernet
 
 from services.linker import texts
 from services.linker.errors import (
@@ -28,17 +27,10 @@ from tests.linker.fakes import (
     SUPERGROUP,
     USER,
     Ports,
-    fake_service,
     link_by_start,
 )
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def ports() -> Ports:
-    """A `LinkService` over fresh fakes, chat ids encrypted."""
-    return fake_service([Fernet.generate_key().decode()])
 
 
 # ------------------------------------------------------------------------------ issuing tokens

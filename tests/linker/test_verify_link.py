@@ -10,7 +10,8 @@ from services.linker.settings import LinkerSettings
 from services.linker.tokens import TokenProblem
 from shared.contract import EventType
 from shared.settings import ConfigurationError
-from tests.linker.helpers import BOT_API_KEY, bearer, bot_key, new_chat_id, new_user
+from tests.linker.helpers import BOT_API_KEY, bearer, bot_key
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,10 @@ import pytest
 import uvicorn
 
 from services.linker import texts
-from tests.infra import free_port
-from tests.linker.helpers import bearer, new_chat_id, new_user, wait_until
+from tests.linker.helpers import bearer
+from tests.support.ids import new_chat_id, new_user
+from tests.support.processes import free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -143,7 +145,7 @@ async def test_the_stand_in_pushes_updates_to_a_served_linker(start_linker):
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     try:
-        await wait_until(lambda: server.started)
+        await eventually(lambda: server.started)
         user, chat = new_user(), new_chat_id()
         token = (
             await linker.client.get("/api/telegram/link-account", headers=bearer(user))
