@@ -44,26 +44,13 @@ def assert_one_line(stderr: str) -> str:
     return lines[0]
 
 
+TELEGRAM = ["TELEGRAM_BOT_TOKEN", "CHAT_ID_ENCRYPTION_KEY"]
+SERVERS = ["RABBITMQ_URL", "DATABASE_URL"]
+JWT = ["JWT_SECRET", "JWT_AUDIENCE", "JWT_ISSUER", "ADMIN_JWT_AUDIENCE"]
 REQUIRED = {
-    "notifier": ["TELEGRAM_BOT_TOKEN", "CHAT_ID_ENCRYPTION_KEY", "RABBITMQ_URL", "DATABASE_URL"],
-    "linker": [
-        "TELEGRAM_BOT_TOKEN",
-        "CHAT_ID_ENCRYPTION_KEY",
-        "RABBITMQ_URL",
-        "DATABASE_URL",
-        "JWT_SECRET",
-        "JWT_AUDIENCE",
-        "JWT_ISSUER",
-        "ADMIN_JWT_AUDIENCE",
-    ],
-    "scheduler": [
-        "RABBITMQ_URL",
-        "DATABASE_URL",
-        "JWT_SECRET",
-        "JWT_AUDIENCE",
-        "JWT_ISSUER",
-        "ADMIN_JWT_AUDIENCE",
-    ],
+    "notifier": TELEGRAM + SERVERS,
+    "linker": TELEGRAM + SERVERS + JWT,
+    "scheduler": SERVERS + JWT,
 }
 
 

@@ -24,8 +24,9 @@ import pytest
 
 from services.standin.client import StandInClient
 from tests.conftest import Brokers
-from tests.infra import free_port, isolated_database, isolated_vhost
-from tests.waiting import eventually
+from tests.infra import isolated_database, isolated_vhost
+from tests.support.processes import free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -15,21 +15,20 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import httpx
-import jwt
 import pytest
 
 from services.standin.client import StandInClient
-from shared.contract import EXCHANGE
 from shared.publisher import EventPublisher
-from tests.infra import free_port
-from tests.notifier.harness import eventually
+from tests.support import jwts
+from tests.support.bus import bound_queue
+from tests.support.ids import new_chat_id, new_user
+from tests.support.processes import free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -38,8 +37,7 @@ JWT_SECRET = "e2e-secret-0123456789abcdef-0123456789"
 
 
 def bearer(sub: str, roles: tuple[str, ...] = ()) -> dict[str, str]:
-    claims = {"sub": sub, "roles": list(roles), "exp": datetime.now(UTC) + timedelta(minutes=5)}
-    return {"Authorization": f"Bearer {jwt.encode(claims, JWT_SECRET, algorithm='HS256')}"}
+    return jwts.bearer(sub, JWT_SECRET, roles=roles)
 
 
 @pytest.fixture
@@ -95,9 +93,7 @@ class RetryRequests:
 async def retry_requests(rabbitmq_url: str) -> RetryRequests:
     connection = await aio_pika.connect_robust(rabbitmq_url)
     channel = await connection.channel()
-    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-    queue = await channel.declare_queue(exclusive=True)
-    await queue.bind(exchange, routing_key="post_retry_requested")
+    queue = await bound_queue(channel, "post_retry_requested")
     return RetryRequests(connection, queue)
 
 
@@ -114,7 +110,7 @@ async def test_link_notify_summarise_and_stop(system):
     for name in ("linker", "scheduler", "notifier"):
         await eventually(lambda name=name: ready(urls[name]), timeout=60, interval=0.25)
 
-    user, chat = f"e2e-{uuid.uuid4().hex[:8]}", 7_000_000_000 + uuid.uuid4().int % 1_000_000
+    user, chat = new_user("e2e"), new_chat_id()
     async with (
         httpx.AsyncClient(base_url=urls["linker"], timeout=10) as api,
         StandInClient(urls["standin"]) as telegram,

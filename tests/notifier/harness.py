@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +20,9 @@ from services.standin.server import StandIn
 from shared.contract import INTERNAL_EXCHANGE, NOTIFIER_DLQ, Event
 from shared.db import create_engine
 from shared.publisher import EventPublisher
-from tests.waiting import eventually
+from tests.support.bus import bound_queue, take
+from tests.support.links import seed_links
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -37,18 +36,8 @@ class Harness:
     async def link(
         self, user_id: str, chat_id: int | str, *, enabled: bool = True, **extra: Any
     ) -> None:
-        """Insert a link as the linker would (plain chat id: no encryption key in tests)."""
-        columns = {"user_id": user_id, "chat_id": str(chat_id), "enabled": enabled, **extra}
-        names = ", ".join(columns)
-        values = ", ".join(f":{k}" for k in columns)
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                text(
-                    f"INSERT INTO telegram_links ({names}, linked_at, updated_at) "  # noqa: S608
-                    f"VALUES ({values}, now(), now())"
-                ),
-                columns,
-            )
+        """Link `user_id` to `chat_id` as the linker would (`extra`: more of the link's columns)."""
+        await seed_links(self.engine, [(user_id, chat_id)], enabled=enabled, **extra)
 
     async def publish(self, type_: str, user_id: str, data: dict[str, Any], **kw: Any) -> Event:
         return await self.publisher.send(type_, user_id, data, **kw)
@@ -87,20 +76,7 @@ class Harness:
         self, expected: int, timeout: float = 15.0
     ) -> list[aio_pika.abc.AbstractIncomingMessage]:
         """Read `expected` messages from the DLQ (acking them)."""
-        connection = await aio_pika.connect(self.rabbitmq_url)
-        got: list[aio_pika.abc.AbstractIncomingMessage] = []
-        async with connection:
-            channel = await connection.channel()
-            queue = await channel.get_queue(NOTIFIER_DLQ)
-            deadline = time.monotonic() + timeout
-            while len(got) < expected and time.monotonic() < deadline:
-                message = await queue.get(fail=False)
-                if message is None:
-                    await asyncio.sleep(0.05)
-                    continue
-                await message.ack()
-                got.append(message)
-        return got
+        return await take(self.rabbitmq_url, NOTIFIER_DLQ, expected, timeout)
 
     async def observe_internal(self, routing_key: str) -> Callable[[], list[dict[str, Any]]]:
         """Bind a queue to `routing_key` on the internal exchange, where the notifier tells the
@@ -109,11 +85,7 @@ class Harness:
         key = internal_events_key(bot_token(self.notifier.settings))
         connection = await aio_pika.connect(self.rabbitmq_url)
         channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            INTERNAL_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue(f"observe-{uuid.uuid4().hex[:8]}", exclusive=True)
-        await queue.bind(exchange, routing_key)
+        queue = await bound_queue(channel, routing_key, exchange=INTERNAL_EXCHANGE)
         seen: list[dict[str, Any]] = []
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -161,11 +133,3 @@ async def running_notifier(
             for connection in harness._observers:
                 await connection.close()
             await engine.dispose()
-
-
-def unique_user() -> str:
-    return f"user-{uuid.uuid4().hex[:12]}"
-
-
-def unique_chat() -> int:
-    return int(uuid.uuid4().int % 9_000_000_000) + 1_000_000_000

@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.notifier.harness import running_notifier, unique_chat, unique_user
+from tests.notifier.harness import running_notifier
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +71,7 @@ REPORT = (
 
 async def test_the_report_aggregates_the_users_day_and_is_sent_once(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await record_day(h, user)  # recorded before the user even linked
         await h.link(user, chat)
         first = await h.publish("daily_summary", user, {"date": DAY})
@@ -88,7 +89,7 @@ async def test_the_report_aggregates_the_users_day_and_is_sent_once(database_url
 
 async def test_the_day_is_the_users_local_day(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat, timezone="Asia/Seoul")
         # 2026-02-25 16:00 UTC is 2026-02-26 01:00 in Seoul; 2026-02-26 16:00 UTC is the 27th.
         await h.publish(
@@ -111,7 +112,7 @@ async def test_the_day_is_the_users_local_day(database_url, rabbitmq_url):
 
 async def test_totals_supplied_by_the_publisher_are_rendered_as_given(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         event = await h.publish(
             "daily_summary",

@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.notifier.harness import running_notifier, unique_chat, unique_user
+from tests.notifier.harness import running_notifier
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +18,7 @@ SUCCESS = {
 
 async def test_post_success_reaches_the_linked_chat_in_the_spec_format(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         event = await h.publish("post_success", user, SUCCESS)
         texts = await h.wait_texts(chat, 1)
@@ -37,8 +38,8 @@ async def test_unlinked_disabled_and_muted_users_get_nothing_but_activity_is_rec
     from sqlalchemy import text
 
     async with running_notifier(database_url, rabbitmq_url) as h:
-        nobody, disabled, muted = unique_user(), unique_user(), unique_user()
-        disabled_chat, muted_chat = unique_chat(), unique_chat()
+        nobody, disabled, muted = new_user(), new_user(), new_user()
+        disabled_chat, muted_chat = new_chat_id(), new_chat_id()
         await h.link(disabled, disabled_chat, enabled=False)
         await h.link(muted, muted_chat, muted_types=["post_success"])
         events = [
@@ -62,7 +63,7 @@ async def test_unlinked_disabled_and_muted_users_get_nothing_but_activity_is_rec
 
 async def test_a_republished_or_redelivered_event_is_sent_once(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         event = await h.publish("post_failure", user, {"platform": "twitter", "error": "boom"})
         await h.wait_delivery(event, "sent")
@@ -79,7 +80,7 @@ async def test_a_republished_or_redelivered_event_is_sent_once(database_url, rab
 
 async def test_messages_to_one_chat_keep_their_publish_order(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url, telegram_rate_per_chat=1000) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         for i in range(40):
             await h.publish("post_failure", user, {"platform": "x", "error": f"error #{i}"})
@@ -91,7 +92,7 @@ async def test_messages_to_one_chat_keep_their_publish_order(database_url, rabbi
 
 async def test_user_content_is_escaped_and_shown_verbatim(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         nasty = '<b>bold</b> & <script>alert("x")</script> &amp; \x00 tab\there'
         await h.publish("post_success", user, {"platform": "instagram", "content": nasty})

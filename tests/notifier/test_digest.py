@@ -4,7 +4,8 @@
 import pytest
 
 from services.notifier.render import FOLD_SEPARATOR, render_digest
-from tests.notifier.harness import running_notifier, unique_chat, unique_user
+from tests.notifier.harness import running_notifier
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 
@@ -15,8 +16,8 @@ def failure(i: int) -> dict[str, str]:
 
 async def test_a_burst_to_one_chat_is_folded_into_a_digest(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url, notifier_digest_min=3) as h:
-        user, chat = unique_user(), unique_chat()
-        other_user, other_chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
+        other_user, other_chat = new_user(), new_chat_id()
         await h.link(user, chat)
         await h.link(other_user, other_chat)
         burst = [await h.publish("post_failure", user, failure(i)) for i in range(8)]
@@ -44,7 +45,7 @@ async def test_a_burst_to_one_chat_is_folded_into_a_digest(database_url, rabbitm
 
 async def test_without_the_setting_every_event_is_its_own_message(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url, telegram_rate_per_chat=20) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         burst = [await h.publish("post_failure", user, failure(i)) for i in range(4)]
         for event in burst:

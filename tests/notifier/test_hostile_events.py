@@ -37,8 +37,9 @@ from shared.contract import (
     parse_event,
 )
 from tests.infra import isolated_vhost
-from tests.notifier.harness import Harness, running_notifier, unique_chat, unique_user
-from tests.waiting import eventually
+from tests.notifier.harness import Harness, running_notifier
+from tests.support.ids import new_chat_id, new_user
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -75,15 +76,15 @@ async def stage(database_url: str, servers: Any) -> AsyncIterator[Stage]:
             telegram_rate_per_chat=0,
             telegram_rate_per_group_per_min=0,
         ) as h:
-            plain, english, muted, paused, quiet, group = (unique_user() for _ in range(6))
-            await h.link(plain, unique_chat())
-            await h.link(english, unique_chat(), language="en", timezone="Asia/Seoul")
-            await h.link(muted, unique_chat(), muted_types=["post_success", "daily_summary"])
-            await h.link(paused, unique_chat(), enabled=False)
+            plain, english, muted, paused, quiet, group = (new_user() for _ in range(6))
+            await h.link(plain, new_chat_id())
+            await h.link(english, new_chat_id(), language="en", timezone="Asia/Seoul")
+            await h.link(muted, new_chat_id(), muted_types=["post_success", "daily_summary"])
+            await h.link(paused, new_chat_id(), enabled=False)
             # Quiet all day long: every message to this user is held.
-            await h.link(quiet, unique_chat(), quiet_start=time(0), quiet_end=time(23, 59))
-            await h.link(group, -unique_chat())
-            sentinel = (unique_user(), unique_chat())
+            await h.link(quiet, new_chat_id(), quiet_start=time(0), quiet_end=time(23, 59))
+            await h.link(group, -new_chat_id())
+            sentinel = (new_user(), new_chat_id())
             await h.link(*sentinel)
             connection = await aio_pika.connect(rabbitmq_url)
             async with connection:

@@ -14,8 +14,9 @@ from cryptography.fernet import Fernet
 from services.notifier.main import health_app
 from shared.contract import DLQ_ERROR_HEADER, DLQ_REASON_HEADER, DailySummaryData, new_event
 from shared.db import libpq_url
-from tests.notifier.harness import Harness, running_notifier, unique_chat, unique_user
-from tests.waiting import eventually
+from tests.notifier.harness import Harness, running_notifier
+from tests.support.ids import new_chat_id, new_user, new_users
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +45,10 @@ async def deliveries_locked(database_url: str) -> AsyncIterator[None]:
 async def link_with_a_victim(h: Harness, count: int) -> tuple[list[tuple[str, int]], str]:
     """`count` linked users, and one whose chat id was encrypted with a key the notifier no
     longer has (retired too early)."""
-    users = [(unique_user(), unique_chat()) for _ in range(count)]
+    users = new_users(count)
     for user, chat in users:
         await h.link(user, chat)
-    victim = unique_user()
+    victim = new_user()
     await h.link(victim, Fernet(RETIRED_KEY.encode()).encrypt(b"123456789").decode())
     return users, victim
 
@@ -100,7 +101,7 @@ async def test_through_rabbitmq_the_event_at_fault_lands_in_the_dlq_with_its_rea
         assert headers[DLQ_REASON_HEADER] == "processing_error"
         assert "ChatIdError" in str(headers[DLQ_ERROR_HEADER])
         # The queue keeps moving: a good event published after it is delivered.
-        late_user, late_chat = unique_user(), unique_chat()
+        late_user, late_chat = new_user(), new_chat_id()
         await h.link(late_user, late_chat)
         await h.publish("post_success", late_user, SUCCESS)
         await h.wait_texts(late_chat, 1)
@@ -111,7 +112,7 @@ async def test_an_event_the_code_cannot_handle_is_dead_lettered_alone(database_u
     stall: IsADirectoryError, an OSError once counted as 'database down'), only that event is
     dead-lettered and the batch goes on."""
     async with running_notifier(database_url, rabbitmq_url, **UNLIMITED) as h:
-        users = [(unique_user(), unique_chat()) for _ in range(20)]
+        users = new_users(20)
         for user, chat in users:
             await h.link(user, chat)
         good = [new_event("post_success", user, SUCCESS) for user, _ in users]
@@ -133,7 +134,7 @@ async def test_a_copy_arriving_while_the_first_is_being_sent_is_not_sent_again(
     database_url, rabbitmq_url
 ):
     async with running_notifier(database_url, rabbitmq_url, **UNLIMITED) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         # Telegram takes a second to answer the first copy; the second arrives meanwhile.
         h.standin.add_fault(method="sendMessage", chat_id=chat, delay=1.0)
@@ -155,7 +156,7 @@ async def test_a_stalled_notifier_is_neither_ready_nor_live_and_recovers(
         transport = httpx.ASGITransport(app=health_app(h.notifier))
         async with httpx.AsyncClient(transport=transport, base_url="http://notifier") as client:
             assert (await client.get("/readyz")).status_code == 200
-            user, chat = unique_user(), unique_chat()
+            user, chat = new_user(), new_chat_id()
             await h.link(user, chat)
             async with deliveries_locked(database_url):
                 await h.publish("post_success", user, SUCCESS)
@@ -187,7 +188,7 @@ async def test_the_watchdog_flags_a_stall(database_url, rabbitmq_url):
     ) as h:
         watchdog = asyncio.create_task(watch_progress(h.notifier, every=0.1))
         try:
-            user, chat = unique_user(), unique_chat()
+            user, chat = new_user(), new_chat_id()
             await h.link(user, chat)
             async with deliveries_locked(database_url):
                 await h.publish("post_success", user, SUCCESS)
@@ -206,7 +207,7 @@ async def test_a_result_that_cannot_be_written_does_not_take_the_others_with_it(
     await pool.open()
     try:
         store = NotifierStore(pool)
-        events = [new_event("post_success", unique_user(), SUCCESS) for _ in range(3)]
+        events = [new_event("post_success", new_user(), SUCCESS) for _ in range(3)]
         async with pool.connection() as conn, conn.transaction():
             rows = await store.begin_deliveries(
                 conn,
@@ -273,7 +274,7 @@ async def test_a_held_message_whose_chat_became_unreadable_fails_alone_and_sends
         notifier_release_interval_seconds=3600,  # the test releases by hand
         **UNLIMITED,
     ) as h:
-        (good, good_chat), (bad, bad_chat) = [(unique_user(), unique_chat()) for _ in range(2)]
+        (good, good_chat), (bad, bad_chat) = new_users(2)
         await h.link(good, good_chat, **quiet)
         await h.link(bad, bad_chat, **quiet)
         held = [await h.publish("post_failure", u, FAILURE) for u in (good, bad)]

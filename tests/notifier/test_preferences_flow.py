@@ -8,7 +8,9 @@ from sqlalchemy import text
 
 from services.common.callbacks import callback_key, parse_short_uuid, verify
 from services.common.telegram import DEV_BOT_TOKEN
-from tests.notifier.harness import eventually, running_notifier, unique_chat, unique_user
+from tests.notifier.harness import running_notifier
+from tests.support.ids import new_chat_id, new_user, new_users
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +56,7 @@ async def rows(h, sql, **params):
 
 async def test_a_muted_type_is_not_sent_and_the_others_are(database_url, rabbitmq_url):
     async with notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat, muted_types=["post_success"])
         muted = await h.publish("post_success", user, SUCCESS)
         sent = await h.publish("post_failure", user, FAILURE)
@@ -66,7 +68,7 @@ async def test_a_muted_type_is_not_sent_and_the_others_are(database_url, rabbitm
 
 async def test_english_texts_and_signed_buttons(database_url, rabbitmq_url):
     async with notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat, language="en")
         success = await h.publish("post_success", user, SUCCESS)
         failure = await h.publish("post_failure", user, FAILURE)
@@ -100,7 +102,7 @@ async def test_english_texts_and_signed_buttons(database_url, rabbitmq_url):
 async def test_quiet_hours_hold_messages_then_fold_them_into_one(database_url, rabbitmq_url):
     clock = Clock(NIGHT)
     async with notifier(database_url, rabbitmq_url, clock) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat, **QUIET)
         events = [
             await h.publish("post_failure", user, {"platform": "x", "error": "first"}),
@@ -118,7 +120,7 @@ async def test_quiet_hours_hold_messages_then_fold_them_into_one(database_url, r
             assert row["payload"]["text"]
         # Redelivered while held: still one row, still held, nothing sent.
         await h.publisher.publish(events[0])
-        marker_user, marker_chat = unique_user(), unique_chat()
+        marker_user, marker_chat = new_user(), new_chat_id()
         await h.link(marker_user, marker_chat)
         marker = await h.publish("post_failure", marker_user, FAILURE)
         await h.wait_delivery(marker, "sent")
@@ -153,7 +155,7 @@ async def test_quiet_hours_hold_messages_then_fold_them_into_one(database_url, r
 async def test_a_single_held_message_goes_out_as_it_is(database_url, rabbitmq_url):
     clock = Clock(NIGHT)
     async with notifier(database_url, rabbitmq_url, clock) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat, language="en", **QUIET)
         event = await h.publish("post_failure", user, FAILURE)
         await h.wait_delivery(event, "held")
@@ -169,7 +171,7 @@ async def test_a_single_held_message_goes_out_as_it_is(database_url, rabbitmq_ur
 async def test_a_type_muted_while_held_is_dropped_at_release(database_url, rabbitmq_url):
     clock = Clock(NIGHT)
     async with notifier(database_url, rabbitmq_url, clock) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat, **QUIET)
         muted = await h.publish("post_success", user, SUCCESS)
         kept = await h.publish("post_failure", user, FAILURE)
@@ -197,7 +199,7 @@ def buttons_of(message, chat):
 
 async def test_new_metrics_edit_the_success_message_in_place(database_url, rabbitmq_url):
     async with notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         success = await h.publish("post_success", user, SUCCESS)
         await h.wait_delivery(success, "sent")
@@ -244,7 +246,7 @@ async def test_new_metrics_edit_the_success_message_in_place(database_url, rabbi
 async def test_metrics_for_a_held_message_update_what_will_be_sent(database_url, rabbitmq_url):
     clock = Clock(NIGHT)
     async with notifier(database_url, rabbitmq_url, clock) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat, language="en", **QUIET)
         success = await h.publish("post_success", user, SUCCESS)
         await h.wait_delivery(success, "held")
@@ -264,7 +266,7 @@ async def test_25_messages_to_a_group_keep_to_its_20_a_minute(database_url, rabb
         standin_limits={"global_per_sec": 30, "per_group_per_min": 20},
         telegram_rate_per_chat=100,  # only the group window paces this chat
     ) as h:
-        user, group = unique_user(), -unique_chat()
+        user, group = new_user(), -new_chat_id()
         await h.link(user, group)
         for i in range(25):
             await h.publish("post_failure", user, {"platform": "x", "error": f"#{i}"})
@@ -293,7 +295,7 @@ async def test_two_replicas_release_each_held_message_once(database_url, rabbitm
         )
         await start(second)
         try:
-            users = [(unique_user(), unique_chat()) for _ in range(30)]
+            users = new_users(30)
             events = []
             for user, chat in users:
                 await h.link(user, chat, **QUIET)
@@ -317,7 +319,7 @@ async def test_edits_are_retried_on_5xx_and_given_up_when_the_message_is_gone(
     database_url, rabbitmq_url
 ):
     async with notifier(database_url, rabbitmq_url, notifier_max_attempts=3) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         success = await h.publish("post_success", user, SUCCESS)
         await h.wait_delivery(success, "sent")

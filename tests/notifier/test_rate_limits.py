@@ -4,7 +4,9 @@ import time
 
 import pytest
 
-from tests.notifier.harness import eventually, running_notifier, unique_chat, unique_user
+from tests.notifier.harness import running_notifier
+from tests.support.ids import new_chat_id, new_user, new_users
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -15,7 +17,7 @@ async def test_a_600_message_burst_to_300_chats_gets_no_429_at_95_percent_of_the
     database_url, rabbitmq_url
 ):
     async with running_notifier(database_url, rabbitmq_url, standin_limits=TELEGRAM_LIMITS) as h:
-        users = [(unique_user(), unique_chat()) for _ in range(300)]
+        users = new_users(300)
         for user, chat in users:
             await h.link(user, chat)
         events = []
@@ -54,7 +56,7 @@ async def test_a_group_gets_at_most_20_messages_a_minute(database_url, rabbitmq_
         telegram_rate_per_chat=100,
         notifier_shutdown_seconds=0.5,
     ) as h:
-        user, group = unique_user(), -unique_chat()
+        user, group = new_user(), -new_chat_id()
         await h.link(user, group)
         for i in range(6):
             await h.publish("post_failure", user, {"platform": "x", "error": f"#{i}"})
@@ -70,7 +72,7 @@ async def test_paid_broadcast_sends_above_30_a_second_without_429(database_url, 
         database_url, rabbitmq_url, standin_limits=TELEGRAM_LIMITS,
         telegram_allow_paid_broadcast=True,
     ) as h:  # fmt: skip
-        users = [(unique_user(), unique_chat()) for _ in range(200)]
+        users = new_users(200)
         for user, chat in users:
             await h.link(user, chat)
         for user, _ in users:
@@ -94,7 +96,7 @@ async def test_two_notifiers_share_the_queue_with_one_active_consumer(database_u
         )  # fmt: skip
         await start(second)
         try:
-            users = [(unique_user(), unique_chat()) for _ in range(90)]
+            users = new_users(90)
             for user, chat in users:
                 await h.link(user, chat)
             for user, _ in users:

@@ -5,7 +5,9 @@ import time
 import pytest
 
 from shared.contract import DLQ_ERROR_HEADER, DLQ_REASON_HEADER
-from tests.notifier.harness import eventually, running_notifier, unique_chat, unique_user
+from tests.notifier.harness import running_notifier
+from tests.support.ids import new_chat_id, new_user
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -14,7 +16,7 @@ FAILURE = {"platform": "instagram", "error": "Connection timeout"}
 
 async def test_429_pauses_every_send_for_retry_after_then_delivers(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         h.standin.add_fault(error_code=429, retry_after=2, chat_id=chat)
         started = time.monotonic()
@@ -28,7 +30,7 @@ async def test_429_pauses_every_send_for_retry_after_then_delivers(database_url,
 
 async def test_5xx_answers_are_retried_with_backoff_then_delivered(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         h.standin.add_fault(error_code=502, description="Bad Gateway", count=2, chat_id=chat)
         event = await h.publish("post_failure", user, FAILURE)
@@ -39,7 +41,7 @@ async def test_5xx_answers_are_retried_with_backoff_then_delivered(database_url,
 
 async def test_a_send_that_times_out_after_being_sent_is_not_retried(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url, telegram_timeout_seconds=1) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         h.standin.add_fault(delay=3, deliver=True, chat_id=chat)
         event = await h.publish("post_failure", user, FAILURE)
@@ -56,7 +58,7 @@ async def test_a_chat_telegram_refuses_disables_the_link_via_the_linker(
 ):
     async with running_notifier(database_url, rabbitmq_url) as h:
         blocked = await h.observe_internal("telegram.blocked")
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         h.standin.set_chat_state(chat, state)
         event = await h.publish("post_failure", user, FAILURE)
@@ -73,7 +75,7 @@ async def test_a_group_upgraded_to_a_supergroup_gets_the_message_at_its_new_id(
 ):
     async with running_notifier(database_url, rabbitmq_url) as h:
         migrated = await h.observe_internal("telegram.chat_migrated")
-        user, old_chat, new_chat = unique_user(), -unique_chat(), -1000000000000 - unique_chat()
+        user, old_chat, new_chat = new_user(), -new_chat_id(), -1000000000000 - new_chat_id()
         await h.link(user, old_chat)
         h.standin.set_chat_state(old_chat, "ok", migrate_to=new_chat)
         event = await h.publish("post_failure", user, FAILURE)
@@ -85,7 +87,7 @@ async def test_a_group_upgraded_to_a_supergroup_gets_the_message_at_its_new_id(
 
 async def test_retries_exhausted_goes_to_the_dlq_with_the_reason(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url, notifier_max_attempts=2) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         h.standin.add_fault(
             error_code=500, description="Internal Server Error", count=10, chat_id=chat
@@ -102,7 +104,7 @@ async def test_a_message_telegram_rejects_goes_to_the_dlq_and_others_still_flow(
     database_url, rabbitmq_url
 ):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat, other, other_chat = unique_user(), unique_chat(), unique_user(), unique_chat()
+        user, chat, other, other_chat = new_user(), new_chat_id(), new_user(), new_chat_id()
         await h.link(user, chat)
         await h.link(other, other_chat)
         h.standin.add_fault(
@@ -153,7 +155,7 @@ async def test_malformed_messages_go_to_the_dlq_at_once_with_the_validation_erro
         assert expected in dead.headers[DLQ_ERROR_HEADER]
         assert dead.headers["x-original-routing-key"] == "post_success"
         # ...and the notifier keeps working.
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         await h.publish("post_failure", user, FAILURE)
         await h.wait_texts(chat, 1)

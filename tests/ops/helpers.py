@@ -18,11 +18,11 @@ from shared.contract import (
     DLQ_ERROR_HEADER,
     DLQ_REASON_HEADER,
     DLX_EXCHANGE,
-    EXCHANGE,
     Event,
     new_event,
 )
-from tests.waiting import eventually
+from tests.support.bus import bound_queue
+from tests.support.waiting import eventually
 
 
 async def declare_topology(url: str, *, linker: bool = False) -> None:
@@ -130,10 +130,7 @@ async def observe(url: str, *routing_keys: str) -> str:
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
-        exchange = await channel.get_exchange(EXCHANGE)
-        queue = await channel.declare_queue(name, durable=True)
-        for key in routing_keys:
-            await queue.bind(exchange, key)
+        await bound_queue(channel, *routing_keys, name=name)
     return name
 
 

@@ -5,8 +5,9 @@ import pytest
 from services.ops.dlq import browse, replay
 from services.ops.letters import Selection
 from shared.contract import NOTIFIER_DLQ
-from tests.notifier.harness import running_notifier, unique_chat, unique_user
+from tests.notifier.harness import running_notifier
 from tests.ops.helpers import queue_size, wait_size
+from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 
@@ -15,7 +16,7 @@ async def test_a_replayed_dead_letter_is_delivered_after_the_fault_is_fixed(
     database_url, rabbitmq_url
 ):
     async with running_notifier(database_url, rabbitmq_url, notifier_max_attempts=2) as h:
-        user, chat = unique_user(), unique_chat()
+        user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
         h.standin.add_fault(error_code=502, description="Bad Gateway", count=10, chat_id=chat)
         event = await h.publish("post_failure", user, {"platform": "instagram", "error": "boom"})
