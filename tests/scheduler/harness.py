@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time as monotonic
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from typing import Any
 
 import aio_pika
-import jwt
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,8 +18,12 @@ from services.scheduler.clock import FixedClock
 from services.scheduler.job import DailySummaryJob
 from services.scheduler.main import build_engine, build_job, build_publisher
 from services.scheduler.settings import SchedulerSettings
-from shared.contract import EXCHANGE, DailySummaryData, Event, EventType, parse_event
+from shared.contract import DailySummaryData, Event, EventType, parse_event
 from shared.publisher import EventPublisher
+from tests.support.bus import bound_queue
+from tests.support.jwts import make_jwt
+from tests.support.links import seed_links
+from tests.support.waiting import eventually
 
 JWT_SECRET = "scheduler-tests-secret-0123456789abcdef"
 
@@ -44,12 +46,7 @@ def make_settings(database_url: str, rabbitmq_url: str, **overrides: Any) -> Sch
 
 
 def token(roles: Iterable[str] = ("admin",), *, sub: str = "admin-1", expires_in: int = 300) -> str:
-    claims = {
-        "sub": sub,
-        "roles": list(roles),
-        "exp": datetime.now(UTC) + timedelta(seconds=expires_in),
-    }
-    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    return make_jwt(sub, JWT_SECRET, roles=roles, expires_in=expires_in)
 
 
 async def put_link(
@@ -62,28 +59,16 @@ async def put_link(
     chat_id: str | None = "100200300",
     muted: Iterable[str] = (),
 ) -> None:
-    """Insert or update a link row the way the linker would."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("""
-                INSERT INTO telegram_links (user_id, chat_id, chat_type, enabled, linked_at,
-                    updated_at, timezone, summary_time, language, muted_types)
-                VALUES (:user_id, :chat_id, 'private', :enabled, now(), now(), :timezone,
-                    :summary_time, 'ko', CAST(:muted AS text[]))
-                ON CONFLICT (user_id) DO UPDATE SET chat_id = EXCLUDED.chat_id,
-                    enabled = EXCLUDED.enabled, timezone = EXCLUDED.timezone,
-                    summary_time = EXCLUDED.summary_time, muted_types = EXCLUDED.muted_types,
-                    updated_at = now()
-            """),
-            {
-                "user_id": user_id,
-                "chat_id": chat_id,
-                "enabled": enabled,
-                "timezone": timezone,
-                "summary_time": summary_time,
-                "muted": list(muted),
-            },
-        )
+    """Insert or update a link row the way the linker would (what is not given: the default)."""
+    await seed_links(
+        engine,
+        [(user_id, chat_id)],
+        enabled=enabled,
+        timezone=timezone,
+        summary_time=summary_time,
+        language="ko",
+        muted_types=list(muted),
+    )
 
 
 async def put_links(engine: AsyncEngine, user_ids: Iterable[str], **kwargs: Any) -> None:
@@ -141,26 +126,26 @@ class Observer:
     async def bind(cls, rabbitmq_url: str) -> Observer:
         connection = await aio_pika.connect_robust(rabbitmq_url)
         channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        queue = await bound_queue(
+            channel, EventType.DAILY_SUMMARY.value, name="scheduler-test-observer"
         )
-        queue = await channel.declare_queue("scheduler-test-observer", durable=True)
-        await queue.bind(exchange, routing_key=EventType.DAILY_SUMMARY.value)
         return cls(connection, queue)
 
     async def take(self, expected: int, timeout: float = 15.0) -> list[Trigger]:
         """Wait (with a deadline) for `expected` triggers, then check no more are queued."""
         received: list[Trigger] = []
-        deadline = monotonic.monotonic() + timeout
-        while len(received) < expected:
-            if monotonic.monotonic() > deadline:
-                raise AssertionError(f"got {len(received)} triggers, expected {expected}")
+
+        async def arrived() -> bool:
             message = await self.queue.get(fail=False, timeout=5)
-            if message is None:
-                await asyncio.sleep(0.02)  # poll interval while waiting for the deadline
-                continue
-            received.append(self._parse(message))
-            await message.ack()
+            if message is not None:
+                received.append(self._parse(message))
+                await message.ack()
+            return len(received) >= expected
+
+        try:
+            await eventually(arrived, timeout)
+        except AssertionError:
+            raise AssertionError(f"got {len(received)} triggers, expected {expected}") from None
         extra = await self.queue.get(fail=False, timeout=5)
         if extra is not None:
             raise AssertionError(f"an unexpected extra trigger: {extra.body!r}")

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import httpx
-import jwt
 import pytest
 
 from services.scheduler.config import JOB_ID
 from services.scheduler.main import build_app
 from tests.scheduler.harness import JWT_SECRET, changed, utc
+from tests.support import jwts
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +22,7 @@ ROUTES = [
 
 
 def bearer(aud: str, roles: list[str]) -> dict[str, str]:
-    claims = {
-        "sub": "admin-1",
-        "roles": roles,
-        "aud": aud,
-        "iss": ISSUER,
-        "exp": datetime.now(UTC) + timedelta(minutes=5),
-    }
-    return {"Authorization": f"Bearer {jwt.encode(claims, JWT_SECRET, algorithm='HS256')}"}
+    return jwts.bearer("admin-1", JWT_SECRET, roles=roles, audience=aud, issuer=ISSUER)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
@@ -17,17 +17,11 @@ from services.scheduler.config import JOB_ID
 from shared.db import create_engine
 from tests.scheduler.harness import put_links, token, utc
 from tests.scheduler.served import ServedScheduler
+from tests.served import FUZZ
 
 pytestmark = pytest.mark.integration
 
 TRIGGER = f"/api/admin/scheduler/jobs/{JOB_ID}/trigger"
-FUZZ = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-    database=None,
-)
 
 
 @pytest.fixture

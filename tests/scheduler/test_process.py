@@ -3,61 +3,29 @@ a clean stop on SIGTERM."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import httpx
 import pytest
 
-from tests.infra import free_port
 from tests.scheduler.harness import JWT_SECRET, put_link, token
+from tests.support.processes import our_service
 
 pytestmark = pytest.mark.e2e
 
 
-async def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while True:
-            assert process.poll() is None, "the scheduler exited during startup"
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            assert time.monotonic() < deadline, f"{url} not ready after {timeout}s"
-            await asyncio.sleep(0.2)
-
-
 async def test_the_scheduler_process_serves_resends_and_stops_cleanly(env, tmp_path):
-    port = free_port()
     environment = {
-        **os.environ,
         "DATABASE_URL": env.settings.database_url.get_secret_value(),
         "RABBITMQ_URL": env.settings.rabbitmq_url.get_secret_value(),
         "JWT_SECRET": JWT_SECRET,
-        "SCHEDULER_PORT": str(port),
         "SCHEDULER_TICK_SECONDS": "1",
         "LOG_FORMAT": "json",
     }
     await put_link(env.engine, "42", timezone="Asia/Kolkata")
-    log = tmp_path / "scheduler.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "scheduler"],
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    scheduler = our_service("scheduler", environment, tmp_path).start()
     try:
-        base = f"http://127.0.0.1:{port}"
-        await wait_ready(f"{base}/readyz", process)
+        await scheduler.wait_ready()
         headers = {"Authorization": f"Bearer {token(['admin'])}"}
-        async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+        async with httpx.AsyncClient(base_url=scheduler.url(), headers=headers) as client:
             response = await client.post(
                 "/api/admin/scheduler/jobs/telegram_daily_summary/trigger",
                 json={"user_id": "42", "date": "2026-02-25"},
@@ -69,10 +37,5 @@ async def test_the_scheduler_process_serves_resends_and_stops_cleanly(env, tmp_p
             assert status["scheduler"]["running"] is True
             assert status["jobs"][0]["scheduled_users"] == 1  # the loop reconciled the link
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert code == 0, log.read_text()
+        code = scheduler.stop(30)
+    assert code == 0, scheduler.log_text()
