@@ -1,4 +1,4 @@
-"""What the fault tests share: our services as real processes, the stand-in as a process, a
+"""What the fault tests share: our services as real processes (tests/support/processes.py), a
 reliable publisher, counting deliveries at the stand-in, server outages, and the report.
 
 Every test publishes events whose text carries a unique mark (`<tag> #<i>`), lets a fault happen,
@@ -13,14 +13,11 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +31,9 @@ from services.standin.client import StandInClient
 from shared.contract import NOTIFIER_DLQ, NOTIFIER_QUEUE, Event, new_event
 from shared.db import libpq_url
 from shared.publisher import EventPublisher, PublishError
-from tests.infra import free_port
-from tests.waiting import eventually
+from tests.support.ids import new_chat_id
+from tests.support.processes import Service, our_service, service_env
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -56,150 +54,32 @@ def size(full: int, small: int) -> int:
     return small if quick() else full
 
 
-async def wait_for(
-    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1
-) -> Any:
-    """Poll a sync or async predicate until truthy; fail naming `what` at the deadline."""
-    return await eventually(predicate, timeout, interval, what)
-
-
 # -- processes -------------------------------------------------------------------------------
 
 
-class Service:
-    """One of our commands as a child process, its output in `<log_dir>/<name>.log`."""
-
-    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str], log_dir: Path):
-        self.name = name
-        self.argv = list(argv)
-        self.env = env
-        self.log_path = log_dir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> Service:
-        """Start (or restart) the process, appending to its log."""
-        with self.log_path.open("ab") as log:
-            log.write(f"--- start {self.starts + 1}: {' '.join(self.argv)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, *self.argv],
-                env={**os.environ, **self.env},
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.starts += 1
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """`kill -9`: no shutdown code runs."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self, timeout: float = 30) -> int | None:
-        """SIGTERM, then SIGKILL after `timeout`; the exit status (None if never started)."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-def service_env(
-    database_url: str, rabbitmq_url: str, api_base: str, **extra: Any
-) -> dict[str, str]:
-    """Environment for one of our services pointed at the test's servers and stand-in."""
-    env = {
-        "DATABASE_URL": database_url,
-        "RABBITMQ_URL": rabbitmq_url,
-        "TELEGRAM_API_BASE": api_base,
-        "TELEGRAM_BOT_USERNAME": "piwpiwtelegrambot",
-        "JWT_SECRET": JWT_SECRET,
-        "APP_ENV": "development",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
-    env.update({k.upper(): str(v) for k, v in extra.items()})
-    return env
+SETTINGS = {
+    "telegram_bot_username": "piwpiwtelegrambot",
+    "jwt_secret": JWT_SECRET,
+    "log_format": "json",
+    "log_level": "INFO",
+}
+"""What every service of a fault test runs with, besides its servers and the stand-in."""
 
 
 def notifier(
     database_url: str, rabbitmq_url: str, api_base: str, log_dir: Path, name: str, **extra: Any
 ) -> Service:
     """A notifier process (not started); `extra` are its settings (e.g. telegram_rate_global)."""
-    port = free_port()
-    env = service_env(database_url, rabbitmq_url, api_base, notifier_port=port, **extra)
-    service = Service(name, ["-m", "services.cli", "notifier"], env, log_dir)
-    service.env["_PORT"] = str(port)
-    return service
+    env = service_env(database_url, rabbitmq_url, api_base, **SETTINGS | extra)
+    return our_service("notifier", env, log_dir, name)
 
 
 def scheduler(
     database_url: str, rabbitmq_url: str, api_base: str, log_dir: Path, name: str, **extra: Any
 ) -> Service:
     """A scheduler process (not started)."""
-    port = free_port()
-    env = service_env(database_url, rabbitmq_url, api_base, scheduler_port=port, **extra)
-    service = Service(name, ["-m", "services.cli", "scheduler"], env, log_dir)
-    service.env["_PORT"] = str(port)
-    return service
-
-
-async def ready(service: Service) -> bool:
-    """True when the service answers /readyz with 200 (fails if it exited)."""
-    assert service.alive, f"{service.name} exited:\n{service.log_text()[-3000:]}"
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            answer = await client.get(f"http://127.0.0.1:{service.env['_PORT']}/readyz")
-            return answer.status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-async def wait_ready(*services: Service, timeout: float = 60) -> None:
-    """Wait until every service is ready."""
-    for service in services:
-        await wait_for(lambda s=service: ready(s), timeout, f"{service.name} ready", 0.2)
-
-
-@asynccontextmanager
-async def standin_process(log_dir: Path, *args: str) -> AsyncIterator[StandInClient]:
-    """The Telegram stand-in as its own process (its timing is independent of the test's loop)."""
-    port = free_port()
-    service = Service(
-        "standin", ["-m", "services.standin", "--port", str(port), *args], {}, log_dir
-    )
-    service.start()
-    client = StandInClient(f"http://127.0.0.1:{port}")
-    try:
-
-        async def answers() -> bool:
-            assert service.alive, service.log_text()
-            try:
-                await client.info()
-                return True
-            except Exception:
-                return False
-
-        await wait_for(answers, 30, "stand-in answering")
-        yield client
-    finally:
-        await client.close()
-        service.stop(10)
+    env = service_env(database_url, rabbitmq_url, api_base, **SETTINGS | extra)
+    return our_service("scheduler", env, log_dir, name)
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -214,24 +94,9 @@ async def execute(database_url: str, sql: str, params: Sequence[Any] = ()) -> li
         return list(await cursor.fetchall()) if cursor.description else []
 
 
-async def link_users(
-    database_url: str, users: Sequence[tuple[str, int]], summary_time: str | None = None
-) -> None:
-    """Insert enabled private-chat links (as the linker would, chat ids in plain text)."""
-    await execute(
-        database_url,
-        "INSERT INTO telegram_links (user_id, chat_id, chat_type, enabled, linked_at, updated_at,"
-        " timezone, summary_time) "
-        "SELECT u, c, 'private', true, now(), now(), 'UTC', coalesce(%s::time, '09:00') "
-        "FROM unnest(%s::text[], %s::text[]) AS v(u, c)",
-        (summary_time, [u for u, _ in users], [str(c) for _, c in users]),
-    )
-
-
 def make_users(count: int, tag: str) -> list[tuple[str, int]]:
-    """`count` (user id, chat id) pairs unique to this test."""
-    base = 5_000_000_000 + (uuid.uuid4().int % 1_000_000) * 1000
-    return [(f"{tag}-u{i}", base + i) for i in range(count)]
+    """`count` (user id `<tag>-u<i>`, chat id) pairs unique to this test."""
+    return [(f"{tag}-u{i}", new_chat_id()) for i in range(count)]
 
 
 @dataclass
@@ -517,9 +382,9 @@ async def rabbitmq_back(rabbitmq_url: str, management: bool) -> None:
     """Wait until the broker takes AMQP connections again (and, if it had one, until its
     management API answers: other tests create their vhosts with it)."""
     await run("rabbitmqctl", "await_startup", timeout=180)
-    await wait_for(lambda: _amqp_answers(rabbitmq_url), 120, "RabbitMQ answering", 0.25)
+    await eventually(lambda: _amqp_answers(rabbitmq_url), 120, 0.25, "RabbitMQ answering")
     if management:
-        await wait_for(_management_answers, 120, "RabbitMQ management answering", 0.25)
+        await eventually(_management_answers, 120, 0.25, "RabbitMQ management answering")
 
 
 @asynccontextmanager
@@ -555,7 +420,7 @@ async def postgres_stopped(database_url: str) -> AsyncIterator[None]:
         yield
     finally:
         await run(*ctl, "start", timeout=120)
-        await wait_for(lambda: _postgres_answers(database_url), 120, "PostgreSQL answering", 0.2)
+        await eventually(lambda: _postgres_answers(database_url), 120, 0.2, "PostgreSQL answering")
 
 
 # -- the report ------------------------------------------------------------------------------

@@ -17,19 +17,17 @@ import pytest
 from shared.contract import DLQ_ERROR_HEADER, DLQ_REASON_HEADER, MAX_EVENT_BYTES
 from tests.faults.harness import (
     drain_dlq,
-    link_users,
     make_users,
     marked_events,
     notifier,
     publish_raw,
     queue_depth,
-    ready,
     report,
-    standin_process,
     tally,
-    wait_for,
-    wait_ready,
 )
+from tests.support.links import seed_links
+from tests.support.standin import standin_process
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -184,7 +182,7 @@ async def test_malformed_events_are_dead_lettered_and_valid_ones_delivered(
 ):
     tag = f"bad-{uuid.uuid4().hex[:6]}"
     users = make_users(20, tag)
-    await link_users(fresh_database_url, users)
+    await seed_links(fresh_database_url, users)
     hostile_user, hostile_chat = users[0]
     bad, hostile = corpus(hostile_user)
     valid = marked_events(tag, users[1:], 4 * (len(bad) + len(hostile)))
@@ -197,7 +195,7 @@ async def test_malformed_events_are_dead_lettered_and_valid_ones_delivered(
         )
         service.start()
         try:
-            await wait_ready(service)
+            await service.wait_ready()
 
             async def publish_valid(n: int) -> None:
                 for _ in range(n):
@@ -229,21 +227,21 @@ async def test_malformed_events_are_dead_lettered_and_valid_ones_delivered(
                 await publish_valid(2)
 
             expected_dead = len(bad) - len(refused_by_broker)
-            await wait_for(
+            await eventually(
                 lambda: _delivered(telegram, valid, hostile_chat, len(hostile)),
                 90,
-                "every valid and hostile event delivered",
                 0.25,
+                "every valid and hostile event delivered",
             )
             # On a timeout, the comparison below names each message that did not arrive.
             with contextlib.suppress(AssertionError):
-                await wait_for(
+                await eventually(
                     lambda: _queue_empty_and_dlq(rabbitmq_url, expected_dead),
                     30,
-                    f"{expected_dead} messages in the DLQ and the queue empty",
                     0.25,
+                    f"{expected_dead} messages in the DLQ and the queue empty",
                 )
-            assert await ready(service), "the notifier is not ready any more"
+            assert await service.answers(), "the notifier is not ready any more"
         finally:
             code = service.stop()
         assert code == 0, service.log_text()[-3000:]

@@ -17,7 +17,6 @@ import pytest
 from tests.faults.harness import (
     drain_dlq,
     execute,
-    link_users,
     make_users,
     marked_events,
     notifier,
@@ -26,11 +25,11 @@ from tests.faults.harness import (
     report,
     settled,
     size,
-    standin_process,
     tally,
-    wait_for,
-    wait_ready,
 )
+from tests.support.links import seed_links
+from tests.support.standin import standin_process
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +46,7 @@ async def test_kill_9_five_times_during_a_stream(
     settings = {} if at_limits else LIFTED
     tag = f"kill-{uuid.uuid4().hex[:6]}"
     users = make_users(500, tag)
-    await link_users(fresh_database_url, users)
+    await seed_links(fresh_database_url, users)
     marked = marked_events(tag, users, EVENTS)
     # event index -> number of kills it was in flight at (intent recorded, result not yet) with
     # no hand-over mark: only those may be sent again by the next process
@@ -60,7 +59,7 @@ async def test_kill_9_five_times_during_a_stream(
         )
         service.start()
         try:
-            await wait_ready(service)
+            await service.wait_ready()
             stream = asyncio.create_task(
                 publish_reliably(
                     rabbitmq_url, marked.events, rate=40 if at_limits else 800, window=20
@@ -68,11 +67,11 @@ async def test_kill_9_five_times_during_a_stream(
             )
             for kill in range(1, KILLS + 1):
                 target = kill * EVENTS // (KILLS + 1)
-                await wait_for(
+                await eventually(
                     lambda t=target: _reached(telegram, t),
                     120,
-                    f"{target} events delivered before kill {kill}",
                     0.02,
+                    f"{target} events delivered before kill {kill}",
                 )
                 service.kill()
                 for event_id, marked_handed in await execute(
@@ -87,11 +86,11 @@ async def test_kill_9_five_times_during_a_stream(
                     in_flight[index] = in_flight.get(index, 0) + 1
                 service.start()
             stats = await stream
-            await wait_for(
+            await eventually(
                 lambda: settled(fresh_database_url, rabbitmq_url, marked),
                 180,
-                "every event processed after the last restart",
                 0.25,
+                "every event processed after the last restart",
             )
             assert service.alive, service.log_text()[-3000:]
         finally:

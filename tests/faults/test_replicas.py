@@ -15,7 +15,6 @@ from tests.faults.harness import (
     all_bot_messages,
     drain_dlq,
     execute,
-    link_users,
     make_users,
     marked_events,
     notifier,
@@ -24,11 +23,11 @@ from tests.faults.harness import (
     scheduler,
     settled,
     size,
-    standin_process,
     tally,
-    wait_for,
-    wait_ready,
 )
+from tests.support.links import seed_links
+from tests.support.standin import standin_process
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -63,25 +62,26 @@ async def test_two_notifiers_and_two_schedulers(fresh_database_url, rabbitmq_url
         for service in services:
             service.start()
         try:
-            await wait_ready(*services)
+            for service in services:
+                await service.wait_ready()
             # Linked once every replica runs, with the summary due a few seconds later: both
             # schedulers see the links and the same due triggers.
             due = datetime.now(UTC) + SUMMARY_LEAD
-            await link_users(fresh_database_url, users, summary_time=due.strftime("%H:%M:%S"))
+            await seed_links(fresh_database_url, users, summary_time=due.strftime("%H:%M:%S"))
             await publish_reliably(rabbitmq_url, marked.events, window=10)
-            await wait_for(
+            await eventually(
                 lambda: settled(fresh_database_url, rabbitmq_url, marked),
                 EVENTS / LIMIT * 3 + 60,
-                "every event processed",
                 0.5,
+                "every event processed",
             )
-            await wait_for(
+            await eventually(
                 lambda: _summaries_sent(fresh_database_url, tag),
                 USERS / LIMIT * 3 + 60,
-                "every daily summary sent",
                 0.5,
+                "every daily summary sent",
             )
-            sent_by = {s.name: await _sent_total(s.env["_PORT"]) for s in services[:2]}
+            sent_by = {s.name: await _sent_total(s.port) for s in services[:2]}
             pids = {f":{s.proc.pid}": s.name for s in services[2:] if s.proc is not None}
             for service in services:
                 assert service.alive, f"{service.name} died:\n{service.log_text()[-3000:]}"

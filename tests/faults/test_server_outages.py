@@ -17,7 +17,6 @@ import pytest
 
 from tests.faults.harness import (
     drain_dlq,
-    link_users,
     make_users,
     marked_events,
     notifier,
@@ -29,11 +28,11 @@ from tests.faults.harness import (
     report,
     settled,
     size,
-    standin_process,
     tally,
-    wait_for,
-    wait_ready,
 )
+from tests.support.links import seed_links
+from tests.support.standin import standin_process
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +51,7 @@ async def _stream_through_outage(
 ) -> None:
     tag = f"{name.split()[0].lower()}-{uuid.uuid4().hex[:6]}"
     users = make_users(300, tag)
-    await link_users(database_url, users)
+    await seed_links(database_url, users)
     marked = marked_events(tag, users, EVENTS)
 
     async with standin_process(log_dir) as telegram:
@@ -61,16 +60,16 @@ async def _stream_through_outage(
         )
         service.start()
         try:
-            await wait_ready(service)
+            await service.wait_ready()
             stream = asyncio.create_task(
                 publish_reliably(rabbitmq_url, marked.events, rate=RATE, window=10)
             )
             # The outage starts once a third of the stream is through.
-            await wait_for(
+            await eventually(
                 lambda: _accepted_at_least(telegram, EVENTS // 3),
                 120,
-                "a third of the events delivered before the outage",
                 0.05,
+                "a third of the events delivered before the outage",
             )
             started = time.monotonic()
             async with outage():
@@ -78,11 +77,11 @@ async def _stream_through_outage(
                 await asyncio.sleep(DOWN_SECONDS)  # the outage itself, not a wait for anything
             downtime = time.monotonic() - started
             stats = await stream
-            await wait_for(
+            await eventually(
                 lambda: settled(database_url, rabbitmq_url, marked),
                 180,
-                "every event processed after the outage",
                 0.25,
+                "every event processed after the outage",
             )
             assert service.alive, "the notifier died in the outage:\n" + service.log_text()[-3000:]
         finally:

@@ -18,18 +18,17 @@ import pytest
 
 from shared.db import libpq_url
 from tests.faults.harness import (
-    link_users,
     make_users,
     marked_events,
     notifier,
     publish_reliably,
     report,
     settled,
-    standin_process,
     tally,
-    wait_for,
-    wait_ready,
 )
+from tests.support.links import seed_links
+from tests.support.standin import standin_process
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +39,7 @@ EVENTS = 40
 async def readyz(service) -> int:
     try:
         async with httpx.AsyncClient(timeout=2) as client:
-            answer = await client.get(f"http://127.0.0.1:{service.env['_PORT']}/readyz")
+            answer = await client.get(service.url("/readyz"))
             return answer.status_code
     except httpx.HTTPError:
         return 0
@@ -51,7 +50,7 @@ async def test_a_stalled_notifier_hands_over_to_the_standby(
 ):
     tag = f"stall-{uuid.uuid4().hex[:6]}"
     users = make_users(20, tag)
-    await link_users(fresh_database_url, users)
+    await seed_links(fresh_database_url, users)
     marked = marked_events(tag, users, EVENTS)
 
     async with standin_process(tmp_path) as telegram:
@@ -63,9 +62,9 @@ async def test_a_stalled_notifier_hands_over_to_the_standby(
             fresh_database_url, rabbitmq_url, telegram.base_url, tmp_path, "standby", **settings
         )
         active.start()
-        await wait_ready(active)
+        await active.wait_ready()
         standby.start()  # registers second: the single active consumer stays `active`
-        await wait_ready(standby)
+        await standby.wait_ready()
         try:
             lock = await psycopg.AsyncConnection.connect(libpq_url(fresh_database_url))
             async with lock:
@@ -76,15 +75,17 @@ async def test_a_stalled_notifier_hands_over_to_the_standby(
                 async def not_ready() -> bool:
                     return not active.alive or await readyz(active) == 503
 
-                await wait_for(not_ready, STALL_SECONDS * 10, "the stalled one failing /readyz")
-                await wait_for(lambda: not active.alive, 60, "the stalled notifier exiting")
+                await eventually(
+                    not_ready, STALL_SECONDS * 10, 0.1, "the stalled one failing /readyz"
+                )
+                await eventually(lambda: not active.alive, 60, 0.1, "the stalled notifier exiting")
                 exited = time.monotonic()
                 await lock.rollback()  # the stuck session is gone
-            await wait_for(
+            await eventually(
                 lambda: settled(fresh_database_url, rabbitmq_url, marked),
                 60,
-                "every event delivered by the standby",
                 0.2,
+                "every event delivered by the standby",
             )
             taken_over = time.monotonic()
         finally:

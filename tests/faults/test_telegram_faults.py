@@ -25,7 +25,6 @@ import pytest
 from tests.faults.harness import (
     drain_dlq,
     execute,
-    link_users,
     make_users,
     marked_events,
     notifier,
@@ -33,11 +32,11 @@ from tests.faults.harness import (
     report,
     settled,
     size,
-    standin_process,
     tally,
-    wait_for,
-    wait_ready,
 )
+from tests.support.links import seed_links
+from tests.support.standin import standin_process
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +65,7 @@ UNAVOIDABLE_DUPLICATES = 1  # the close_connection fault that delivered before d
 async def test_429_5xx_hangs_and_dropped_connections(fresh_database_url, rabbitmq_url, tmp_path):
     tag = f"tg-{uuid.uuid4().hex[:6]}"
     users = make_users(120, tag)
-    await link_users(fresh_database_url, users)
+    await seed_links(fresh_database_url, users)
     marked = marked_events(tag, users, EVENTS)
     faults = sum(int(str(f.get("count", 1))) for _, batch in PHASES for f in batch)
 
@@ -76,23 +75,23 @@ async def test_429_5xx_hangs_and_dropped_connections(fresh_database_url, rabbitm
         )
         service.start()
         try:
-            await wait_ready(service)
+            await service.wait_ready()
             stream = asyncio.create_task(publish_reliably(rabbitmq_url, marked.events, window=10))
             for threshold, batch in PHASES:
-                await wait_for(
+                await eventually(
                     lambda t=threshold: _accepted_at_least(telegram, t),
                     120,
-                    f"{threshold} messages accepted",
                     0.02,
+                    f"{threshold} messages accepted",
                 )
                 for fault in batch:
                     await telegram.add_fault(fault)
             await stream
-            await wait_for(
+            await eventually(
                 lambda: settled(fresh_database_url, rabbitmq_url, marked),
                 120,
-                "every event processed after the faults",
                 0.25,
+                "every event processed after the faults",
             )
             assert service.alive, service.log_text()[-3000:]
         finally:
