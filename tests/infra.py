@@ -24,14 +24,6 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (for a service a test starts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
