@@ -78,17 +78,17 @@ class NotifierSettings(BaseServiceSettings):
     telegram_rate_per_chat: float = Field(default=1, ge=0, le=1000)
     telegram_rate_per_group_per_min: float = Field(default=20, ge=0, le=60_000)
     telegram_allow_paid_broadcast: bool = False
-    telegram_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    telegram_timeout_seconds: float = Field(default=10, ge=0.01, le=300)
     notifier_prefetch: int = Field(default=500, ge=1, le=65535)
     notifier_batch_size: int = Field(default=200, ge=1, le=10_000)
     notifier_batch_wait_ms: float = Field(default=3, ge=0, le=10_000)
     notifier_max_attempts: int = Field(default=6, ge=1, le=100)
     notifier_delivery_limit: int = Field(default=5, ge=1, le=1000)
     notifier_shutdown_seconds: float = Field(default=8, ge=0, le=3600)
-    notifier_release_interval_seconds: float = Field(default=5, gt=0, le=3600)
+    notifier_release_interval_seconds: float = Field(default=5, ge=0.001, le=3600)
     notifier_digest_min: int = Field(default=0, ge=0, le=1000)
     notifier_digest_window_seconds: float = Field(default=5, ge=0, le=3600)
-    notifier_stall_seconds: float = Field(default=60, gt=0, le=86_400)
+    notifier_stall_seconds: float = Field(default=60, ge=0.1, le=86_400)
     """No progress for this long while events wait: not ready, not live, and the notifier stops
     (exit status 1) so its messages go to the standby consumer."""
 

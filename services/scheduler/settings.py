@@ -26,7 +26,7 @@ class SchedulerSettings(JwtSettings):
     scheduler_port: int = Field(default=8001, ge=0, le=65535)
     summary_catch_up_hours: float = Field(default=6.0, ge=0, le=72)
     """How late a trigger may still be emitted after downtime or a broker outage."""
-    scheduler_tick_seconds: float = Field(default=10.0, gt=0, le=300)
+    scheduler_tick_seconds: float = Field(default=10.0, ge=0.01, le=300)
     """How often each replica looks for due users (the most a trigger waits past its time)."""
     scheduler_batch_size: int = Field(default=5000, ge=1, le=100_000)
     """Rows recorded or published per transaction."""
@@ -34,7 +34,7 @@ class SchedulerSettings(JwtSettings):
     """Publishes awaiting their broker confirm at once."""
     scheduler_lanes: int = Field(default=2, ge=1, le=8)
     """Batches each replica records or publishes at once (each holds a database connection)."""
-    scheduler_publish_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    scheduler_publish_timeout_seconds: float = Field(default=10.0, ge=0.01, le=120)
     scheduler_publish_mandatory: bool = True
     """Treat a trigger no queue is bound for as failed (retried) instead of silently dropped."""
     scheduler_db_pool_size: int = Field(default=5, ge=1, le=50)

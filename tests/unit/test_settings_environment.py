@@ -157,6 +157,7 @@ def use(settings: BaseServiceSettings) -> None:
 @example(data={"JWT_LEEWAY_SECONDS": "nan"})
 @example(data={"APP_ENV": "prod"})
 @example(data={"SCHEDULER_HOST": "bad host"})
+@example(data={"SCHEDULER_TICK_SECONDS": "3.7e-156"})  # a tick of 0 once it is a timedelta
 def test_any_environment_gives_usable_settings_or_names_the_variable(service, data):
     cls = SERVICE_SETTINGS[service]
     env = data if isinstance(data, dict) else data.draw(environments(cls), label="environment")
