@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV ?= uv
 
-.PHONY: install run test test-tools test-unit test-integration test-e2e test-faults lint fmt bench docs up down demo validate-deploy
+.PHONY: install run test test-tools test-unit test-integration test-e2e test-faults lint fmt bench docs up down demo validate-deploy observability
 
 install:  ## install the locked dependencies (and uv itself if missing), compiled to bytecode: every service starts faster
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -50,6 +50,9 @@ bench: install  ## benchmarks; results in bench/results/
 
 docs: install  ## regenerate docs/asyncapi.json from the code
 	$(UV) run python -m services.asyncapi > docs/asyncapi.json
+
+observability: install  ## regenerate deploy/observability/'s dashboard.json and prometheusrule.yaml from their sources
+	$(UV) run python deploy/observability/generate.py
 
 up:  ## the whole system in containers
 	docker compose -f deploy/docker-compose.yml --profile dev up -d --build

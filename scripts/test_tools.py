@@ -2,8 +2,8 @@
 
 Each tool missing from PATH is installed from Debian's packages when this machine can (apt-get,
 as root or with password-less sudo); otherwise one line says the command to run, and the exit
-status is 1, before the suite starts. Later needs (promtool, fonts for screenshots) are one more
-`Tool` in TOOLS.
+status is 1, before the suite starts. Later needs (fonts for screenshots) are one more `Tool` in
+TOOLS. The local RabbitMQ's management API and Prometheus endpoint (plugins) are enabled too.
 """
 
 from __future__ import annotations
@@ -32,7 +32,14 @@ TOOLS = (
         "chromium",
         "the browser tests of the stand-in's inbox and the API docs pages",
     ),
+    Tool(
+        "promtool",
+        "prometheus",  # promtool and the prometheus server
+        "the alert rules' unit tests and the e2e test's Prometheus",
+    ),
 )
+PLUGINS = {"rabbitmq_management": 15672, "rabbitmq_prometheus": 15692}
+"""RabbitMQ plugins the tests use, and the port each serves on."""
 
 
 def _installer() -> list[str] | None:
@@ -76,23 +83,27 @@ def _answers(port: int) -> bool:
 
 def management_api() -> int:
     """The local RabbitMQ's management API (the tests create vhosts and accounts through it,
-    e.g. `sns-telegram broker-permissions`): enabled here when the local broker runs without it
-    and `rabbitmq-plugins` can enable it; else one line saying how. Nothing to do when the tests
-    use a broker of their own (RABBITMQ_URL set) or no local broker runs."""
-    if os.environ.get("RABBITMQ_URL") or not _answers(5672) or _answers(15672):
+    e.g. `sns-telegram broker-permissions`) and its Prometheus endpoint (the e2e test's
+    Prometheus scrapes queue depths and consumers): enabled here when the local broker runs
+    without them and `rabbitmq-plugins` can enable them (no restart); else one line saying how.
+    Nothing to do when the tests use a broker of their own (RABBITMQ_URL set) or no local broker
+    runs."""
+    if os.environ.get("RABBITMQ_URL") or not _answers(5672):
         return 0
-    command = "rabbitmq-plugins enable rabbitmq_management"
+    if all(_answers(port) for port in PLUGINS.values()):
+        return 0
+    command = f"rabbitmq-plugins enable {' '.join(PLUGINS)}"
     if shutil.which("rabbitmq-plugins") is None:
-        print(f"make test: RabbitMQ's management API is off: run `{command}`, then `make test`")
+        print(f"make test: RabbitMQ's plugins are off: run `{command}`, then `make test`")
         return 1
-    print("make test: enabling RabbitMQ's management plugin (the tests use its API)", flush=True)
+    print("make test: enabling RabbitMQ's management and Prometheus plugins", flush=True)
     subprocess.run(command.split(), check=False, capture_output=True)  # noqa: S603
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if _answers(15672):
+        if all(_answers(port) for port in PLUGINS.values()):
             return 0
         time.sleep(1)
-    print(f"make test: RabbitMQ's management API did not come up: run `{command}`")
+    print(f"make test: RabbitMQ's plugins did not come up: run `{command}`")
     return 1
 
 
@@ -103,7 +114,7 @@ def main() -> int:
     missing = [tool for tool in TOOLS if shutil.which(tool.command) is None]
     if not missing:
         return 0
-    packages = [tool.package for tool in missing]
+    packages = list(dict.fromkeys(tool.package for tool in missing))
     names = " and ".join(tool.command for tool in missing)
     why = "; ".join(tool.needed_by for tool in missing)
     command = f"sudo apt-get install -y {' '.join(packages)}"

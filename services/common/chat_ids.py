@@ -18,11 +18,18 @@ from collections.abc import Sequence
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from prometheus_client import Counter
 
 from shared.settings import ConfigurationError
 
 _PLAIN = re.compile(r"^-?\d{1,20}$")
 _LOOKUP_INFO = b"sns-telegram/chat-lookup/v1"
+
+UNDECRYPTABLE = Counter(
+    "chat_ids_undecryptable_total",
+    "Stored chat ids that the configured CHAT_ID_ENCRYPTION_KEY could not decrypt (a key retired "
+    "too early, or missing): those users get nothing until it is put back",
+)
 
 
 class ChatIdError(ValueError):
@@ -66,10 +73,12 @@ class ChatIdCipher:
         if _PLAIN.match(stored):
             return int(stored)  # written before encryption was configured
         if self._fernet is None:
+            UNDECRYPTABLE.inc()
             raise ChatIdError("the chat id is encrypted but CHAT_ID_ENCRYPTION_KEY is not set")
         try:
             plain = self._fernet.decrypt(stored.encode()).decode()
         except InvalidToken:
+            UNDECRYPTABLE.inc()
             raise ChatIdError(
                 "the chat id was encrypted with a key that is not configured"
             ) from None

@@ -71,6 +71,11 @@ class Delivery:
         self.sequencer = ChatSequencer()
         """Each chat's line: sends, edits and released messages leave in arrival order."""
         self._limiter = limiter
+        limits = limiter.limits
+        metrics.describe_limits(
+            limits.global_per_second, limits.per_chat_per_second, limits.per_group_per_minute
+        )
+        metrics.declare_failures(failure.value for failure in Failure)
         self._internal = internal_events
         self._progress = progress
         self._callback_key = callback_key
@@ -302,6 +307,7 @@ class Delivery:
         if failure is Failure.RETRY_AFTER:
             self._limiter.pause(error.retry_after or 1.0)
             metrics.RETRIES.labels("retry_after").inc()
+            metrics.RETRY_AFTER.observe(error.retry_after or 1.0)
         elif failure is Failure.MIGRATED and error.migrate_to_chat_id:
             await self._internal.chat_migrated(user_id, error.migrate_to_chat_id)
         elif failure is Failure.CHAT_GONE:

@@ -1,4 +1,12 @@
-"""Prometheus metrics of the notifier (served on NOTIFIER_PORT at /metrics)."""
+"""Prometheus metrics of the notifier (served on NOTIFIER_PORT at /metrics).
+
+The dashboard and the alert rules in deploy/observability/ read these names: rename one there too
+(the e2e test tests/e2e/test_prometheus.py fails on a panel whose series is gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -41,3 +49,32 @@ ISOLATED = Counter(
     "Events dead-lettered alone after their batch failed for a reason that was not the database "
     "being unreachable (the rest of the batch went on)",
 )
+RETRY_AFTER = Histogram(
+    "notifier_retry_after_seconds",
+    "The pause Telegram asked for with each 429 (parameters.retry_after)",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300),
+)
+TELEGRAM_RATE_LIMIT = Gauge(
+    "notifier_telegram_rate_limit",
+    "The configured send limits (0: unlimited): global and per_chat per second, per_group per "
+    "minute; the dashboard's budget is requests per second against the global one",
+    ["scope"],
+)
+STALLED = Gauge(
+    "notifier_stalled_seconds",
+    "Seconds without progress while events wait (0 when nothing waits); the notifier stops "
+    "itself at NOTIFIER_STALL_SECONDS",
+)
+
+
+def describe_limits(global_per_second: float, per_chat: float, per_group_per_minute: float) -> None:
+    """Publish the send limits in force, so the budget can be drawn against them."""
+    TELEGRAM_RATE_LIMIT.labels("global").set(global_per_second)
+    TELEGRAM_RATE_LIMIT.labels("per_chat").set(per_chat)
+    TELEGRAM_RATE_LIMIT.labels("per_group").set(per_group_per_minute)
+
+
+def declare_failures(failures: Iterable[str]) -> None:
+    """Export every failure class at 0 from the start, so a rate over it is 0, not missing."""
+    for failure in failures:
+        TELEGRAM_ERRORS.labels(failure)

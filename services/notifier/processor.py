@@ -175,7 +175,9 @@ class Processor:
     def stalled_for(self) -> float:
         """Seconds without progress while events wait (0 when none wait); a pause Telegram
         imposed (429 `retry_after`) is not counted. See `services/notifier/progress.py`."""
-        return self._progress.stalled_for(self.in_flight, self._limiter.paused_until)
+        stalled = self._progress.stalled_for(self.in_flight, self._limiter.paused_until)
+        metrics.STALLED.set(stalled)  # the watchdog asks every second: the gauge follows
+        return stalled
 
     async def release_loop(self, stopping: asyncio.Event) -> None:
         """Release due held deliveries every `release_interval` seconds until `stopping`."""

@@ -30,3 +30,16 @@ TICK_SECONDS = Histogram(
     "Time of one scheduler tick (sync, record, publish)",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+TRIGGER_LAG = Histogram(
+    "scheduler_trigger_lag_seconds",
+    "From a trigger's due time to the broker confirming it (how late a daily report left)",
+    ["kind"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600),
+)
+LAST_TICK = Gauge(
+    "scheduler_last_tick_timestamp_seconds",
+    "When the last tick finished without error (Unix time): the alert on late summaries "
+    "compares it with now",
+)
+for _kind in ("scheduled", "resend"):  # exported from the start: a quiet day is 0, not missing
+    TRIGGER_LAG.labels(_kind)

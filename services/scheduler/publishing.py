@@ -76,10 +76,13 @@ class Publishing:
         confirmed, errors = await self._publish_all(pending, window)
         published = [pending[i] for i in confirmed]
         failures = [(pending[i], error) for i, error in errors]
-        await tx.mark_published([p.id for p in published], self.clock.now())
+        confirmed_at = self.clock.now()
+        await tx.mark_published([p.id for p in published], confirmed_at)
         await tx.mark_failed([(p.id, error) for p, error in failures])
         for p in published:
             metrics.TRIGGERS_EMITTED.labels(p.kind).inc()
+            lag = (confirmed_at - p.due_at).total_seconds()
+            metrics.TRIGGER_LAG.labels(p.kind).observe(max(0.0, lag))
         for p, _ in failures:
             metrics.TRIGGERS_FAILED.labels(p.kind).inc()
         run.emitted += len(published)

@@ -80,6 +80,7 @@ class Ticks:
                 await self.runs.abandon(run, exc)
                 raise
         metrics.TICKS.labels("ok").inc()
+        metrics.LAST_TICK.set_to_current_time()
         metrics.TICK_SECONDS.observe(time.perf_counter() - started)
         return await self.runs.finish(run) if run.id is not None else None
 

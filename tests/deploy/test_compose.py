@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from services.cli import build_parser
 from tests.deploy.conftest import DEPLOY, SERVICES, env_file_entries
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.unit
 SERVERS = {"rabbitmq", "postgres"}
 ONE_SHOT = {"migrate", "broker-permissions"}
 STANDIN = "telegram-standin"
+OBSERVABILITY = {"prometheus", "grafana"}
 TMP = "/tmp"  # noqa: S108 (the container's /tmp, which must be writable)
 
 
@@ -23,7 +25,9 @@ def subcommands() -> set[str]:
 
 
 def test_the_whole_system_is_there(compose):
-    assert set(compose["services"]) == SERVERS | ONE_SHOT | set(SERVICES) | {STANDIN}
+    assert (
+        set(compose["services"]) == SERVERS | ONE_SHOT | set(SERVICES) | {STANDIN} | OBSERVABILITY
+    )
 
 
 def test_every_long_running_service_has_a_health_check(compose):
@@ -113,3 +117,41 @@ def test_env_files_are_the_example_then_the_local_file(compose):
 def test_every_interpolated_variable_is_in_the_env_example(compose_variables):
     listed = {name for _, name, _, _ in env_file_entries(DEPLOY / ".env.example")}
     assert compose_variables - listed == set()
+
+
+def test_the_dev_profile_runs_prometheus_and_grafana_on_the_shipped_files(compose):
+    services = compose["services"]
+    for name in OBSERVABILITY:
+        assert services[name]["profiles"] == ["dev"], name
+        ports = services[name]["ports"]
+        assert all(p.startswith("127.0.0.1:") for p in ports), name
+    mounts = {
+        name: dict(m.rsplit(":", 2)[:2] for m in services[name]["volumes"] if m.startswith("./"))
+        for name in OBSERVABILITY
+    }
+    assert mounts["prometheus"] == {
+        "./observability/prometheus.yml": "/etc/prometheus/prometheus.yml",
+        "./observability/alerts.rules.yml": "/etc/prometheus/alerts.rules.yml",
+    }
+    dashboards = mounts["grafana"]["./observability/dashboard.json"]
+    provider = yaml.safe_load((DEPLOY / "observability/grafana/dashboards.yml").read_text())
+    assert dashboards.startswith(provider["providers"][0]["options"]["path"] + "/")
+    datasources = yaml.safe_load((DEPLOY / "observability/grafana/datasources.yml").read_text())
+    assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
+    for path in [*mounts["prometheus"], *mounts["grafana"]]:
+        assert (DEPLOY / path).is_file(), path
+
+
+def test_rabbitmq_serves_the_metrics_prometheus_scrapes(compose):
+    rabbitmq = compose["services"]["rabbitmq"]
+    plugins = next(
+        m for m in rabbitmq["volumes"] if m.endswith(":/etc/rabbitmq/enabled_plugins:ro")
+    )
+    text = (DEPLOY / plugins.split(":")[0]).read_text()
+    assert "rabbitmq_prometheus" in text and "rabbitmq_management" in text
+    config = yaml.safe_load((DEPLOY / "observability/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["rabbitmq"]["static_configs"][0]["targets"] == ["rabbitmq:15692"]
+    assert jobs["rabbitmq"]["metrics_path"] == "/metrics/per-object"
+    for name, port in SERVICES.items():
+        assert jobs[name]["static_configs"][0]["targets"] == [f"{name}:{port}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import yaml
 
 from services.cli import build_parser
 from tests.deploy.conftest import (
+    DEPLOY,
     K8S,
     OVERLAYS,
     SERVICES,
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.unit
 
 SECRET_NAME = "sns-telegram-secrets"
 TMP = "/tmp"  # noqa: S108 (the container's /tmp, which must be writable)
+OBSERVABILITY = DEPLOY / "observability"
 
 
 def cli_subcommands() -> set[str]:
@@ -39,7 +42,9 @@ def workloads(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def config_data(objects: list[dict[str, Any]]) -> dict[str, str]:
     (config,) = [
-        c for c in objects_of(objects, "ConfigMap") if c["metadata"]["name"].startswith("sns-")
+        c
+        for c in objects_of(objects, "ConfigMap")
+        if c["metadata"]["name"].startswith("sns-telegram-config")
     ]
     data: dict[str, str] = config["data"]
     return data
@@ -266,3 +271,21 @@ def test_prod_names_the_jwt_issuer_and_two_different_audiences(rendered):
     for variable in ("JWT_ISSUER", "JWT_AUDIENCE", "ADMIN_JWT_AUDIENCE"):
         assert config.get(variable), variable
     assert config["ADMIN_JWT_AUDIENCE"] != config["JWT_AUDIENCE"]
+
+
+def test_prod_ships_the_dashboard_for_grafanas_sidecar_and_the_alert_rules(rendered):
+    objects = rendered["overlays/prod"]
+    (dashboard,) = [
+        c for c in objects_of(objects, "ConfigMap") if c["metadata"]["name"].endswith("dashboard")
+    ]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    committed = json.loads((OBSERVABILITY / "dashboard.json").read_text())
+    assert json.loads(dashboard["data"]["sns-telegram.json"]) == committed
+    (rule,) = objects_of(objects, "PrometheusRule")
+    assert rule["metadata"]["namespace"] == dashboard["metadata"]["namespace"] == "sns-telegram"
+    plain = yaml.safe_load((OBSERVABILITY / "alerts.rules.yml").read_text())
+    assert rule["spec"]["groups"] == plain["groups"]
+
+
+def test_dev_needs_no_prometheus_operator(rendered):
+    assert objects_of(rendered["overlays/dev"], "PrometheusRule") == []

@@ -1,5 +1,6 @@
 """`make test` provides the programs the tests need (scripts/test_tools.py): on a machine without
-Chromium it installs Debian's package when it can, and otherwise says in one line what to run.
+Chromium or promtool it installs Debian's packages when it can, and otherwise says in one line what
+to run.
 
 apt-get and sudo are replaced by recording stand-ins on a PATH of the test's own (they are the
 operating system's, not ours); the script itself runs as it does under `make test`.
@@ -30,9 +31,11 @@ with open(here / "apt-get.calls", "a") as calls:
 if "install" in sys.argv:
     if os.environ.get("APT_FAILS"):
         sys.exit(100)
-    chromium = here / "chromium"
-    chromium.write_text("#!/bin/sh\\n")
-    chromium.chmod(0o755)
+    provides = {"chromium": ["chromium"], "prometheus": ["promtool", "prometheus"]}
+    for package in sys.argv[sys.argv.index("install") + 1:]:
+        for command in provides.get(package, []):
+            (here / command).write_text("#!/bin/sh\\n")
+            (here / command).chmod(0o755)
 """
 
 SUDO = """\
@@ -75,13 +78,26 @@ def bin_dir(tmp_path: Path) -> Path:
     return directory
 
 
-def test_missing_chromium_is_installed_from_debians_packages(bin_dir: Path) -> None:
+def test_missing_tools_are_installed_from_debians_packages(bin_dir: Path) -> None:
     fake(bin_dir, "apt-get", APT_GET)
     result = run(bin_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert calls(bin_dir) == [["update", "-qq"], ["install", "-y", "-qq", "chromium"]]
+    assert calls(bin_dir) == [
+        ["update", "-qq"],
+        ["install", "-y", "-qq", "chromium", "prometheus"],
+    ]
     assert (bin_dir / "chromium").exists()
-    assert "installing chromium" in result.stdout
+    assert (bin_dir / "promtool").exists()
+    assert "installing chromium and promtool" in result.stdout
+
+
+def test_only_what_is_missing_is_installed(bin_dir: Path) -> None:
+    fake(bin_dir, "apt-get", APT_GET)
+    fake(bin_dir, "chromium", "")
+    result = run(bin_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls(bin_dir) == [["update", "-qq"], ["install", "-y", "-qq", "prometheus"]]
+    assert (bin_dir / "prometheus").exists()
 
 
 def test_without_apt_get_one_line_says_what_to_run(bin_dir: Path) -> None:
@@ -89,8 +105,8 @@ def test_without_apt_get_one_line_says_what_to_run(bin_dir: Path) -> None:
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert len(lines) == 1, lines
-    assert "chromium is missing" in lines[0]
-    assert "`sudo apt-get install -y chromium`" in lines[0]
+    assert "chromium and promtool are missing" in lines[0]
+    assert "`sudo apt-get install -y chromium prometheus`" in lines[0]
     assert "make test" in lines[0]
 
 
@@ -98,12 +114,13 @@ def test_a_failed_install_says_what_to_run(bin_dir: Path) -> None:
     fake(bin_dir, "apt-get", APT_GET)
     result = run(bin_dir, APT_FAILS="1")
     assert result.returncode == 1
-    assert "`sudo apt-get install -y chromium`" in result.stdout.splitlines()[-1]
+    assert "`sudo apt-get install -y chromium prometheus`" in result.stdout.splitlines()[-1]
 
 
-def test_nothing_is_installed_when_chromium_is_there(bin_dir: Path) -> None:
+def test_nothing_is_installed_when_every_tool_is_there(bin_dir: Path) -> None:
     fake(bin_dir, "apt-get", APT_GET)
     fake(bin_dir, "chromium", "")
+    fake(bin_dir, "promtool", "")
     result = run(bin_dir)
     assert (result.returncode, result.stdout, calls(bin_dir)) == (0, "", [])
 
