@@ -6,7 +6,9 @@
 - `links`: `seed_links`, writing `telegram_links` rows as the linker would;
 - `standin`: the Telegram stand-in, in-process (the `standin` fixture) or as a process;
 - `processes`: our commands as child processes (`python -m services.cli NAME`): environment,
-  log, `/readyz`, SIGTERM; and `free_port`.
+  log, `/readyz`, SIGTERM; and `free_port`;
+- `prometheus`: deploy/observability/generate.py (`generate`: the dashboard's panels, the alert
+  rules) and `running_prometheus`, Debian's Prometheus on a free port scraping given targets.
 
 Finding and isolating the real servers is `tests/infra.py`'s; the fixtures are in
 `tests/conftest.py`; in-memory fakes of each service's ports are in `tests/<service>/fakes.py`.
