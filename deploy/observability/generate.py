@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,13 @@ SECTIONS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
 
 def panels() -> list[Panel]:
     return [panel for _, section in SECTIONS for panel in section]
+
+
+def metric_names() -> set[str]:
+    """Every metric name the panels' queries read (histograms by their `_bucket` series)."""
+    exprs = [query.expr for panel in panels() for query in panel.queries]
+    found = {n for e in exprs for n in re.findall(r"\b([a-z]+_[a-z_]+)\b(?=[{\[)])", e)}
+    return found - {"histogram_quantile"}
 
 
 def concrete(expr: str, window: str = "1m") -> str:

@@ -196,26 +196,6 @@ async def publish_reliably(
     return stats
 
 
-async def publish_raw(
-    rabbitmq_url: str, routing_key: str, body: bytes, *, message_id: str, **properties: Any
-) -> None:
-    """Publish bytes to sns.events as a misbehaving platform service might (with confirms)."""
-    connection = await aio_pika.connect(rabbitmq_url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange("sns.events")
-        await exchange.publish(
-            aio_pika.Message(
-                body,
-                message_id=message_id,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                **properties,
-            ),
-            routing_key=routing_key,
-            timeout=30,
-        )
-
-
 async def queue_depth(rabbitmq_url: str, name: str = NOTIFIER_QUEUE) -> int:
     """Messages ready in a queue (not counting unacknowledged ones)."""
     connection = await aio_pika.connect(rabbitmq_url)

@@ -20,11 +20,11 @@ from tests.faults.harness import (
     make_users,
     marked_events,
     notifier,
-    publish_raw,
     queue_depth,
     report,
     tally,
 )
+from tests.support.bus import publish_raw
 from tests.support.links import seed_links
 from tests.support.standin import standin_process
 from tests.support.waiting import eventually

@@ -1,10 +1,12 @@
 """Seeing what our services publish: a queue of the test's own bound to routing keys on one of
 our topic exchanges (`sns.events` unless told), as a consumer of the platform would bind one;
-taking what arrives in a queue (a dead-letter queue, say)."""
+taking what arrives in a queue (a dead-letter queue, say); publishing bytes as a misbehaving
+platform service might."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
@@ -51,3 +53,23 @@ async def take(
 
         await eventually(enough, timeout, 0.05, f"{count} messages in {queue_name}")
     return taken
+
+
+async def publish_raw(
+    rabbitmq_url: str, routing_key: str, body: bytes, *, message_id: str, **properties: Any
+) -> None:
+    """Publish bytes to sns.events as a misbehaving platform service might (with confirms)."""
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(EXCHANGE)
+        await exchange.publish(
+            aio_pika.Message(
+                body,
+                message_id=message_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                **properties,
+            ),
+            routing_key=routing_key,
+            timeout=30,
+        )

@@ -1,18 +1,23 @@
 """The observability files and a real Prometheus (Debian's `prometheus`) for the tests and the
 dashboard chart: `generate` is deploy/observability/generate.py (the dashboard's panels, the alert
-rules), and `running_prometheus` starts a server of its own (temporary config and data, a free
-port, 1 s scrapes) against the given targets, with the HTTP API's queries as methods."""
+rules); `running_prometheus` starts a server of its own (temporary config and data, a free port,
+1 s scrapes) against the given targets, with the HTTP API's queries as methods;
+`observed_system` runs the three services and the stand-in as processes under one, and
+`produce_traffic` gives each panel something to show."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +25,14 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
-from tests.support.processes import ROOT, free_port
+from services.standin.client import StandInClient
+from shared.contract import EventType, sample_data
+from shared.publisher import EventPublisher
+from tests.support.bus import publish_raw
+from tests.support.ids import new_chat_id, new_user, new_users
+from tests.support.links import seed_links
+from tests.support.processes import ROOT, Service, free_port, our_service, service_env
+from tests.support.standin import standin_process
 from tests.support.waiting import eventually
 
 OBSERVABILITY = ROOT / "deploy" / "observability"
@@ -179,3 +191,85 @@ async def running_prometheus(
             process.kill()
             process.wait()
         log.close()
+
+
+SERVICES = ("notifier", "linker", "scheduler")
+JWT_SECRET = "observed-system-secret-0123456789abcdef"
+
+
+@dataclass
+class Observed:
+    """The three services as processes in development, the stand-in, and a Prometheus scraping
+    them and the broker's vhost."""
+
+    standin: StandInClient
+    services: dict[str, Service]
+    prometheus: Prometheus
+
+
+@contextlib.asynccontextmanager
+async def observed_system(
+    database_url: str, rabbitmq_url: str, work_dir: Path, rules: dict[str, Any] | None = None
+) -> AsyncIterator[Observed]:
+    """The stand-in, notifier, linker and scheduler (real processes, `APP_ENV=development`,
+    each on a free port, logs in `work_dir`), and a Prometheus scraping the three and RabbitMQ
+    every second with `rules`; everything stopped afterwards."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    async with standin_process(work_dir) as standin:
+        env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+        env |= service_env(
+            database_url,
+            rabbitmq_url,
+            standin.base_url,
+            jwt_secret=JWT_SECRET,
+            notifier_release_interval_seconds=0.5,
+            scheduler_tick_seconds=1,
+            log_level="WARNING",
+        )
+        services = {name: our_service(name, env, work_dir, inherit=False) for name in SERVICES}
+        try:
+            for service in services.values():
+                service.start()
+            await asyncio.gather(*(s.wait_ready(timeout=90) for s in services.values()))
+            targets = [Target(n, f"127.0.0.1:{s.port}") for n, s in services.items()]
+            targets.append(rabbitmq_target(rabbitmq_url))
+            async with running_prometheus(targets, work_dir / "prometheus", rules) as server:
+                await eventually(server.targets_up, 30, 0.2, "every target scraped")
+                yield Observed(standin, services, server)
+        finally:
+            for service in services.values():
+                service.stop(15)
+
+
+def sample(name: str) -> dict[str, Any]:
+    return sample_data(EventType(name), date.today())
+
+
+async def produce_traffic(observed: Observed, database_url: str, rabbitmq_url: str) -> None:
+    """One of each thing the dashboard shows: messages of each type sent, a chat that blocked
+    the bot, a 429 with retry_after, a message held for quiet hours (released a few seconds
+    later), and an event that is not valid JSON (dead-lettered `invalid`)."""
+    (sent, sent_chat), (blocked, blocked_chat), (paced, paced_chat) = new_users(3)
+    held, held_chat = new_user(), new_chat_id()
+    await seed_links(
+        database_url, [(sent, sent_chat), (blocked, blocked_chat), (paced, paced_chat)]
+    )
+    now = datetime.now(UTC)
+    await seed_links(
+        database_url,
+        [(held, held_chat)],
+        quiet_start=(now - timedelta(hours=1)).time().replace(microsecond=0),
+        quiet_end=(now + timedelta(seconds=6)).time().replace(microsecond=0),
+    )
+    await observed.standin.add_fault(error_code=403, chat_id=blocked_chat)
+    await observed.standin.add_fault(error_code=429, retry_after=1, chat_id=paced_chat)
+    async with EventPublisher(rabbitmq_url) as publisher:
+        await publisher.send("post_success", held, {"platform": "instagram", "likes": 1})
+        for name in ("post_success", "post_failure", "automation_executed"):
+            await publisher.send(name, sent, sample(name))
+        await publisher.send("post_success", blocked, sample("post_success"))
+        await publisher.send("post_failure", paced, sample("post_failure"))
+    await publish_raw(rabbitmq_url, "post_success", b"{not json", message_id="poison")
+    await observed.standin.wait_for_messages(sent_chat, 3)
+    await observed.standin.wait_for_messages(paced_chat, 1)
+    await observed.standin.wait_for_messages(held_chat, 1, timeout=30)
