@@ -35,6 +35,8 @@ Operations:
   dlq         the dead-letter queues: list, show, replay (after a fix) or purge their messages
   publish     publish one event on sns.events by hand (the type's sample data unless --data)
   rotate-keys re-encrypt stored chat ids under the newest CHAT_ID_ENCRYPTION_KEY key
+  prune       delete rows past their retention (RETENTION_*), as the scheduler does every
+              PRUNE_INTERVAL_MINUTES; --dry-run only says what would go, per table
   broker-permissions
               RabbitMQ permissions: platform publishers may write sns.events only, never the
               internal exchange where the notifier tells the linker about chats
@@ -85,6 +87,12 @@ def _rotate_keys(_: argparse.Namespace) -> int:
         print("some chat ids need a key that is not configured: keep it listed", file=sys.stderr)
         return 1
     return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from services.scheduler.prune_cli import run
+
+    return run(dry_run=args.dry_run, say=_say)
 
 
 def _rabbitmq_url() -> str:
@@ -391,6 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate-keys",
         help="re-encrypt stored chat ids under the newest CHAT_ID_ENCRYPTION_KEY key",
     ).set_defaults(func=_rotate_keys)
+    pruning = sub.add_parser(
+        "prune",
+        help="delete rows past their retention (RETENTION_*); --dry-run counts them only",
+        description=(
+            "Delete, in batches of PRUNE_BATCH_SIZE, every row past its retention (RETENTION_* "
+            "variables; docs/operations.md, 'Data retention'), as the scheduler does every "
+            "PRUNE_INTERVAL_MINUTES, and print rows and bytes per table. Safe beside the "
+            "running services."
+        ),
+    )
+    pruning.add_argument(
+        "--dry-run", action="store_true", help="count what would go, per table; delete nothing"
+    )
+    pruning.set_defaults(func=_prune)
     permissions = sub.add_parser(
         "broker-permissions",
         help="set RabbitMQ permissions: platform publishers write sns.events only",

@@ -67,6 +67,7 @@ class LinkToken(SQLModel, table=True):
     __tablename__ = "link_tokens"
     __table_args__ = (
         Index("ix_link_tokens_user_unused", "user_id", postgresql_where=text("used_at IS NULL")),
+        Index("ix_link_tokens_expires_at", "expires_at"),  # retention
     )
 
     token_hash: str = Field(primary_key=True, max_length=64)
@@ -81,6 +82,7 @@ class RateLimit(SQLModel, table=True):
     """GCRA state of one limited key (`test_message:<user>`), shared by replicas. Owner: linker."""
 
     __tablename__ = "rate_limits"
+    __table_args__ = (Index("ix_rate_limits_tat", "tat"),)  # retention: a passed TAT is no state
 
     key: str = Field(primary_key=True, max_length=200)
     tat: datetime = Field(sa_column=_tz(nullable=False))
@@ -90,6 +92,7 @@ class ProcessedEvent(SQLModel, table=True):
     """The notifier's inbox: one row per event id it has accepted (idempotency). Owner: notifier."""
 
     __tablename__ = "processed_events"
+    __table_args__ = (Index("ix_processed_events_received_at", "received_at"),)  # retention
 
     event_id: uuid.UUID = Field(primary_key=True)
     type: str = Field(max_length=64)
@@ -111,6 +114,7 @@ class Activity(SQLModel, table=True):
     __table_args__ = (
         Index("ix_activity_user_time", "user_id", "occurred_at"),
         Index("ix_activity_user_post", "user_id", "post_id"),
+        Index("ix_activity_recorded_at", "recorded_at"),  # retention
     )
 
     event_id: uuid.UUID = Field(primary_key=True)
@@ -124,6 +128,12 @@ class Activity(SQLModel, table=True):
     details: dict[str, object] = Field(
         default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
     )
+    recorded_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+    """When the notifier wrote the row (server time): retention counts from it, not from the
+    publisher's `occurred_at`."""
 
 
 class Delivery(SQLModel, table=True):
@@ -142,6 +152,7 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("dedupe_key", name="uq_deliveries_dedupe_key"),
         Index("ix_deliveries_held_release", "release_at", postgresql_where=text("status = 'held'")),
+        Index("ix_deliveries_created_at", "created_at"),  # retention
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
@@ -179,6 +190,7 @@ class SummaryRun(SQLModel, table=True):
         Index(
             "ix_summary_runs_unpublished", "due_at", postgresql_where=text("published_at IS NULL")
         ),
+        Index("ix_summary_runs_due_at", "due_at"),  # retention
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
@@ -215,9 +227,13 @@ class SummarySchedule(SQLModel, table=True):
 
 
 class JobRun(SQLModel, table=True):
-    """One run of a scheduler job (cron or manual), with its counts. Owner: scheduler."""
+    """One run of a scheduler job (cron or manual), with its counts. Owner: scheduler.
+
+    `slot`: the schedule slot of a data-retention run; unique per job, so one replica runs it.
+    """
 
     __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job_id", "slot", name="uq_job_runs_job_slot"),)
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     job_id: str = Field(max_length=64, index=True)
@@ -230,3 +246,4 @@ class JobRun(SQLModel, table=True):
     details: dict[str, object] = Field(
         default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
     )
+    slot: datetime | None = Field(default=None, sa_column=_tz())

@@ -21,7 +21,7 @@ from services.common.auth import Verifier, current_admin, install_auth
 from services.common.jsonapi import BodyLimit, JsonApiRoute, error_responses
 from services.common.web import ReadinessCheck, health_router, install_common
 from services.scheduler.admin import UnknownUser
-from services.scheduler.config import JOB_ID
+from services.scheduler.config import JOB_ID, RETENTION_JOB_ID
 from services.scheduler.job import DailySummaryJob
 from services.scheduler.plan import InvalidResend
 
@@ -162,7 +162,7 @@ def make_router(job: DailySummaryJob) -> APIRouter:
         job_id: str | None = None,
     ) -> dict[str, Any]:
         """Job runs, newest first, one page at a time."""
-        if job_id is not None:
+        if job_id is not None and job_id != RETENTION_JOB_ID:
             _known_job(job_id)
         runs, total = await job.history(job_id, page, page_size)
         return {

@@ -21,3 +21,7 @@ class JobConfig:
     lanes: int = 2
     mandatory: bool = True
     instance: str = "scheduler"
+
+
+RETENTION_JOB_ID = "telegram_data_retention"
+"""The pruning job (`upkeep.py`): its runs are `job_runs` rows with this id, one per slot."""

@@ -28,6 +28,7 @@ from services.scheduler.job import DailySummaryJob
 from services.scheduler.ports import TriggerPublisher
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.store import PostgresStore
+from services.scheduler.upkeep import RetentionJob
 from shared.db import create_engine
 from shared.publisher import EventPublisher
 from shared.settings import ConfigurationError
@@ -120,6 +121,8 @@ async def serve(settings: SchedulerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop_task = asyncio.create_task(job.run_forever(stop), name="scheduler-loop")
+    retention = RetentionJob(engine, settings, SystemClock(), job.config.instance)
+    retention_task = asyncio.create_task(retention.run_forever(stop), name="scheduler-retention")
     http_task = asyncio.create_task(server.serve(), name="scheduler-http")
     stop_task = asyncio.create_task(stop.wait(), name="scheduler-stop")
     log.info(
@@ -134,6 +137,9 @@ async def serve(settings: SchedulerSettings) -> None:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await http_task
+        retention_task.cancel()  # a batch in flight is rolled back; the next slot redoes it
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention_task
         try:
             await loop_task  # re-raises if the loop died: the process exits non-zero
         finally:

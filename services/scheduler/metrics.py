@@ -43,3 +43,21 @@ LAST_TICK = Gauge(
 )
 for _kind in ("scheduled", "resend"):  # exported from the start: a quiet day is 0, not missing
     TRIGGER_LAG.labels(_kind)
+PRUNED_ROWS = Counter(
+    "scheduler_pruned_rows_total", "Rows deleted by data retention, per table", ["table"]
+)
+PRUNED_BYTES = Counter(
+    "scheduler_pruned_bytes_total",
+    "Bytes of row data deleted by data retention (pg_column_size, without index entries)",
+    ["table"],
+)
+PRUNE_RUNS = Counter(
+    "scheduler_prune_runs_total",
+    "Retention slots reached by this replica: ok, error, or claimed_elsewhere (another replica's)",
+    ["outcome"],
+)
+PRUNE_SECONDS = Histogram(
+    "scheduler_prune_duration_seconds",
+    "Time of one retention run (every table)",
+    buckets=(0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600),
+)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from services.common.auth import JwtSettings
+from services.scheduler.retention_settings import RetentionSettings
 
 
-class SchedulerSettings(JwtSettings):
+class SchedulerSettings(JwtSettings, RetentionSettings):
     """Every variable the scheduler reads.
 
     The scheduler never talks to Telegram or reads chat ids, so a production run does not need
@@ -38,6 +39,18 @@ class SchedulerSettings(JwtSettings):
     scheduler_publish_mandatory: bool = True
     """Treat a trigger no queue is bound for as failed (retried) instead of silently dropped."""
     scheduler_db_pool_size: int = Field(default=5, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _activity_outlives_the_catch_up(self) -> SchedulerSettings:
+        # A report covers a whole local day and is due up to a day after it ends, then may be
+        # emitted SUMMARY_CATCH_UP_HOURS late: the day's activity must still be there.
+        needed = 48 + self.summary_catch_up_hours
+        if self.retention_activity_days * 24 < needed:
+            raise ValueError(
+                f"RETENTION_ACTIVITY_DAYS must be at least {needed / 24:g} days (a local day, the "
+                "day after it, and SUMMARY_CATCH_UP_HOURS) so a daily report finds its day"
+            )
+        return self
 
     @property
     def catch_up(self) -> timedelta:

@@ -1,5 +1,7 @@
 """Migrations: the models and the migrated schema agree, and migrate is idempotent."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -33,3 +35,49 @@ def test_database_url_schemes_are_accepted(scheme):
 def test_other_databases_are_refused():
     with pytest.raises(ValueError, match="PostgreSQL"):
         sqlalchemy_url("mysql://u@h/db")
+
+
+async def test_0005_upgrades_a_populated_database_in_place(fresh_database_url, rabbitmq_url):
+    """Rows written under 0004 are all there after 0005, the schema is the models', pruning and
+    delivery work; rows present at the upgrade count as recorded then (activity keeps them)."""
+    from alembic import command
+
+    from services.scheduler.retention import prune
+    from services.scheduler.retention_settings import RetentionSettings
+    from shared.db import alembic_config
+    from shared.db import create_engine as create_async_engine
+    from tests.notifier.harness import running_notifier
+    from tests.support.ids import new_chat_id, new_user
+    from tests.support.rows import TABLES, count_every_table, seed_every_table
+
+    config = alembic_config(fresh_database_url)
+    command.downgrade(config, "0004")
+    engine = create_engine(sqlalchemy_url(fresh_database_url))
+    long_ago = datetime.now(UTC) - timedelta(days=90)
+    with engine.begin() as conn:
+        old = seed_every_table(conn, new_user("pre-0005"), long_ago)
+        recent = seed_every_table(conn, new_user("pre-0005"), datetime.now(UTC))
+
+    migrate(fresh_database_url)
+
+    with engine.connect() as conn:
+        assert count_every_table(conn, old) == dict.fromkeys(TABLES, 1)
+        assert count_every_table(conn, recent) == dict.fromkeys(TABLES, 1)
+        assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+    pool = create_async_engine(fresh_database_url, pool_size=1)
+    try:
+        report = await prune(pool, RetentionSettings(_env_file=None))
+    finally:
+        await pool.dispose()
+    with engine.connect() as conn:
+        after = count_every_table(conn, old)
+        assert count_every_table(conn, recent) == dict.fromkeys(TABLES, 1)
+    engine.dispose()
+    assert report.by_table()["processed_events"] == 1 and after["processed_events"] == 0
+    assert after["activity"] == 1  # recorded at the upgrade: kept RETENTION_ACTIVITY_DAYS from it
+    async with running_notifier(fresh_database_url, rabbitmq_url) as h:
+        user, chat = new_user(), new_chat_id()
+        await h.link(user, chat)
+        event = await h.publish("post_failure", user, {"platform": "x", "error": "after 0005"})
+        await h.wait_delivery(event, "sent")
+        assert "after 0005" in h.texts(chat)[0]
