@@ -136,7 +136,8 @@ def describe_invalid(cls: type[BaseSettings], error: ValidationError) -> str:
         field = str(loc[0]) if loc else ""
         name = variable_name(cls, field) if field in cls.model_fields else field.upper()
         message = " ".join(str(item["msg"]).removeprefix("Value error, ").split())
-        parts.append(f"{name}: {message}")
+        # A check across variables (no location) names its variables in its own message.
+        parts.append(f"{name}: {message}" if name else message)
     return "; ".join(parts)
 
 

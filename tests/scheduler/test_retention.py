@@ -174,3 +174,36 @@ def test_slots_are_the_interval_from_a_fixed_origin():
     assert slot_of(datetime(2026, 12, 1, 12, 59, 59, tzinfo=UTC), hour) == NOW
     assert slot_of(NOW, hour) == NOW
     assert slot_of(NOW, 7 * timedelta(minutes=1)) <= NOW
+
+
+def test_sns_telegram_prune_dry_run_says_what_would_go_per_table_and_deletes_nothing(
+    fresh_database_url, monkeypatch, capsys
+):
+    from sqlalchemy import create_engine
+
+    from services.cli import main
+    from shared.db import sqlalchemy_url
+    from tests.support.rows import count_every_table, seed_every_table
+
+    engine = create_engine(sqlalchemy_url(fresh_database_url))
+    with engine.begin() as conn:
+        rows = seed_every_table(conn, new_user("cli"), datetime.now(UTC) - 90 * DAY)
+        conn.execute(text("UPDATE activity SET recorded_at = occurred_at"))
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+
+    assert main(["prune", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    with engine.connect() as conn:
+        assert set(count_every_table(conn, rows).values()) == {1}
+    by_table = {line.split()[0]: line for line in out}
+    assert set(by_table) == PRUNED | {"total"}
+    for table in PRUNED:
+        assert f"would delete {1:>10,} rows" in by_table[table], by_table[table]
+    assert f"would delete {len(PRUNED):>10,} rows" in by_table["total"]
+
+    assert main(["prune"]) == 0
+    assert "deleted" in capsys.readouterr().out
+    with engine.connect() as conn:
+        gone = count_every_table(conn, rows)
+    engine.dispose()
+    assert {table for table, n in gone.items() if n == 0} == PRUNED

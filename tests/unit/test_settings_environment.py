@@ -9,6 +9,7 @@ import math
 import os
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import patch
 
@@ -28,7 +29,10 @@ from services.notifier.processor import exposure_bound
 from services.notifier.ratelimit import RateLimiter
 from services.notifier.topology import notifier_queue
 from services.scheduler.main import job_config
+from services.scheduler.retention import rules
+from services.scheduler.retention_settings import RetentionSettings
 from services.scheduler.settings import SchedulerSettings
+from services.scheduler.upkeep import slot_of
 from shared.settings import BaseServiceSettings, ConfigurationError, variable_name
 from tests.configs import SERVICE_SETTINGS
 
@@ -124,6 +128,17 @@ def use(settings: BaseServiceSettings) -> None:
     if isinstance(settings, SchedulerSettings):
         config = job_config(settings, "test")
         assert config.tick.total_seconds() > 0 and config.catch_up.total_seconds() >= 0
+        # The day a daily report covers is still there when the report is built.
+        assert settings.retention_activity_days * 24 >= 48 + settings.summary_catch_up_hours
+    if isinstance(settings, RetentionSettings):
+        now = datetime.now(UTC)
+        assert settings.prune_interval >= timedelta(minutes=1)
+        assert slot_of(now, settings.prune_interval) <= now
+        for rule in rules(settings):
+            assert timedelta(hours=1) <= rule.keep <= timedelta(days=3650), rule.table
+            now - rule.keep  # a cutoff PostgreSQL can compare (no overflow)
+        deliveries = settings.retention_deliveries_days
+        assert deliveries >= settings.retention_processed_events_days >= 3  # idempotency window
     if isinstance(settings, SERVICE_SETTINGS["notifier"]):
         limits = settings.limits()  # type: ignore[attr-defined]
         rates = (limits.global_per_second, limits.per_chat_per_second, limits.per_group_per_minute)
@@ -158,6 +173,10 @@ def use(settings: BaseServiceSettings) -> None:
 @example(data={"APP_ENV": "prod"})
 @example(data={"SCHEDULER_HOST": "bad host"})
 @example(data={"SCHEDULER_TICK_SECONDS": "3.7e-156"})  # a tick of 0 once it is a timedelta
+@example(data={"RETENTION_ACTIVITY_DAYS": "2"})  # with the 6-hour catch-up, a report's day is gone
+@example(data={"RETENTION_DELIVERIES_DAYS": "3"})  # fewer days than the idempotency keys
+@example(data={"RETENTION_PROCESSED_EVENTS_DAYS": "1e-300"})
+@example(data={"PRUNE_INTERVAL_MINUTES": "inf", "PRUNE_BATCH_SIZE": "0"})
 def test_any_environment_gives_usable_settings_or_names_the_variable(service, data):
     cls = SERVICE_SETTINGS[service]
     env = data if isinstance(data, dict) else data.draw(environments(cls), label="environment")
@@ -167,6 +186,20 @@ def test_any_environment_gives_usable_settings_or_names_the_variable(service, da
         use(built)
     except ConfigurationError as exc:
         assert_names_a_variable(str(exc), cls)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+@example(data={"RETENTION_LINK_TOKENS_HOURS": "0.5"})
+@example(data={"RETENTION_JOB_RUNS_DAYS": "1e400"})
+def test_any_environment_gives_sns_telegram_prune_usable_settings_or_names_the_variable(data):
+    env = (
+        data if isinstance(data, dict) else data.draw(environments(RetentionSettings), label="env")
+    )
+    try:
+        use(build(RetentionSettings, env))
+    except ConfigurationError as exc:
+        assert_names_a_variable(str(exc), RetentionSettings)
 
 
 @pytest.mark.parametrize("service", sorted(SERVICE_SETTINGS))
