@@ -20,17 +20,16 @@ DAY = timedelta(days=1)
 FAILURE = {"platform": "twitter", "error": "boom"}
 
 
+KEYS = text(
+    "SELECT (SELECT count(*) FROM processed_events WHERE event_id = :id),"
+    " (SELECT count(*) FROM deliveries WHERE event_id = :id)"
+)
+
+
 async def keys(h: Harness, event_id: object) -> tuple[int, int]:
-    """(processed_events rows, deliveries rows) of the event."""
+    """(processed_events rows, deliveries rows) of the event: its idempotency keys."""
     async with h.engine.connect() as conn:
-        found = await conn.execute(
-            text(
-                "SELECT (SELECT count(*) FROM processed_events WHERE event_id = :id),"
-                " (SELECT count(*) FROM deliveries WHERE event_id = :id)"
-            ),
-            {"id": event_id},
-        )
-        processed, delivered = found.one()
+        processed, delivered = (await conn.execute(KEYS, {"id": event_id})).one()
     return int(processed), int(delivered)
 
 

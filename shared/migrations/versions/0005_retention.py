@@ -20,15 +20,11 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-INDEXES = (
-    # (index, table, column): what each table is pruned by
-    ("ix_processed_events_received_at", "processed_events", "received_at"),
-    ("ix_deliveries_created_at", "deliveries", "created_at"),
-    ("ix_activity_recorded_at", "activity", "recorded_at"),
-    ("ix_link_tokens_expires_at", "link_tokens", "expires_at"),
-    ("ix_rate_limits_tat", "rate_limits", "tat"),
-    ("ix_summary_runs_due_at", "summary_runs", "due_at"),
-)
+PRUNED_BY = {
+    # table: the column it is pruned by (index ix_<table>_<column>)
+    "processed_events": "received_at", "deliveries": "created_at", "activity": "recorded_at",
+    "link_tokens": "expires_at", "rate_limits": "tat", "summary_runs": "due_at",
+}  # fmt: skip
 
 
 def upgrade() -> None:
@@ -44,8 +40,8 @@ def upgrade() -> None:
             nullable=False,
         ),
     )
-    for name, table, column in INDEXES:
-        op.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})")
+    for table, column in PRUNED_BY.items():
+        op.execute(f"CREATE INDEX IF NOT EXISTS ix_{table}_{column} ON {table} ({column})")
     # Owner: scheduler. The schedule slot a retention run belongs to: one run per slot, however
     # many replicas (NULL for the other jobs' runs, which never conflict).
     op.add_column("job_runs", sa.Column("slot", sa.DateTime(timezone=True), nullable=True))
@@ -55,6 +51,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_constraint("uq_job_runs_job_slot", "job_runs", type_="unique")
     op.drop_column("job_runs", "slot")
-    for name, _, _ in INDEXES:
-        op.drop_index(name)
+    for table, column in PRUNED_BY.items():
+        op.drop_index(f"ix_{table}_{column}", table_name=table)
     op.drop_column("activity", "recorded_at")
