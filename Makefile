@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV ?= uv
 
-.PHONY: install run test test-tools test-unit test-integration test-e2e test-faults lint fmt bench docs up down demo validate-deploy observability
+.PHONY: install run test test-tools test-unit test-integration test-e2e test-faults lint fmt bench docs up down demo validate-deploy observability observability-chart
 
 install:  ## install the locked dependencies (and uv itself if missing), compiled to bytecode: every service starts faster
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -53,6 +53,9 @@ docs: install  ## regenerate docs/asyncapi.json from the code
 
 observability: install  ## regenerate deploy/observability/'s dashboard.json and prometheusrule.yaml from their sources
 	$(UV) run python deploy/observability/generate.py
+
+observability-chart: install test-tools  ## deploy/observability/dashboard.png: the dashboard's queries over a real run (~2 min)
+	$(UV) run python -m bench.dashboard_chart
 
 up:  ## the whole system in containers
 	docker compose -f deploy/docker-compose.yml --profile dev up -d --build

@@ -7,8 +7,12 @@ The dashboard and the alert rules in deploy/observability/ read these names: ren
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from services.notifier.records import DeliveryStatus
+from shared.contract import DeadLetterReason
 
 EVENTS = Counter(
     "notifier_events_total", "Events consumed, by type and outcome", ["type", "outcome"]
@@ -78,3 +82,11 @@ def declare_failures(failures: Iterable[str]) -> None:
     """Export every failure class at 0 from the start, so a rate over it is 0, not missing."""
     for failure in failures:
         TELEGRAM_ERRORS.labels(failure)
+
+
+# Exported at 0 from the start, so a rate over them is 0 rather than missing, and the first dead
+# letter or release shows as an increase.
+for _reason in get_args(DeadLetterReason):
+    DEAD_LETTERED.labels(_reason)
+for _status in (DeliveryStatus.SENT, DeliveryStatus.SKIPPED, DeliveryStatus.UNDELIVERABLE):
+    RELEASED.labels(_status.value)  # what a release usually ends as (failures show when they occur)
