@@ -1,7 +1,7 @@
 """A real Prometheus (Debian's) scraping the three services, started as processes in development,
 and RabbitMQ: every series the dashboard reads exists, every panel's query parses and returns
-series, and alerts fire when their condition is produced (a poisoned event in the DLQ; the
-notifier stopped). The rules are alerts.rules.yml with each `for:` cut to 1 s."""
+series, and alerts fire when their condition is produced (a poisoned event in the DLQ; a chat id
+no configured key decrypts; the notifier stopped). The rules are alerts.rules.yml with each `for:` cut to 1 s."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from tests.support.prometheus import Observed, generate, observed_system, produce_traffic
+from shared.publisher import EventPublisher
+from tests.support.ids import new_users
+from tests.support.links import seed_links
+from tests.support.prometheus import (
+    Observed,
+    generate,
+    observed_system,
+    produce_traffic,
+    sample,
+)
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +65,20 @@ async def test_the_dashboard_reads_real_series_and_the_alerts_fire(
             )
 
         await eventually(only_dead_letters, 30, 0.5, "only the DLQ alert firing")
+
+        # A chat id stored encrypted under a key this notifier does not have (it has none).
+        user, _ = new_users(1, "undecryptable")[0]
+        await seed_links(database_url, [(user, "gAAAAABretired-key-ciphertext")])
+        async with EventPublisher(rabbitmq_url) as publisher:
+            await publisher.send("post_success", user, sample("post_success"))
+
+        async def undecryptable() -> bool:
+            firing = await prometheus.firing()
+            return any(
+                a["job"] == "notifier" for a in firing.get("SnsTelegramUndecryptableChatIds", [])
+            )
+
+        await eventually(undecryptable, 30, 0.5, "the undecryptable chat ids alert firing")
 
         # No consumer on notifier.events once the notifier is gone.
         assert observed.services["notifier"].stop(15) == 0
