@@ -1,11 +1,15 @@
 """`make bench`: every benchmark, one after another; a table at the end, JSON and a chart in
 bench/results/.
 
-uv run python -m bench                      # all groups (BENCH_QUICK=1: smaller sizes)
+uv run python -m bench                      # the default groups (BENCH_QUICK=1: smaller sizes)
 uv run python -m bench notifier baselines   # some groups: notifier, baselines, daily, linker,
-                                            # memory, scheduler (the daily group already times
-                                            # the scheduler's 100,000 triggers), startup (each
-                                            # service's time to /readyz)
+                                            # memory, history, scale, scheduler (the daily group
+                                            # already times the scheduler's 100,000 triggers),
+                                            # startup (each service's time to /readyz)
+
+The default groups are notifier, baselines, daily, linker, memory, history (10 million history
+rows; BENCH_HISTORY_ROWS shrinks it, 0 leaves out the filled database and pruning) and scale
+(1,000,000 users; BENCH_SCALE_USERS).
 
 Each group is also runnable alone: `python -m bench.<notifier_bench|baselines|daily_summary_bench|
 linker_bench|memory_bench|scheduler_bench|startup_bench>`; `python -m bench.chart` redraws the chart.
@@ -28,16 +32,19 @@ from bench import (
     baselines,
     chart,
     daily_summary_bench,
+    history_bench,
+    history_chart,
     linker_bench,
     memory_bench,
     notifier_bench,
+    scale_bench,
     scheduler_bench,
     startup_bench,
 )
 from bench.harness import QUICK, RESULTS, write_result
 
 console = Console()
-DEFAULT_GROUPS = ["notifier", "baselines", "daily", "linker", "memory"]
+DEFAULT_GROUPS = ["notifier", "baselines", "daily", "linker", "memory", "history", "scale"]
 
 
 def _notifier(results: dict[str, Any]) -> Any:
@@ -62,6 +69,8 @@ GROUPS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "daily": lambda _: daily_summary_bench.main(),
     "linker": lambda _: linker_bench.main(),
     "memory": lambda _: memory_bench.main(),
+    "history": lambda _: asyncio.run(history_bench.main(list(history_bench.PARTS))),
+    "scale": lambda _: scale_bench.main(),
     "scheduler": _scheduler,
     "startup": lambda _: startup_bench.main(),
 }
@@ -229,6 +238,63 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 "no growth",
             )
         )
+    return out + lifecycle_rows(results)
+
+
+def lifecycle_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """The history, pruning, size and scale rows."""
+    out: list[tuple[str, str, str, str, str]] = []
+    h = results.get("history", {})
+    if "ratio" in h:
+        out.append(
+            (
+                f"notifier at {h['history_rows']:,} history rows (events/s)",
+                _n(h["filled_events_per_s"]),
+                f"empty {_n(h['empty_events_per_s'])} · CPU "
+                f"{h['filled_cpu_ms_per_event']:.2f} vs {h['empty_cpu_ms_per_event']:.2f} ms",
+                f"{h['ratio']}×",
+                "≥ 0.9×",
+            )
+        )
+    p = h.get("pruning") or {}
+    if p:
+        out.append(
+            (
+                "p99 @100/s while pruning (ms)",
+                _n(p["p99_ms_while_pruning"], 1),
+                f"without {_n(p['p99_ms_without'], 1)}",
+                f"prune {_n(p['prune_rows_per_s_at_full_speed'])} rows/s at full speed",
+                "",
+            )
+        )
+    if "size" in h:
+        z = h["size"]
+        out.append(
+            (
+                "database bytes per delivered event",
+                _n(z["bytes_per_event_total"]),
+                f"{z['events']:,} events",
+                f"steady state {z['steady_state_gb']} GB at {z['events_per_day']:,}/day",
+                "",
+            )
+        )
+    sc = results.get("scale", {})
+    if "big" in sc:
+        big, small = sc["big"], sc["small"]
+        for label, value in (
+            ("scheduler idle tick (ms)", lambda r: r["scheduler"]["idle_tick_seconds"] * 1000),
+            ("scheduler due query (ms)", lambda r: r["scheduler"]["due_query_ms"]),
+            ("daily aggregation (ms/user)", lambda r: r["aggregation"]["query_ms_per_user"]),
+        ):
+            out.append(
+                (
+                    f"{label} at {big['users']:,} users",
+                    _n(value(big), 2),
+                    f"{small['users']:,} users {_n(value(small), 2)}",
+                    f"{value(big) / value(small):.2f}×" if value(small) else "",
+                    "",
+                )
+            )
     return out
 
 
@@ -260,6 +326,10 @@ if __name__ == "__main__":
     ]
     write_result("summary", summary)
     console.print(table(results))
+    charts = [chart.render()]
+    if {"history", "scale"} & set(chosen):
+        charts.append(history_chart.render())
     console.print(
-        f"chart: {chart.render()}   results: {RESULTS}/   {json.dumps(results['seconds'])}"
+        f"charts: {', '.join(map(str, charts))}   results: {RESULTS}/   "
+        f"{json.dumps(results['seconds'])}"
     )

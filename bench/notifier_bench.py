@@ -79,33 +79,41 @@ async def throughput(
     events: int = int(os.environ.get("BENCH_EVENTS", sized(20_000, 5_000))),
     users: int = 2_000,
     start: Starter = start_notifier,
+    *,
+    on: Servers | None = None,
+    make: Callable[[int, int], Any] = event,
 ) -> dict[str, Any]:
-    """Events/s from a pre-filled queue to sendMessage accepted, limits lifted."""
-    with servers() as s:
-        await seed_links(s.database_url, users)
-        async with standin() as (client, base):
-            # Declare the topology with a first short run, then fill the queue while it is stopped.
-            notifier = start_notifier(s, base)
-            await _wait_queue(s.rabbitmq_url)
-            notifier.stop()
-            with Progress(console=console, transient=True) as progress:
-                await _publish_all(
-                    s.rabbitmq_url, [event(i, users) for i in range(events)], progress
-                )
-                notifier = start(s, base, True)
-                started = time.monotonic()
-                task = progress.add_task("delivering", total=events)
-                # CPU is counted from the first delivered message on (imports and start-up aside).
-                await eventually(lambda: _progress(client, progress, task, 1), 120, 0.01)
-                cpu0 = notifier.cpu_seconds()
-                done0 = (await client.stats())["send_message_accepted"]
-                await eventually(lambda: _progress(client, progress, task, events), 300, 0.2)
-            elapsed = time.monotonic() - started
-            _, first = await client.sent(since=0, limit=1)
-            _, last = await client.sent(since=events - 1, limit=1)
-            cpu = (notifier.cpu_seconds() - cpu0) / max(1, events - done0)
-            rss = notifier.rss_mb()
-            notifier.stop()
+    """Events/s from a pre-filled queue to sendMessage accepted, limits lifted.
+
+    In a throwaway database with `users` links, or `on` given servers whose links are seeded
+    (their queue empty); events `make(i, users)`, each one sendMessage.
+    """
+    if on is None:
+        with servers() as s:
+            await seed_links(s.database_url, users)
+            return await throughput(events, users, start, on=s, make=make)
+    s = on
+    async with standin() as (client, base):
+        # Declare the topology with a first short run, then fill the queue while it is stopped.
+        notifier = start_notifier(s, base)
+        await _wait_queue(s.rabbitmq_url)
+        notifier.stop()
+        with Progress(console=console, transient=True) as progress:
+            await _publish_all(s.rabbitmq_url, [make(i, users) for i in range(events)], progress)
+            notifier = start(s, base, True)
+            started = time.monotonic()
+            task = progress.add_task("delivering", total=events)
+            # CPU is counted from the first delivered message on (imports and start-up aside).
+            await eventually(lambda: _progress(client, progress, task, 1), 120, 0.01)
+            cpu0 = notifier.cpu_seconds()
+            done0 = (await client.stats())["send_message_accepted"]
+            await eventually(lambda: _progress(client, progress, task, events), 300, 0.2)
+        elapsed = time.monotonic() - started
+        _, first = await client.sent(since=0, limit=1)
+        _, last = await client.sent(since=events - 1, limit=1)
+        cpu = (notifier.cpu_seconds() - cpu0) / max(1, events - done0)
+        rss = notifier.rss_mb()
+        notifier.stop()
     span = last[0]["sent_at"] - first[0]["sent_at"]
     return {
         "events": events,
@@ -152,34 +160,40 @@ async def latency(
     seconds: int = sized(20, 10),
     users: int = 2_000,
     start: Starter = start_notifier,
+    *,
+    on: Servers | None = None,
 ) -> dict[str, Any]:
-    """Publish-to-sendMessage latency at a steady rate (limits lifted so only we are measured)."""
-    with servers() as s:
-        await seed_links(s.database_url, users)
-        async with standin() as (client, base):
-            notifier = start_notifier(s, base)
-            await _wait_queue(s.rabbitmq_url)
-            if start is not start_notifier:
-                notifier.stop()
-                notifier = start(s, base, True)
-            await _wait_consumer(s.rabbitmq_url)
-            published: dict[int, float] = {}
-            total = rate * seconds
-            async with EventPublisher(s.rabbitmq_url) as publisher:
-                started = time.monotonic()
-                with Progress(console=console, transient=True) as progress:
-                    task = progress.add_task(f"{rate} events/s", total=total)
-                    for i in range(total):
-                        due = started + i / rate
-                        delay = due - time.monotonic()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                        published[i] = time.monotonic()
-                        await publisher.publish(event(i, users))
-                        progress.update(task, advance=1)
-            await eventually(lambda: _count(client, total), 300, 0.2)
-            _, messages = await client.sent(since=0, limit=total)
+    """Publish-to-sendMessage latency at a steady rate (limits lifted so only we are measured);
+    in a throwaway database with `users` links, or `on` given servers whose links are seeded."""
+    if on is None:
+        with servers() as s:
+            await seed_links(s.database_url, users)
+            return await latency(rate, seconds, users, start, on=s)
+    s = on
+    async with standin() as (client, base):
+        notifier = start_notifier(s, base)
+        await _wait_queue(s.rabbitmq_url)
+        if start is not start_notifier:
             notifier.stop()
+            notifier = start(s, base, True)
+        await _wait_consumer(s.rabbitmq_url)
+        published: dict[int, float] = {}
+        total = rate * seconds
+        async with EventPublisher(s.rabbitmq_url) as publisher:
+            started = time.monotonic()
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task(f"{rate} events/s", total=total)
+                for i in range(total):
+                    due = started + i / rate
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    published[i] = time.monotonic()
+                    await publisher.publish(event(i, users))
+                    progress.update(task, advance=1)
+        await eventually(lambda: _count(client, total), 300, 0.2)
+        _, messages = await client.sent(since=0, limit=total)
+        notifier.stop()
     latencies = [
         (m["sent_at"] - published[int(MARK.search(m["text"]).group(1))]) * 1000  # type: ignore[union-attr]
         for m in messages

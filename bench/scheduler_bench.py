@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import time
 from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from typing import Any
 
 import aio_pika
@@ -32,16 +34,22 @@ from tests.support.links import seed_links
 DUE = datetime(2026, 2, 26, 9, 0, tzinfo=UTC)
 
 DUE_QUERY_PLAN = text("""
-    EXPLAIN SELECT s.user_id FROM summary_schedules s
+    EXPLAIN (ANALYZE, COSTS OFF) SELECT s.user_id FROM summary_schedules s
     WHERE s.due_at <= :now ORDER BY s.due_at LIMIT 5000 FOR UPDATE OF s SKIP LOCKED
 """)
 
 
 async def emit_triggers(
-    database_url: str, rabbitmq_url: str, users: int, *, queue_name: str | None = None
+    database_url: str,
+    rabbitmq_url: str,
+    users: int,
+    *,
+    queue_name: str | None = None,
+    hours: int = 1,
 ) -> dict[str, Any]:
     """Seed `users` links due at 09:00 UTC, then time the scheduler recording and publishing
-    every trigger (with confirms) in one tick.
+    every trigger (with confirms) in one tick. With `hours` > 1 the users are spread over that
+    many summary times an hour apart (09:00, 10:00, ... UTC) and only the 09:00 share is due.
 
     With `queue_name=None` the triggers go to a queue of the benchmark's own, checked and purged;
     otherwise to the named queue, already bound (the notifier's), and left there.
@@ -63,7 +71,11 @@ async def emit_triggers(
         await publisher.connect()
 
         started = time.perf_counter()
-        await seed_links(engine, bench_users(users))
+        pairs = bench_users(users)
+        for hour in range(hours):  # one statement per summary time
+            at = {"summary_time": clock_time((9 + hour) % 24)} if hours > 1 else {}
+            await seed_links(engine, pairs[hour::hours], **at)
+        due = len(pairs[0::hours])
         async with engine.begin() as conn:
             await conn.execute(text("ANALYZE telegram_links"))
         seed_seconds = time.perf_counter() - started
@@ -82,28 +94,33 @@ async def emit_triggers(
         started = time.perf_counter()
         run = await job.tick()  # reconcile (no changes), record 100,000, publish 100,000
         emit_seconds = time.perf_counter() - started
-        assert run is not None and run.emitted == users and run.failed == 0, run
+        assert run is not None and run.emitted == due and run.failed == 0, run
 
-        clock.set(DUE + timedelta(seconds=10))
-        started = time.perf_counter()
-        idle = await job.tick()  # the steady state: nothing due
-        idle_tick_seconds = time.perf_counter() - started
-        assert idle is None
+        idle_ticks = []
+        for n in range(1, 6):  # the steady state: nothing due
+            clock.set(DUE + n * timedelta(seconds=10))
+            started = time.perf_counter()
+            assert await job.tick() is None
+            idle_ticks.append(time.perf_counter() - started)
 
         queued = await queue.declare() if queue_name is None else None  # a fresh count
         if queued is not None:
-            assert queued.message_count == users, queued.message_count
+            assert queued.message_count == due, queued.message_count
             await queue.purge()
         return {
             "users": users,
+            "due": due,
             "seed_seconds": round(seed_seconds, 2),
             "first_sync_seconds": round(first_sync_seconds, 2),
             "emit_seconds": round(emit_seconds, 2),
             "record_seconds": run.details.get("record_seconds"),
             "publish_seconds": run.details.get("publish_seconds"),
-            "triggers_per_second": round(users / emit_seconds),
-            "idle_tick_seconds": round(idle_tick_seconds, 3),
+            "triggers_per_second": round(due / emit_seconds),
+            "emit_ms_per_trigger": round(emit_seconds * 1000 / due, 3),
+            "idle_tick_seconds": round(statistics.median(idle_ticks), 3),
+            "idle_ticks_seconds": [round(t, 3) for t in idle_ticks],
             "queue": queue_name or "bench.daily_summary",
+            "due_query_ms": float(plan[-1].split()[-2]),  # "Execution Time: X ms"
             "due_query_plan": [line.strip() for line in plan],
         }
     finally:
