@@ -236,18 +236,19 @@ def render(path: Path | None = None) -> Path:
     linker(axes[1][1], load("linker"))
     memory(axes[1][2], load("memory"))
     machine = next((r["machine"] for r in (ours, base) if r.get("machine")), {})
-    figure.suptitle(
-        "sns-telegram benchmarks"
-        + (
-            f" — {machine.get('cpus')} CPUs, Python {machine.get('python')}, "
-            f"{ours.get('measured_at', '')}; baselines measured in the same run"
-            if machine
-            else ""
-        ),
-        fontsize=13,
+    title = "sns-telegram benchmarks" + (
+        f" — {machine.get('cpus')} CPUs, Python {machine.get('python')}, "
+        f"{ours.get('measured_at', '')}; baselines measured in the same run"
+        if machine
+        else ""
     )
+    return save(figure, title, path or RESULTS / "summary.png")
+
+
+def save(figure: Any, title: str, path: Path) -> Path:
+    """Title the figure, lay it out, write it to `path` and close it."""
+    figure.suptitle(title, fontsize=13)
     figure.tight_layout(rect=(0, 0, 1, 0.96))
-    path = path or RESULTS / "summary.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

@@ -18,16 +18,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from bench.chart import CEILING, IDEAL, OURS, SPEC, _labels, _missing, load
+from bench.chart import CEILING, IDEAL, OURS, SPEC, _labels, _missing, load, save
 from bench.harness import RESULTS
 
 FILLED = "#ff7f0e"
 
 
-def history(ax: Axes, result: dict[str, Any]) -> None:
-    title = "Notifier: empty database vs filled (events/s)"
-    if "filled_events_per_s" not in result:
-        return _missing(ax, title)
+def history(ax: Axes, result: dict[str, Any]) -> str:
+    """Empty beside filled: events/s (runs as dots), CPU per event."""
     rows = [
         ("empty", result["empty"], OURS),
         (f"{result['history_rows'] / 1e6:.0f}M history rows", result["filled"], FILLED),
@@ -49,21 +47,15 @@ def history(ax: Axes, result: dict[str, Any]) -> None:
     ax.axhline(0.9 * result["empty_events_per_s"], color=IDEAL, linestyle="--", linewidth=1)
     ax.text(1.45, 0.9 * result["empty_events_per_s"], "0.9 × empty", color=IDEAL, fontsize=8,
             va="top", ha="right")  # fmt: skip
-    top = max(max(r[1]["runs_events_per_s"]) for r in rows)
-    ax.set_ylim(0, top * 1.3)
-    ax.set_title(title, fontsize=11, loc="left")
-    ax.set_xlabel(
+    ax.set_ylim(0, max(max(r[1]["runs_events_per_s"]) for r in rows) * 1.3)
+    return (
         f"ratio filled/empty {result['ratio']} (medians of {result['repeat']} runs each, "
-        f"dots: runs); filled in {result['history_fill_seconds']:.0f} s",
-        fontsize=8,
+        f"dots: runs); filled in {result['history_fill_seconds']:.0f} s"
     )
 
 
-def pruning(ax: Axes, result: dict[str, Any]) -> None:
-    title = "Notifier while the scheduler prunes"
-    p = result.get("pruning")
-    if not p:
-        return _missing(ax, title)
+def pruning(ax: Axes, p: dict[str, Any]) -> str:
+    """p50 and p99 at 100 events/s without and while pruning; full speed in the caption."""
     groups = ["p50 @100/s (ms)", "p99 @100/s (ms)"]
     width = 0.38
     for offset, label, color, keys in (
@@ -76,19 +68,14 @@ def pruning(ax: Axes, result: dict[str, Any]) -> None:
     ax.set_xticks(range(2), groups)
     ax.legend(fontsize=8, loc="upper left")
     ax.set_ylim(0, max(p["p99_ms_without"], p["p99_ms_while_pruning"]) * 1.4)
-    ax.set_title(title, fontsize=11, loc="left")
-    ax.set_xlabel(
+    return (
         f"full speed: {p['events_per_s_without']:,.0f} → {p['events_per_s_while_pruning']:,.0f}"
-        f" events/s while pruning {p['prune_rows_per_s_at_full_speed']:,.0f} rows/s",
-        fontsize=8,
+        f" events/s while pruning {p['prune_rows_per_s_at_full_speed']:,.0f} rows/s"
     )
 
 
-def size(ax: Axes, result: dict[str, Any]) -> None:
-    title = "Database per delivered event, and at a steady state"
-    s = result.get("size")
-    if not s:
-        return _missing(ax, title)
+def size(ax: Axes, s: dict[str, Any]) -> str:
+    """Bytes per event per table, each with its steady state under retention."""
     tables = list(s["bytes_per_event"])
     bars = ax.bar(tables, [s["bytes_per_event"][t] for t in tables], color=CEILING)
     _labels(
@@ -102,20 +89,15 @@ def size(ax: Axes, result: dict[str, Any]) -> None:
     )
     ax.set_ylim(0, max(s["bytes_per_event"].values()) * 1.45)
     ax.set_ylabel("bytes per event")
-    ax.set_title(title, fontsize=11, loc="left")
-    ax.set_xlabel(
+    return (
         f"{s['bytes_per_event_total']:,.0f} B/event over {s['events']:,} events; at "
-        f"{s['events_per_day']:,}/day under the default retention: {s['steady_state_gb']} GB",
-        fontsize=8,
+        f"{s['events_per_day']:,}/day under the default retention: {s['steady_state_gb']} GB"
     )
 
 
-def scale(ax: Axes, result: dict[str, Any]) -> None:
-    title = "Scheduler and daily aggregation: 10,000 vs 1,000,000 users"
-    if "big" not in result:
-        return _missing(ax, title)
+def scale(ax: Axes, result: dict[str, Any]) -> str:
+    """Small beside big, log scale: idle tick, due query, emit per trigger, aggregation."""
     small, big = result["small"], result["big"]
-    title = f"Scheduler and daily aggregation: {small['users']:,} vs {big['users']:,} users"
     metrics = [
         ("idle tick (ms)", lambda r: r["scheduler"]["idle_tick_seconds"] * 1000),
         ("due query (ms)", lambda r: r["scheduler"]["due_query_ms"]),
@@ -134,29 +116,33 @@ def scale(ax: Axes, result: dict[str, Any]) -> None:
     ax.set_yscale("log")
     ax.set_ylim(top=ax.get_ylim()[1] * 5)
     ax.legend(fontsize=8, loc="upper right")
-    ax.set_title(title, fontsize=11, loc="left")
+    return result["how"]
 
 
 def render(path: Path | None = None) -> Path:
     """Draw the data-lifecycle chart from bench/results; returns its path."""
     result, scaled = load("history"), load("scale")
     figure, axes = plt.subplots(2, 2, figsize=(14, 9.5))
-    history(axes[0][0], result)
-    pruning(axes[0][1], result)
-    size(axes[1][0], result)
-    scale(axes[1][1], scaled)
-    machine = result.get("machine") or scaled.get("machine") or {}
-    figure.suptitle(
-        "sns-telegram: data lifecycle"
-        + (f" — {machine.get('cpus')} CPUs, {result.get('measured_at', '')}" if machine else "")
-        + "; each comparison measured in one run",
-        fontsize=13,
+    panels = (
+        ("Notifier: empty database vs filled (events/s)", history, result, "ratio"),
+        ("Notifier while the scheduler prunes", pruning, result.get("pruning"), "p99_ms_without"),
+        ("Database per delivered event, and at a steady state", size, result.get("size"), "events"),
+        ("Scheduler and daily aggregation, by linked users", scale, scaled, "big"),
     )
-    figure.tight_layout(rect=(0, 0, 1, 0.96))
-    path = path or RESULTS / "history.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    for ax, (title, draw, part, needs) in zip(axes.flat, panels, strict=True):
+        if part and needs in part:
+            note = draw(ax, part)
+            ax.set_title(title, fontsize=11, loc="left")
+            ax.set_xlabel(note, fontsize=8, wrap=True)
+        else:
+            _missing(ax, title)
+    machine = result.get("machine") or scaled.get("machine") or {}
+    title = "sns-telegram: data lifecycle" + (
+        f" — {machine.get('cpus')} CPUs, {result.get('measured_at', '')}" if machine else ""
+    )
+    return save(
+        figure, title + "; each comparison measured in one run", path or RESULTS / "history.png"
+    )
 
 
 if __name__ == "__main__":
