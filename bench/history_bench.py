@@ -12,9 +12,9 @@ delivered event costs. Writes bench/results/history.json.
   CPU ms per event on each, the ratio filled / empty, and the hot statements' plans at the end.
   Both databases have the same 100,000 links; only the history differs. The filled database is
   regenerated on every run (about a minute per million rows): nothing is kept between runs.
-- **size**: an hour of traffic at 3 million events a day (125,000 events; BENCH_QUICK: a tenth)
-  through the notifier at full speed into an empty database; bytes each history table grew per
-  event, and the steady state under retention projected from it.
+- **size**: an hour of traffic at 3 million events a day (125,000 events; BENCH_QUICK: a tenth;
+  BENCH_SIZE_EVENTS) through the notifier at full speed into an empty database; bytes each
+  history table grew per event, and the steady state under retention projected from it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from bench import notifier_bench
 from bench.chart import load
 from bench.harness import Servers, seed_links, servers, sized, write_result
 from bench.history import HISTORY_TABLES, fill, mixed_event, templates
+from bench.pruning import retention_days, while_pruning
 from shared.db import libpq_url
 
 console = Console()
@@ -42,12 +43,13 @@ PRUNE = os.environ.get("BENCH_PRUNE", "1") == "1"
 """Measure pruning beside the notifier on the filled database (BENCH_PRUNE=0: skip)."""
 EVENTS = sized(20_000, 5_000)
 EVENTS_PER_DAY = 3_000_000
-HOUR = sized(EVENTS_PER_DAY // 24, EVENTS_PER_DAY // 240)
+HOUR = int(os.environ.get("BENCH_SIZE_EVENTS", sized(EVENTS_PER_DAY // 24, EVENTS_PER_DAY // 240)))
 LINKED = 100_000
 """Linked users in both databases (and the history's users); events go to the first 2,000."""
 SENDERS = 2_000
-RETENTION_DAYS = {"processed_events": 14.0, "activity": 8.0, "deliveries": 30.0}
-"""How long each history table keeps rows, in days (the history's spread)."""
+RETENTION_DAYS = retention_days()
+"""How long each history table keeps rows by default (RETENTION_*_DAYS), in days: the history's
+spread, and the steady state's."""
 
 
 async def table_bytes(database_url: str) -> dict[str, int]:
@@ -101,6 +103,7 @@ async def filled(rows: int = ROWS, repeat: int = REPEAT) -> dict[str, Any]:
         console.print(f"empty run 1/{repeat} (its rows become the history's templates)")
         empty_runs.append(await _run(big, EVENTS, 0))
         samples = await templates(big.database_url)
+        empty_plans = await hot_plans(big.database_url)
         console.print(f"filling {rows:,} history rows")
         history = await fill(big.database_url, rows, samples, RETENTION_DAYS, LINKED)
         console.print(f"  {history.rows} in {history.seconds} s")
@@ -115,7 +118,13 @@ async def filled(rows: int = ROWS, repeat: int = REPEAT) -> dict[str, Any]:
                 f"filled {filled_runs[-1]['events_per_second']}/s"
             )
         plans = await hot_plans(big.database_url)
-        pruned = await pruning_beside(big, repeat, (repeat + 1) * EVENTS) if PRUNE else None
+        pruned = None
+        if PRUNE:
+            try:
+                pruned = await pruning_beside(big, repeat, (repeat + 1) * EVENTS)
+            except Exception as exc:  # the other parts' numbers still count
+                console.print_exception()
+                pruned = {"error": f"{type(exc).__name__}: {exc}"}
     e, f = _side(empty_runs), _side(filled_runs)
     return {
         "pruning": pruned,
@@ -143,19 +152,20 @@ async def filled(rows: int = ROWS, repeat: int = REPEAT) -> dict[str, Any]:
         "target": "ratio >= 0.9",
         "measured": "medians of the notifier bench's throughput procedure, empty and filled "
         "alternately in one run; ratio = filled / empty events per second",
-        "plans": plans,
+        "hot_statements_ms": {
+            name: {"empty": empty_plans[name]["ms"], "filled": plans[name]["ms"]} for name in HOT
+        },
+        "plans_filled": plans,
     }
 
 
 async def pruning_beside(s: Servers, repeat: int, offset: int) -> dict[str, Any]:
     """On the filled database, `repeat` times: the latency procedure without, then with the
     prune running; the throughput procedure without, then with it. Medians."""
-    from bench.pruning import while_pruning  # the scheduler's prune (issue 15)
-
     state: dict[str, Any] = {}
     runs: dict[str, list[Any]] = {"latency": [], "latency_pruning": [], "throughput": []}
     runs |= {"throughput_pruning": [], "prune_latency": [], "prune_throughput": []}
-    for n in range(repeat):
+    for n in range(min(repeat, 2)):
         runs["latency"].append(await notifier_bench.latency(users=SENDERS, on=s))
         result, pruned = await while_pruning(
             s.database_url, notifier_bench.latency(users=SENDERS, on=s), state
@@ -194,28 +204,39 @@ async def pruning_beside(s: Servers, repeat: int, offset: int) -> dict[str, Any]
     }
 
 
-async def hot_plans(database_url: str) -> dict[str, list[str]]:
-    """EXPLAIN (ANALYZE) of the hot statements that read the history, on the filled database."""
-    day = "now() - interval '1 day'"
-    statements = {
-        "processed lookup": "SELECT event_id FROM processed_events WHERE event_id = ANY("
-        "ARRAY(SELECT gen_random_uuid() FROM generate_series(1, 100)))",
-        "daily aggregation (200 users)": "SELECT a.user_id, a.type, count(*) FROM activity a "
-        "JOIN unnest(ARRAY(SELECT 'bench-' || g FROM generate_series(1, 200) g)) AS v(u) "
-        f"ON a.user_id = v.u AND a.occurred_at >= {day} AND a.occurred_at < now() "
-        "WHERE a.type IN ('post_success', 'post_failure') GROUP BY 1, 2",
-        "delivery by dedupe key": "SELECT id FROM deliveries WHERE dedupe_key = ANY("
-        "ARRAY(SELECT gen_random_uuid()::text FROM generate_series(1, 100)))",
-        "held users": "SELECT DISTINCT user_id FROM deliveries WHERE status = 'held' AND "
-        "user_id = ANY(ARRAY(SELECT 'bench-' || g FROM generate_series(1, 100) g))",
-        "post's message": "SELECT event_id FROM activity WHERE user_id = 'bench-7' AND "
-        "post_id = 'hist-post-7' AND type = 'post_success'",
-    }
-    out = {}
+_BATCH = "SELECT gen_random_uuid() AS e, 'bench-' || g AS u FROM generate_series(1, 200) g"
+HOT = {
+    "processed lookup (200 ids)": "SELECT event_id FROM processed_events WHERE event_id = ANY("
+    "ARRAY(SELECT gen_random_uuid() FROM generate_series(1, 200)))",
+    "daily aggregation (200 users)": "SELECT a.user_id, a.type, count(*) FROM activity a "
+    "JOIN unnest(ARRAY(SELECT 'bench-' || g FROM generate_series(1, 200) g)) AS v(u) "
+    "ON a.user_id = v.u AND a.occurred_at >= now() - interval '1 day' AND a.occurred_at < now() "
+    "WHERE a.type IN ('post_success', 'post_failure') GROUP BY 1, 2",
+    "insert 200 processed_events": "INSERT INTO processed_events (event_id, type, user_id, "
+    f"received_at) SELECT e, 'post_success', u, now() FROM ({_BATCH}) v",
+    "insert 200 deliveries": "INSERT INTO deliveries (dedupe_key, event_id, event_type, user_id, "
+    "status, attempts, created_at, updated_at) SELECT e::text, e, 'post_success', u, 'sending', "
+    f"0, now(), now() FROM ({_BATCH}) v ON CONFLICT (dedupe_key) DO NOTHING",
+    "update the status of the 200 newest deliveries": "UPDATE deliveries SET status = 'failed', "
+    "updated_at = now(), attempts = 2 WHERE id IN (SELECT id FROM deliveries ORDER BY id DESC "
+    "LIMIT 200)",
+    "insert 200 activity": "INSERT INTO activity (event_id, user_id, type, occurred_at, "
+    "platform, likes, comments, details, post_id) SELECT e, u, 'post_success', now(), "
+    f"'instagram', 1, 2, '{{}}', 'p-' || e FROM ({_BATCH}) v",
+}
+"""The hot path's reads and writes as the notifier batches them (its statements take arrays;
+these make their own), each EXPLAIN ANALYZEd with BUFFERS in a transaction rolled back."""
+
+
+async def hot_plans(database_url: str) -> dict[str, Any]:
+    """Each HOT statement's plan and execution time (ms) on this database; changes nothing."""
+    out: dict[str, Any] = {}
     async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
-        for name, statement in statements.items():
-            cursor = await conn.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {statement}")
-            out[name] = [row[0] for row in await cursor.fetchall()]
+        for name, statement in HOT.items():
+            async with conn.transaction(force_rollback=True):
+                cursor = await conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {statement}")
+                plan = [row[0] for row in await cursor.fetchall()]
+            out[name] = {"ms": float(plan[-1].split()[-2]), "plan": plan}
     return out
 
 
@@ -233,9 +254,8 @@ async def size(events: int = HOUR) -> dict[str, Any]:
     return {
         "events": events,
         "events_per_day": EVENTS_PER_DAY,
-        "hour_of_traffic_at": f"{EVENTS_PER_DAY:,} events/day = {events:,} events/hour"
-        if events == EVENTS_PER_DAY // 24
-        else f"{events:,} events (a tenth of an hour at {EVENTS_PER_DAY:,}/day)",
+        "traffic": f"{events:,} events = {events / (EVENTS_PER_DAY / 24) * 60:.0f} minutes at "
+        f"{EVENTS_PER_DAY:,} events/day",
         "rows_per_event": {t: round(rows[t] / events, 3) for t in HISTORY_TABLES},
         "bytes_per_event": per_event,
         "bytes_per_event_total": round(sum(per_event.values()), 1),
@@ -266,7 +286,7 @@ async def main(parts: list[str]) -> dict[str, Any]:
         console.print(f"[bold]history {name}[/bold]")
         part = await PARTS[name]()  # type: ignore[operator]
         result.update(part) if name == "filled" else result.update({name: part})
-        console.print({k: v for k, v in part.items() if k != "plans"})
+        console.print({k: v for k, v in part.items() if k != "plans_filled"})
     result["seconds"] = round(time.monotonic() - started, 1)
     write_result("history", result)
     return result
