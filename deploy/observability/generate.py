@@ -210,9 +210,12 @@ SECTIONS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
             ),
             Panel(
                 "Held messages (quiet hours)",
-                "Messages held for a user's quiet hours, and released when they end, by result.",
+                "Messages waiting for their users' quiet hours to end, the earliest one's delay "
+                "past its release time, and messages held and released, by result.",
                 "short",
                 (
+                    _q("max(notifier_held_messages)", "waiting now"),
+                    _q("max(notifier_held_overdue_seconds)", "oldest overdue (s)"),
                     _q(f"sum(increase(notifier_held_total[{RATE}]))", "held"),
                     _q(
                         f"sum by (status) (increase(notifier_released_total[{RATE}]))",

@@ -64,6 +64,13 @@ TELEGRAM_RATE_LIMIT = Gauge(
     "minute; the dashboard's budget is requests per second against the global one",
     ["scope"],
 )
+HELD_WAITING = Gauge(
+    "notifier_held_messages", "Deliveries held for quiet hours now (all users; every replica)"
+)
+HELD_OVERDUE = Gauge(
+    "notifier_held_overdue_seconds",
+    "How long the earliest held delivery is past its release time (0: none overdue)",
+)
 STALLED = Gauge(
     "notifier_stalled_seconds",
     "Seconds without progress while events wait (0 when nothing waits); the notifier stops "

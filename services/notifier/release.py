@@ -74,7 +74,11 @@ class Release:
         replicas never release the same one; a crash before that sends them again.
         """
         async with self._store.pool.connection() as conn, conn.transaction():
-            due = await self._store.due_held(conn, self._clock(), self._users)
+            now = self._clock()
+            waiting, oldest = await self._store.held_waiting(conn)
+            metrics.HELD_WAITING.set(waiting)
+            metrics.HELD_OVERDUE.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+            due = await self._store.due_held(conn, now, self._users)
             if not due:
                 return 0
             links = await self._store.links(conn, {d.user_id for d in due})

@@ -160,6 +160,7 @@ RETURNING d.id
 """  # noqa: S608 (statuses only)
 
 # Whole users at a time, so one user's waiting messages fold into one message.
+_HELD_WAITING = f"SELECT count(*), min(release_at) FROM deliveries WHERE status = '{HELD}'"  # noqa: S608
 _DUE_HELD = f"""
 SELECT id, event_id, event_type, user_id, payload, attempts FROM deliveries
 WHERE status = '{HELD}' AND release_at <= %(now)s AND user_id IN (
@@ -460,6 +461,11 @@ class NotifierStore:
         """
         cursor = await conn.execute(_DUE_HELD, {"now": now, "users": users})
         return [HeldDelivery(*row) for row in await cursor.fetchall()]
+
+    async def held_waiting(self, conn: AsyncConnection) -> tuple[int, datetime | None]:
+        """How many deliveries are held, and the earliest release time among them."""
+        row = await (await conn.execute(_HELD_WAITING)).fetchone()
+        return (int(row[0]), row[1]) if row else (0, None)
 
     async def mark_folded(self, conn: AsyncConnection, folds: Sequence[Sequence[int]]) -> None:
         """Note, for each group of delivery ids, that they went out together in one message (it

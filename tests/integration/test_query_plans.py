@@ -92,6 +92,7 @@ NOTIFIER: dict[str, Any] = {
     "_POST_MESSAGES": (["k"] * 3, USERS, ["post-1"] * 3, [1] * 3, [1] * 3, [NOW] * 3),
     "_UPDATE_HELD": (IDS, IDS, [Jsonb({})] * 3),
     "_DUE_HELD": {"now": NOW, "users": 100},
+    "_HELD_WAITING": None,
     "_MARK_FOLDED": (IDS, [3] * 3),
 }  # fmt: skip
 

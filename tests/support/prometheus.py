@@ -230,7 +230,7 @@ async def observed_system(
         try:
             for service in services.values():
                 service.start()
-            await asyncio.gather(*(s.wait_ready(timeout=90) for s in services.values()))
+            await asyncio.gather(*(s.wait_ready(timeout=180) for s in services.values()))
             targets = [Target(n, f"127.0.0.1:{s.port}") for n, s in services.items()]
             targets.append(rabbitmq_target(rabbitmq_url))
             async with running_prometheus(targets, work_dir / "prometheus", rules) as server:
