@@ -38,8 +38,10 @@ async def queries_without_series(observed: Observed) -> list[str]:
 
 
 async def test_the_dashboard_reads_real_series_and_the_alerts_fire(
-    database_url, rabbitmq_url, tmp_path
+    fresh_database_url, rabbitmq_url, tmp_path
 ):
+    # A database of its own: the scheduler (and its retention job) works on whole tables.
+    database_url = fresh_database_url
     async with observed_system(
         database_url, rabbitmq_url, tmp_path, generate.fast_rules()
     ) as observed:
