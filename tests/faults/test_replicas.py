@@ -82,6 +82,19 @@ async def test_two_notifiers_and_two_schedulers(fresh_database_url, rabbitmq_url
                 "every daily summary sent",
             )
             sent_by = {s.name: await _sent_total(s.port) for s in services[:2]}
+            # Data retention: each slot pruned by one scheduler, the other told it was taken.
+            pruned = [
+                await _metric(s.port, 'scheduler_prune_runs_total{outcome="ok"')
+                for s in services[2:]
+            ]
+            skipped = [
+                await _metric(s.port, 'scheduler_prune_runs_total{outcome="claimed_elsewhere"')
+                for s in services[2:]
+            ]
+            slots = await execute(
+                fresh_database_url,
+                "SELECT count(*) FROM job_runs WHERE job_id = 'telegram_data_retention'",
+            )
             pids = {f":{s.proc.pid}": s.name for s in services[2:] if s.proc is not None}
             for service in services:
                 assert service.alive, f"{service.name} died:\n{service.log_text()[-3000:]}"
@@ -123,6 +136,7 @@ async def test_two_notifiers_and_two_schedulers(fresh_database_url, rabbitmq_url
     assert set(summaries) == chats and summary_extra == 0, summaries.most_common(3)
     assert stats["too_many_requests"] == 0, stats
     assert peak <= LIMIT, peak  # in every 1-second window
+    assert sum(pruned) == slots[0][0] >= 1 and sum(skipped) >= 1, (pruned, skipped, slots)
     assert sustained <= LIMIT * 1.01, sustained  # two replicas would make it ~2 x LIMIT
     # Single active consumer: one replica sends everything, the other stands by.
     assert sorted(sent_by.values()) == [0, EVENTS + USERS], sent_by
@@ -150,11 +164,13 @@ async def _summaries_sent(database_url: str, tag: str) -> bool:
 
 async def _sent_total(port: str) -> int:
     """Messages this notifier replica sent (from its /metrics)."""
+    return int(await _metric(port, "notifier_messages_sent_total"))
+
+
+async def _metric(port: str, series: str) -> float:
+    """The sum of a counter's series on one replica's /metrics (`series` may name labels)."""
     async with httpx.AsyncClient(timeout=5) as client:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    return int(
-        sum(
-            float(v)
-            for v in re.findall(r"^notifier_messages_sent_total\{[^}]*\} (\S+)$", text, re.M)
-        )
-    )
+    name, _, labels = series.partition("{")
+    pattern = rf"^{re.escape(name)}\{{[^}}]*{re.escape(labels.rstrip('}'))}[^}}]*\}} (\S+)$"
+    return sum(float(v) for v in re.findall(pattern, text, re.M))
