@@ -20,10 +20,10 @@ from zoneinfo import available_timezones
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
 )
 
 CONTRACT_VERSION = "1.0.0"
@@ -117,6 +117,18 @@ Identifier = Annotated[
     Field(description="Not blank; no control characters or lone surrogates"),
 ]
 """A name or id we store, look up and log: not blank, no control characters."""
+
+
+def user_id_as_text(value: Any) -> Any:
+    """An integer user id as text: the seed passes integer user ids around; we accept them and
+    carry them as text (a bool stays what it is, and is refused)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+UserIdAsText = BeforeValidator(user_id_as_text)
+"""Put in a user id field's `Annotated[...]`: integers are accepted, as text."""
 Platform = Annotated[Identifier, Field(max_length=PLATFORM_CHARS)]
 PostId = Annotated[Identifier, Field(max_length=POST_ID_CHARS)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
@@ -465,21 +477,13 @@ class Event(BaseModel):
 
     event_id: uuid.UUID
     type: EventType
-    user_id: Identifier = Field(max_length=128)
+    user_id: Annotated[Identifier, UserIdAsText] = Field(max_length=128)
     occurred_at: Annotated[
         datetime,
         Field(description=f"ISO 8601 with a time zone, from {FIRST_DAY} to {LAST_DAY}"),
         AfterValidator(_utc),
     ]
     data: dict[str, Any]
-
-    @field_validator("user_id", mode="before")
-    @classmethod
-    def _user_id_as_text(cls, value: Any) -> Any:
-        # The seed passes integer user ids around; accept them, carry them as text.
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return value
 
     def typed_data(self) -> Any:
         """The `data` validated against the model of this event's type."""

@@ -12,12 +12,11 @@ from typing import Any
 
 from services.common.logging import log_context
 from services.scheduler import metrics
-from services.scheduler.clock import Clock
-from services.scheduler.config import JOB_ID, JOB_NAME, JOB_TRIGGER, JobConfig
+from services.scheduler.config import JOB_ID, JOB_NAME, JOB_TRIGGER
 from services.scheduler.plan import NewRun, plan_resend, plan_trigger_all
-from services.scheduler.ports import JobRunRecord, SchedulerStore
-from services.scheduler.publishing import Publishing
-from services.scheduler.runs import JobRun, JobRuns
+from services.scheduler.ports import JobRunRecord
+from services.scheduler.publishing import JobParts
+from services.scheduler.runs import JobRun
 
 log = logging.getLogger("services.scheduler")
 
@@ -35,22 +34,8 @@ class ResendOutcome:
     published: bool
 
 
-class Admin:
+class Admin(JobParts):
     """What an administrator can do with the job."""
-
-    def __init__(
-        self,
-        store: SchedulerStore,
-        clock: Clock,
-        config: JobConfig,
-        runs: JobRuns,
-        publishing: Publishing,
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.config = config
-        self.runs = runs
-        self.publishing = publishing
 
     async def trigger_all(self) -> JobRunRecord:
         """Run the job now: every active user's trigger for their last complete local day.

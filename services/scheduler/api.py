@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.auth import Verifier, current_admin, install_auth
 from services.common.jsonapi import BodyLimit, JsonApiRoute, error_responses
@@ -24,6 +24,7 @@ from services.scheduler.admin import UnknownUser
 from services.scheduler.config import JOB_ID, RETENTION_JOB_ID
 from services.scheduler.job import DailySummaryJob
 from services.scheduler.plan import InvalidResend
+from shared.contract import UserIdAsText
 
 SERVICE = "scheduler"
 PREFIX = "/api/admin/scheduler"
@@ -49,17 +50,10 @@ class TriggerRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str | None = Field(default=None, min_length=1, max_length=128)
+    user_id: Annotated[str | None, UserIdAsText] = Field(default=None, min_length=1, max_length=128)
     date: dt.date | None = Field(
         default=None, description="The local day to resend (default: the user's last full day)"
     )
-
-    @field_validator("user_id", mode="before")
-    @classmethod
-    def _user_id_as_text(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return value
 
 
 def _error(status: int, code: str, message: str) -> HTTPException:

@@ -28,6 +28,17 @@ class TriggerPublisher(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a job run ended: what `finish_job_run` writes into its row."""
+
+    finished_at: datetime
+    emitted: int
+    failed: int
+    error: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class JobRunRecord:
     """A row of `job_runs`."""
 
@@ -123,16 +134,7 @@ class SchedulerTx(Protocol):
     ) -> int:
         """Insert a job run; its id."""
 
-    async def finish_job_run(
-        self,
-        run_id: int,
-        *,
-        finished_at: datetime,
-        emitted: int,
-        failed: int,
-        error: str | None,
-        details: dict[str, Any],
-    ) -> JobRunRecord:
+    async def finish_job_run(self, run_id: int, outcome: RunOutcome) -> JobRunRecord:
         """Store a job run's outcome; the updated row."""
 
     async def job_runs(self, job_id: str | None, limit: int, offset: int = 0) -> list[JobRunRecord]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
@@ -31,22 +32,15 @@ async def in_lanes(lanes: int, lane: Callable[[], Awaitable[None]]) -> None:
             raise result
 
 
+@dataclass
 class Publishing:
     """Publishes the recorded, unpublished triggers."""
 
-    def __init__(
-        self,
-        store: SchedulerStore,
-        publisher: TriggerPublisher,
-        clock: Clock,
-        config: JobConfig,
-        runs: JobRuns,
-    ) -> None:
-        self.store = store
-        self.publisher = publisher
-        self.clock = clock
-        self.config = config
-        self.runs = runs
+    store: SchedulerStore
+    publisher: TriggerPublisher
+    clock: Clock
+    config: JobConfig
+    runs: JobRuns
 
     async def publish_pending(
         self, now: datetime, run: JobRun, only: Sequence[int] | None = None
@@ -129,3 +123,15 @@ class Publishing:
 
         await asyncio.gather(*(worker() for _ in range(min(window, len(pending)))))
         return confirmed, failed
+
+
+@dataclass
+class JobParts:
+    """What the job's rooms (`Ticks`, `Admin`) share: one replica's store, clock and settings,
+    its runs' rows and its publishing."""
+
+    store: SchedulerStore
+    clock: Clock
+    config: JobConfig
+    runs: JobRuns
+    publishing: Publishing

@@ -27,6 +27,17 @@ SYNC = text("""
        OR l.timezone <> s.timezone OR l.summary_time <> s.summary_time
 """)
 
+# Writes the schedule rows the JSON array `:rows` carries (with the due instant the sync saw).
+_UPDATE_SCHEDULES = """
+    UPDATE summary_schedules s
+    SET timezone = x.timezone, summary_time = x.summary_time, summary_date = x.summary_date,
+        due_at = x.due_at, updated_at = :now
+    FROM json_to_recordset(CAST(:rows AS json)) AS x(
+        user_id text, timezone text, summary_time time, summary_date date, due_at timestamptz,
+        seen_due_at timestamptz)
+    WHERE s.user_id = x.user_id
+"""
+
 INSERT_SCHEDULES = text("""
     INSERT INTO summary_schedules
         (user_id, timezone, summary_time, summary_date, due_at, updated_at)
@@ -38,15 +49,7 @@ INSERT_SCHEDULES = text("""
 """)
 
 # Only if the row is still what the sync read: a replica that fired it meanwhile wins.
-RESCHEDULE = text("""
-    UPDATE summary_schedules s
-    SET timezone = x.timezone, summary_time = x.summary_time, summary_date = x.summary_date,
-        due_at = x.due_at, updated_at = :now
-    FROM json_to_recordset(CAST(:rows AS json)) AS x(
-        user_id text, timezone text, summary_time time, summary_date date, due_at timestamptz,
-        seen_due_at timestamptz)
-    WHERE s.user_id = x.user_id AND s.due_at = x.seen_due_at
-""")
+RESCHEDULE = text(_UPDATE_SCHEDULES + "    AND s.due_at = x.seen_due_at\n")
 
 DELETE_SCHEDULES = text("""
     DELETE FROM summary_schedules WHERE user_id = ANY(CAST(:users AS text[]))
@@ -66,15 +69,7 @@ CLAIM_DUE = text("""
     FOR UPDATE OF s SKIP LOCKED
 """)
 
-ADVANCE = text("""
-    UPDATE summary_schedules s
-    SET timezone = x.timezone, summary_time = x.summary_time, summary_date = x.summary_date,
-        due_at = x.due_at, updated_at = :now
-    FROM json_to_recordset(CAST(:rows AS json)) AS x(
-        user_id text, timezone text, summary_time time, summary_date date, due_at timestamptz,
-        seen_due_at timestamptz)
-    WHERE s.user_id = x.user_id
-""")
+ADVANCE = text(_UPDATE_SCHEDULES)
 
 RECORD_SCHEDULED = text("""
     INSERT INTO summary_runs

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.scheduler.clock import Clock
 from services.scheduler.config import JOB_ID
-from services.scheduler.ports import JobRunRecord, SchedulerStore
+from services.scheduler.ports import JobRunRecord, RunOutcome, SchedulerStore
 
 log = logging.getLogger("services.scheduler")
 
@@ -64,14 +64,8 @@ class JobRuns:
         """Store the run's outcome; its row as it now is."""
         assert run.id is not None
         async with self.store.begin() as tx:
-            return await tx.finish_job_run(
-                run.id,
-                finished_at=self.clock.now(),
-                emitted=run.emitted,
-                failed=run.failed,
-                error=error,
-                details=run.details,
-            )
+            outcome = RunOutcome(self.clock.now(), run.emitted, run.failed, error, run.details)
+            return await tx.finish_job_run(run.id, outcome)
 
     async def abandon(self, run: JobRun, exc: BaseException) -> None:
         """Write the error into the run's row, if it has one; the exception propagates anyway."""

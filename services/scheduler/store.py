@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from services.scheduler.plan import (
     ScheduleEntry,
     SyncRow,
 )
-from services.scheduler.ports import JobRunRecord
+from services.scheduler.ports import JobRunRecord, RunOutcome
 
 
 def _entry(row: Sequence[Any]) -> ScheduleEntry:
@@ -223,27 +224,11 @@ class PostgresTx:
         )
         return int(result.scalar_one())
 
-    async def finish_job_run(
-        self,
-        run_id: int,
-        *,
-        finished_at: datetime,
-        emitted: int,
-        failed: int,
-        error: str | None,
-        details: dict[str, Any],
-    ) -> JobRunRecord:
+    async def finish_job_run(self, run_id: int, outcome: RunOutcome) -> JobRunRecord:
         """Store a job run's outcome; the updated row."""
         result = await self.conn.execute(
             queries.FINISH_JOB_RUN,
-            {
-                "id": run_id,
-                "finished_at": finished_at,
-                "emitted": emitted,
-                "failed": failed,
-                "error": error,
-                "details": _json(details),
-            },
+            {"id": run_id, **asdict(outcome), "details": _json(outcome.details)},
         )
         return _job_run(result.one())
 

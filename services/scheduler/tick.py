@@ -12,39 +12,28 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.logging import log_context
 from services.scheduler import metrics
-from services.scheduler.clock import Clock
-from services.scheduler.config import JOB_ID, JobConfig
+from services.scheduler.config import JOB_ID
 from services.scheduler.plan import plan_due, plan_sync
-from services.scheduler.ports import JobRunRecord, SchedulerStore
-from services.scheduler.publishing import Publishing, in_lanes
-from services.scheduler.runs import JobRun, JobRuns
+from services.scheduler.ports import JobRunRecord
+from services.scheduler.publishing import JobParts, in_lanes
+from services.scheduler.runs import JobRun
 
 log = logging.getLogger("services.scheduler")
 
 
-class Ticks:
+@dataclass
+class Ticks(JobParts):
     """The job's loop and each of its ticks."""
 
-    def __init__(
-        self,
-        store: SchedulerStore,
-        clock: Clock,
-        config: JobConfig,
-        runs: JobRuns,
-        publishing: Publishing,
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.config = config
-        self.runs = runs
-        self.publishing = publishing
-        self.running = False
+    running: bool = field(default=False, init=False)
+    """Whether `run_forever` is running."""
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Tick every `config.tick` until `stop` is set; a tick the database fails is retried."""

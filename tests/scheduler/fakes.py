@@ -16,15 +16,14 @@ import asyncio
 import copy
 import itertools
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time
 from typing import Any
 
 from services.scheduler.plan import DueRow, LinkSettings, NewRun, PendingRun, ScheduleEntry, SyncRow
-from services.scheduler.ports import JobRunRecord
+from services.scheduler.ports import JobRunRecord, RunOutcome
 from shared.contract import Event
 from shared.publisher import PublishError
 
@@ -54,17 +53,11 @@ class FakeLink:
 
 @dataclass
 class SummaryRun:
-    """A `summary_runs` row."""
+    """A `summary_runs` row: the columns a claim reads (`pending`), then its bookkeeping."""
 
-    id: int
-    user_id: str
-    summary_date: date
-    kind: str
-    event_id: uuid.UUID
-    due_at: datetime
+    pending: PendingRun
     created_at: datetime
     job_run_id: int | None
-    timezone: str
     attempts: int = 0
     published_at: datetime | None = None
     last_error: str | None = None
@@ -91,7 +84,10 @@ class FakeStore:
         return self.links[user_id]
 
     def runs_of(self, user_id: str) -> list[SummaryRun]:
-        return sorted((r for r in self.runs.values() if r.user_id == user_id), key=lambda r: r.id)
+        return sorted(
+            (r for r in self.runs.values() if r.pending.user_id == user_id),
+            key=lambda r: r.pending.id,
+        )
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[FakeTx]:
@@ -219,16 +215,22 @@ class FakeTx:
         await self._statement("record_resend")
         earlier = self._find(run.user_id, run.summary_date, "resend")
         if earlier is None:
-            return self._insert(run, "resend", now, now, job_run_id).id
-        self._keep(self.store.runs, earlier.id)
+            return self._insert(run, "resend", now, now, job_run_id).pending.id
+        self._keep(self.store.runs, earlier.pending.id)
         # Replaced: a fresh event id, due now, never attempted.
-        self.store.runs[earlier.id] = _row(earlier.id, run, "resend", now, now, job_run_id)
-        return earlier.id
+        self.store.runs[earlier.pending.id] = _row(
+            earlier.pending.id, run, "resend", now, now, job_run_id
+        )
+        return earlier.pending.id
 
     def _find(self, user_id: str, day: date, kind: str) -> SummaryRun | None:
         key = (user_id, day, kind)
         return next(
-            (r for r in self.store.runs.values() if (r.user_id, r.summary_date, r.kind) == key),
+            (
+                r
+                for r in self.store.runs.values()
+                if (r.pending.user_id, r.pending.summary_date, r.pending.kind) == key
+            ),
             None,
         )
 
@@ -236,8 +238,8 @@ class FakeTx:
         self, run: NewRun, kind: str, due_at: datetime, now: datetime, job_run_id: int | None
     ) -> SummaryRun:
         row = _row(next(self.store._ids), run, kind, due_at, now, job_run_id)
-        self._keep(self.store.runs, row.id)
-        self.store.runs[row.id] = row
+        self._keep(self.store.runs, row.pending.id)
+        self.store.runs[row.pending.id] = row
         return row
 
     # -- publishing --------------------------------------------------------------------------
@@ -247,17 +249,15 @@ class FakeTx:
         await self._statement("claim_unpublished")
         pending = sorted(
             (
-                r
+                r.pending
                 for r in self.store.runs.values()
-                if r.published_at is None and r.due_at > oldest and (ids is None or r.id in ids)
+                if r.published_at is None
+                and r.pending.due_at > oldest
+                and (ids is None or r.pending.id in ids)
             ),
             key=lambda r: r.due_at,
         )
-        claimed = [r for r in pending if self._lock(("run", r.id))][:limit]
-        return [
-            PendingRun(r.id, r.user_id, r.summary_date, r.kind, r.event_id, r.due_at, r.timezone)
-            for r in claimed
-        ]
+        return [r for r in pending if self._lock(("run", r.id))][:limit]
 
     async def mark_published(self, ids: Sequence[int], now: datetime) -> None:
         await self._statement("mark_published")
@@ -276,7 +276,9 @@ class FakeTx:
     async def unpublished_count(self, oldest: datetime) -> int:
         await self._statement("unpublished_count")
         return sum(
-            1 for r in self.store.runs.values() if r.published_at is None and r.due_at > oldest
+            1
+            for r in self.store.runs.values()
+            if r.published_at is None and r.pending.due_at > oldest
         )
 
     # -- the links ---------------------------------------------------------------------------
@@ -301,27 +303,11 @@ class FakeTx:
         )
         return run_id
 
-    async def finish_job_run(
-        self,
-        run_id: int,
-        *,
-        finished_at: datetime,
-        emitted: int,
-        failed: int,
-        error: str | None,
-        details: dict[str, Any],
-    ) -> JobRunRecord:
+    async def finish_job_run(self, run_id: int, outcome: RunOutcome) -> JobRunRecord:
         await self._statement("finish_job_run")
         self._keep(self.store.job_runs, run_id)
         started = self.store.job_runs[run_id]
-        finished = replace(
-            started,
-            finished_at=finished_at,
-            emitted=emitted,
-            failed=failed,
-            error=error,
-            details=_as_stored(details),
-        )
+        finished = replace(started, **asdict(outcome) | {"details": _as_stored(outcome.details)})
         self.store.job_runs[run_id] = finished
         return finished
 
@@ -344,17 +330,10 @@ class FakeTx:
 def _row(
     run_id: int, run: NewRun, kind: str, due_at: datetime, now: datetime, job_run_id: int | None
 ) -> SummaryRun:
-    return SummaryRun(
-        id=run_id,
-        user_id=run.user_id,
-        summary_date=run.summary_date,
-        kind=kind,
-        event_id=run.event_id,
-        due_at=due_at,
-        created_at=now,
-        job_run_id=job_run_id,
-        timezone=run.timezone,
+    pending = PendingRun(
+        run_id, run.user_id, run.summary_date, kind, run.event_id, due_at, run.timezone
     )
+    return SummaryRun(pending, created_at=now, job_run_id=job_run_id)
 
 
 def _as_stored(details: dict[str, Any]) -> dict[str, Any]:

@@ -61,7 +61,7 @@ async def test_a_due_trigger_is_recorded_then_published_once() -> None:
     assert event.data == {"date": "2026-02-28", "timezone": "UTC", "resend": False}
     assert w.store.schedules["u1"].due_at == utc("2026-03-02T09:00")
     [row] = w.store.runs_of("u1")
-    assert (row.kind, row.attempts, row.published_at) == ("scheduled", 1, w.clock.now())
+    assert (row.pending.kind, row.attempts, row.published_at) == ("scheduled", 1, w.clock.now())
 
     assert await w.job.tick() is None
     assert len(w.publisher.published) == 1
@@ -241,7 +241,7 @@ async def test_a_resend_has_a_fresh_event_id_and_replaces_the_earlier_resend() -
     assert [e.event_id for e in events] == [first.run.event_id, second.run.event_id]
     assert all(e.data["resend"] is True and e.data["date"] == "2026-02-27" for e in events)
     [row] = w.store.runs_of("u1")
-    assert (row.kind, row.event_id) == ("resend", second.run.event_id)
+    assert (row.pending.kind, row.pending.event_id) == ("resend", second.run.event_id)
 
 
 async def test_a_resend_the_broker_refuses_is_recorded_and_published_later() -> None:
