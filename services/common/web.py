@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -192,3 +193,19 @@ class EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    @classmethod
+    def serving(cls, app: Any, host: str, port: int) -> EmbeddedServer:
+        """A server of `app` on `host:port`; logging is the service's, and there is no
+        lifespan (the service starts and stops its parts itself)."""
+        return cls(uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off"))
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGTERM or SIGINT sets: the service's `serve` waits on it, then stops its parts
+    in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -13,10 +13,12 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services.common.logging import log_context, mask_chat_id
 from services.notifier import digests, edits, metrics
+from services.notifier.config import ProcessorConfig
 from services.notifier.keyboards import Keyboard, reply_markup
 from services.notifier.progress import ProgressWatch
 from services.notifier.ratelimit import ChatSequencer, RateLimiter
@@ -34,7 +36,7 @@ from services.notifier.records import (
     problem,
 )
 from services.notifier.results import Results, result_of
-from services.notifier.retry import MOVED, PACED, Judge, RetryPolicy
+from services.notifier.retry import MOVED, PACED, Judge
 from services.notifier.telegram import Failure, SendError, TelegramSender
 from services.notifier.work import Edit, Item, Send
 
@@ -49,42 +51,30 @@ class InternalEvents(Protocol):
     async def chat_migrated(self, user_id: str, new_chat_id: int) -> None: ...
 
 
+@dataclass(eq=False)
 class Delivery:
     """Sends and edits, one chat's in arrival order; every attempt under the rate limiter."""
 
-    def __init__(
-        self,
-        *,
-        sender: TelegramSender,
-        limiter: RateLimiter,
-        internal_events: InternalEvents,
-        policy: RetryPolicy,
-        results: Results,
-        progress: ProgressWatch,
-        callback_key: bytes,
-        digest_min: int = 0,
-        digest_window: float = 5.0,
-    ) -> None:
-        self.sender = sender
-        self.policy = policy
-        self.results = results
-        self.sequencer = ChatSequencer()
-        """Each chat's line: sends, edits and released messages leave in arrival order."""
-        self._limiter = limiter
-        limits = limiter.limits
+    sender: TelegramSender
+    limiter: RateLimiter
+    internal_events: InternalEvents
+    results: Results
+    progress: ProgressWatch
+    callback_key: bytes
+    config: ProcessorConfig
+    sequencer: ChatSequencer = field(init=False, default_factory=ChatSequencer)
+    """Each chat's line: sends, edits and released messages leave in arrival order."""
+    _sends: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    _active: dict[str, asyncio.Future[Outcome]] = field(init=False, default_factory=dict)
+    """Dedupe keys being sent or edited by this process, and the event doing it: a copy of
+    the event arriving in a later batch waits for it instead of sending again."""
+
+    def __post_init__(self) -> None:
+        limits = self.limiter.limits
         metrics.describe_limits(
             limits.global_per_second, limits.per_chat_per_second, limits.per_group_per_minute
         )
         metrics.declare_failures(failure.value for failure in Failure)
-        self._internal = internal_events
-        self._progress = progress
-        self._callback_key = callback_key
-        self._digest_min = digest_min
-        self._digest_window = digest_window
-        self._sends: set[asyncio.Task[None]] = set()
-        self._active: dict[str, asyncio.Future[Outcome]] = {}
-        """Dedupe keys being sent or edited by this process, and the event doing it: a copy of
-        the event arriving in a later batch waits for it instead of sending again."""
 
     def cancel(self) -> None:
         """Stop every send and edit under way (their events see cancellation)."""
@@ -204,25 +194,25 @@ class Delivery:
             raise
         finally:
             if not written:  # nothing to mark: give the exposure slot back now
-                self._limiter.unexpose()
+                self.limiter.unexpose()
         metrics.SEND_LATENCY.observe(time.perf_counter() - started)
         return message_id
 
     def _fold(self, send: Send) -> None:
         """Turn `send` into a digest of the messages queued behind it for its chat, when
         enough of them wait (`digests`)."""
-        minimum = self._digest_min
+        minimum = self.config.digest_min
         if minimum < 2 or self.sequencer.waiting(send.chat_id) < minimum:
             return
         behind = self.sequencer.behind(send.chat_id, send.ticket)
-        taken = digests.foldable(send, behind, minimum, self._digest_window)
+        taken = digests.foldable(send, behind, minimum, self.config.digest_window)
         if taken:
             digests.fold(send, taken)
             metrics.DIGESTS.inc()
 
     def markup(self, buttons: Keyboard | None, chat_id: int) -> dict[str, Any] | None:
         """The buttons signed for the chat they are sent to (after a migration: the new one)."""
-        return reply_markup(buttons, self._callback_key, chat_id)
+        return reply_markup(buttons, self.callback_key, chat_id)
 
     @contextlib.contextmanager
     def guarded(self, entry: Send | Edit, chat_id: int, doing: str) -> Iterator[None]:
@@ -261,16 +251,16 @@ class Delivery:
         counting as an attempt, a migrated group is retried at its new id, a transient failure
         after a backoff. Returns the verdict (`sent` with the message id on success) and the
         attempts made."""
-        judge = judge or self.policy.after_send_failure
+        judge = judge or self.config.retry.after_send_failure
         rate_limited = 0
         while True:
-            metrics.RATE_WAIT.observe(await self._limiter.acquire(chat_id, expose=expose))
+            metrics.RATE_WAIT.observe(await self.limiter.acquire(chat_id, expose=expose))
             attempts += 1
             try:
                 message_id = await call(chat_id)
             except SendError as error:
-                self._limiter.release(chat_id)
-                self._progress.note()  # Telegram answered (or the request timed out)
+                self.limiter.release(chat_id)
+                self.progress.note()  # Telegram answered (or the request timed out)
                 metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
                 await self._heed(user_id, error)
                 decision = judge(error, attempts, rate_limited)
@@ -294,10 +284,10 @@ class Delivery:
                     await asyncio.sleep(decision.wait)
                 continue
             except BaseException:
-                self._limiter.release(chat_id)
+                self.limiter.release(chat_id)
                 raise
-            self._limiter.release(chat_id)
-            self._progress.note()
+            self.limiter.release(chat_id)
+            self.progress.note()
             return Verdict(DeliveryStatus.SENT, message_id), attempts
 
     async def _heed(self, user_id: str, error: SendError) -> None:
@@ -305,14 +295,14 @@ class Delivery:
         gone or moved is the linker's to know."""
         failure = error.failure
         if failure is Failure.RETRY_AFTER:
-            self._limiter.pause(error.retry_after or 1.0)
+            self.limiter.pause(error.retry_after or 1.0)
             metrics.RETRIES.labels("retry_after").inc()
             metrics.RETRY_AFTER.observe(error.retry_after or 1.0)
         elif failure is Failure.MIGRATED and error.migrate_to_chat_id:
-            await self._internal.chat_migrated(user_id, error.migrate_to_chat_id)
+            await self.internal_events.chat_migrated(user_id, error.migrate_to_chat_id)
         elif failure is Failure.CHAT_GONE:
             log.info("chat refused by Telegram, disabling the link: %s", error)
-            await self._internal.chat_gone(user_id, error)
+            await self.internal_events.chat_gone(user_id, error)
 
 
 def _chain(source: asyncio.Future[Outcome], target: asyncio.Future[Outcome]) -> None:

@@ -68,7 +68,7 @@ async def edit(delivery: Delivery, work: Edit) -> None:
             plan.chat_id,
             work.row.attempts,
             once,
-            judge=delivery.policy.after_edit_failure,
+            judge=delivery.config.retry.after_edit_failure,
         )
         if verdict.status is DeliveryStatus.SENT:
             metrics.EDITED.inc()

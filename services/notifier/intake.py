@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from services.common.logging import log_context, mask_chat_id
 from services.notifier import metrics
 from services.notifier.batching import Batcher, retry_while_unreachable
+from services.notifier.config import ProcessorConfig
 from services.notifier.edits import apply_metrics
 from services.notifier.planning import Lookup, activity_row, chat_tag, route
 from services.notifier.progress import ProgressWatch
@@ -53,30 +55,23 @@ class ChatIdDecoder(Protocol):
     def decrypt(self, stored: str) -> int: ...
 
 
+@dataclass(eq=False)
 class Intake:
     """Batches submitted events and plans each batch in one transaction."""
 
-    def __init__(
-        self,
-        *,
-        store: NotifierStore,
-        chat_ids: ChatIdDecoder,
-        clock: Clock,
-        callback_key: bytes,
-        progress: ProgressWatch,
-        dispatch: Dispatch,
-        batch_size: int,
-        batch_wait: float,
-        db_retry_max: float,
-    ) -> None:
-        self._store = store
-        self._chat_ids = chat_ids
-        self._clock = clock
-        self._callback_key = callback_key
-        self._progress = progress
-        self._dispatch = dispatch
-        self._db_retry_max = db_retry_max
-        self._batcher = Batcher(batch_size, batch_wait, self._prepare_batch, self._batch_failed)
+    store: NotifierStore
+    chat_ids: ChatIdDecoder
+    clock: Clock
+    callback_key: bytes
+    progress: ProgressWatch
+    dispatch: Dispatch
+    config: ProcessorConfig
+    _batcher: Batcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._batcher = Batcher(
+            self.config.batch_size, self.config.batch_wait, self._prepare_batch, self._batch_failed
+        )
 
     def add(self, item: Item) -> None:
         """Queue one event (synchronously, keeping arrival order)."""
@@ -99,8 +94,8 @@ class Intake:
                 "batch",
                 self._plan,
                 items,
-                cap=self._db_retry_max,
-                waiting=self._progress.note,
+                cap=self.config.db_retry_max,
+                waiting=self.progress.note,
             )
         except Exception as exc:
             if len(items) > 1:
@@ -120,8 +115,8 @@ class Intake:
             metrics.ISOLATED.inc()
             _fail(item, exc)
             return
-        self._progress.note()
-        self._dispatch(*planned)
+        self.progress.note()
+        self.dispatch(*planned)
 
     def _batch_failed(self, items: list[Item], exc: Exception) -> None:
         for item in items:
@@ -131,14 +126,14 @@ class Intake:
         self, items: list[Item]
     ) -> tuple[list[Item], dict[str, DeliveryRow], dict[str, Plan]]:
         """One transaction: read links, record activity, aggregate, create delivery rows."""
-        store = self._store
-        now = self._clock()
+        store = self.store
+        now = self.clock()
         async with store.pool.connection() as conn, conn.transaction():
             done = await store.processed(conn, [i.event.event_id for i in items])
             fresh = [i for i in items if i.event.event_id not in done]
             links = await store.links(conn, (i.event.user_id for i in fresh))
             chats = {
-                user: self._chat_ids.decrypt(link.chat_id)
+                user: self.chat_ids.decrypt(link.chat_id)
                 for user, link in links.items()
                 if link.enabled and link.chat_id
             }
@@ -171,7 +166,7 @@ class Intake:
                     conn, (u for u, link in links.items() if link.quiet_start and link.quiet_end)
                 ),
             )
-            plans, holds, held_edits = route(firsts, lookup, self._callback_key)
+            plans, holds, held_edits = route(firsts, lookup, self.callback_key)
             updated = await store.update_held(
                 conn, {e.delivery_id: e.payload for e in held_edits.values()}
             )
@@ -219,7 +214,7 @@ class Intake:
             for k, hold in holds.items()
             if k in rows and rows[k].status is DeliveryStatus.SENDING
         }
-        held = await self._store.hold(conn, list(wanted.values()))
+        held = await self.store.hold(conn, list(wanted.values()))
         for key, hold in wanted.items():
             if hold.delivery_id in held:
                 rows[key] = dataclasses.replace(rows[key], status=DeliveryStatus.HELD)
@@ -227,7 +222,7 @@ class Intake:
                 metrics.HELD.inc()
 
     def _tag(self, chat_id: int | None) -> str | None:
-        return None if chat_id is None else chat_tag(self._callback_key, chat_id)
+        return None if chat_id is None else chat_tag(self.callback_key, chat_id)
 
 
 def _fail(item: Item, exc: BaseException) -> None:

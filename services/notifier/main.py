@@ -7,12 +7,10 @@ import asyncio
 import contextlib
 import gc
 import logging
-import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import uvicorn
 import uvloop
 from fastapi import FastAPI
 from faststream import AckPolicy
@@ -25,7 +23,7 @@ from services.common.chat_ids import ChatIdCipher
 from services.common.internal_events import InternalPublisher, internal_events_key
 from services.common.logging import configure_logging, log_context
 from services.common.telegram import bot_token, make_bot
-from services.common.web import EmbeddedServer, broker_check, health_router
+from services.common.web import EmbeddedServer, broker_check, health_router, stop_on_signals
 from services.notifier import metrics
 from services.notifier.processor import (
     Clock,
@@ -36,6 +34,7 @@ from services.notifier.processor import (
     utc_now,
 )
 from services.notifier.ratelimit import DeliveryOrder, Limits, RateLimiter
+from services.notifier.retry import RetryPolicy
 from services.notifier.store import NotifierStore, open_pool
 from services.notifier.telegram import AiogramSender, SendError, TelegramSender
 from services.notifier.topology import (
@@ -180,7 +179,7 @@ def build(
         config=ProcessorConfig(
             batch_size=settings.notifier_batch_size,
             batch_wait=settings.notifier_batch_wait_ms / 1000,
-            max_attempts=settings.notifier_max_attempts,
+            retry=RetryPolicy(max_attempts=settings.notifier_max_attempts),
             release_interval=settings.notifier_release_interval_seconds,
             digest_min=settings.notifier_digest_min,
             digest_window=settings.notifier_digest_window_seconds,
@@ -394,19 +393,8 @@ async def stop(notifier: Notifier, *, drain: bool = True) -> None:
 async def serve(settings: NotifierSettings) -> bool:
     """Run until SIGTERM/SIGINT, or until it stalls; True if it stopped because it stalled."""
     notifier = build(settings)
-    server = EmbeddedServer(
-        uvicorn.Config(
-            health_app(notifier),
-            host="0.0.0.0",
-            port=settings.notifier_port,
-            log_config=None,
-            lifespan="off",
-        )
-    )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    server = EmbeddedServer.serving(health_app(notifier), "0.0.0.0", settings.notifier_port)
+    stopping = stop_on_signals()
     await start(notifier)
     http = asyncio.create_task(server.serve())
     watchdog = asyncio.create_task(watch_progress(notifier))

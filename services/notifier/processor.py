@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from services.notifier import metrics
+from services.notifier.config import ProcessorConfig
 from services.notifier.delivery import Delivery, InternalEvents
 from services.notifier.intake import ChatIdDecoder, Clock, Intake
 from services.notifier.planning import dedupe_key
@@ -26,7 +26,6 @@ from services.notifier.ratelimit import RateLimiter
 from services.notifier.records import Outcome
 from services.notifier.release import Release
 from services.notifier.results import Results
-from services.notifier.retry import RetryPolicy
 from services.notifier.store import NotifierStore
 from services.notifier.telegram import TelegramSender
 from services.notifier.work import Item
@@ -65,25 +64,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class ProcessorConfig:
-    """Batching and retry bounds."""
-
-    batch_size: int = 200
-    batch_wait: float = 0.003
-    max_attempts: int = 6
-    max_rate_limited: int = 20
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    db_retry_max: float = 10.0
-    release_interval: float = 5.0
-    release_users: int = 100
-    digest_min: int = 0
-    """Fold this many (or more) messages waiting for one chat into one; 0: never fold."""
-    digest_window: float = 5.0
-    """Only messages that arrived within this many seconds of the first are folded."""
-
-
 class Processor:
     """Turns validated events into Telegram messages, exactly once per dedupe key."""
 
@@ -103,48 +83,15 @@ class Processor:
         self._store = store
         self._limiter = limiter
         self._progress = ProgressWatch()
-        results = Results(
-            store,
-            limiter,
-            self._progress,
-            batch_wait=config.batch_wait,
-            db_retry_max=config.db_retry_max,
-        )
+        results = Results(store, limiter, self._progress, config)
         self._delivery = Delivery(
-            sender=sender,
-            limiter=limiter,
-            internal_events=internal_events,
-            policy=RetryPolicy(
-                max_attempts=config.max_attempts,
-                max_rate_limited=config.max_rate_limited,
-                backoff_base=config.backoff_base,
-                backoff_max=config.backoff_max,
-            ),
-            results=results,
-            progress=self._progress,
-            callback_key=callback_key,
-            digest_min=config.digest_min,
-            digest_window=config.digest_window,
+            sender, limiter, internal_events, results, self._progress, callback_key, config
         )
+        dispatch = self._delivery.dispatch
         self._intake = Intake(
-            store=store,
-            chat_ids=chat_ids,
-            clock=clock,
-            callback_key=callback_key,
-            progress=self._progress,
-            dispatch=self._delivery.dispatch,
-            batch_size=config.batch_size,
-            batch_wait=config.batch_wait,
-            db_retry_max=config.db_retry_max,
+            store, chat_ids, clock, callback_key, self._progress, dispatch, config
         )
-        self._release = Release(
-            store=store,
-            chat_ids=chat_ids,
-            clock=clock,
-            delivery=self._delivery,
-            interval=config.release_interval,
-            users=config.release_users,
-        )
+        self._release = Release(store, chat_ids, clock, self._delivery, config)
         self.in_flight = 0
         self.settled = 0
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from services.common.logging import log_context
 from services.notifier import metrics
+from services.notifier.config import ProcessorConfig
 from services.notifier.delivery import Delivery
 from services.notifier.intake import ChatIdDecoder, Clock
 from services.notifier.keyboards import Keyboard
@@ -29,25 +31,15 @@ from shared.db import is_transient
 log = logging.getLogger("notifier")
 
 
+@dataclass(eq=False)
 class Release:
     """Sends held deliveries once the users' quiet hours are over."""
 
-    def __init__(
-        self,
-        *,
-        store: NotifierStore,
-        chat_ids: ChatIdDecoder,
-        clock: Clock,
-        delivery: Delivery,
-        interval: float,
-        users: int,
-    ) -> None:
-        self._store = store
-        self._chat_ids = chat_ids
-        self._clock = clock
-        self._delivery = delivery
-        self._interval = interval
-        self._users = users
+    store: NotifierStore
+    chat_ids: ChatIdDecoder
+    clock: Clock
+    delivery: Delivery
+    config: ProcessorConfig
 
     async def loop(self, stopping: asyncio.Event) -> None:
         """Release due held deliveries every `interval` seconds until `stopping` (at once
@@ -55,7 +47,7 @@ class Release:
         while not stopping.is_set():
             full = False
             try:
-                full = await self.release() >= self._users
+                full = await self.release() >= self.config.release_users
             except Exception as exc:  # the rows stay held and are tried again next round
                 if is_transient(exc):
                     log.warning("database unavailable, held deliveries wait: %r", exc)
@@ -63,7 +55,7 @@ class Release:
                     log.exception("releasing held deliveries failed")
             if not full:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._interval):
+                    async with asyncio.timeout(self.config.release_interval):
                         await stopping.wait()
 
     async def release(self) -> int:
@@ -73,23 +65,23 @@ class Release:
         The rows stay locked (`FOR UPDATE SKIP LOCKED`) until their results are written, so two
         replicas never release the same one; a crash before that sends them again.
         """
-        async with self._store.pool.connection() as conn, conn.transaction():
-            now = self._clock()
-            waiting, oldest = await self._store.held_waiting(conn)
+        async with self.store.pool.connection() as conn, conn.transaction():
+            now = self.clock()
+            waiting, oldest = await self.store.held_waiting(conn)
             metrics.HELD_WAITING.set(waiting)
             metrics.HELD_OVERDUE.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
-            due = await self._store.due_held(conn, now, self._users)
+            due = await self.store.due_held(conn, now, self.config.release_users)
             if not due:
                 return 0
-            links = await self._store.links(conn, {d.user_id for d in due})
+            links = await self.store.links(conn, {d.user_id for d in due})
             by_user: dict[str, list[HeldDelivery]] = {}
             for delivery in due:
                 by_user.setdefault(delivery.user_id, []).append(delivery)
             released = await asyncio.gather(
                 *(self._release(rows, links.get(user)) for user, rows in by_user.items())
             )
-            await self._store.write_results(conn, [r for results, _ in released for r in results])
-            await self._store.mark_folded(conn, [folded for _, folded in released])
+            await self.store.write_results(conn, [r for results, _ in released for r in results])
+            await self.store.mark_folded(conn, [folded for _, folded in released])
         return len(by_user)
 
     async def _release(
@@ -113,7 +105,7 @@ class Release:
         attempts = max(r.attempts for r in ready)
         with log_context(user_id=user_id):
             try:
-                chat_id = self._chat_ids.decrypt(link.chat_id)
+                chat_id = self.chat_ids.decrypt(link.chat_id)
                 if len(ready) == 1:
                     text, buttons = ready[0].payload["text"], ready[0].payload.get("buttons")
                 else:  # one message, no buttons: they would not say which notification they act on
@@ -137,7 +129,7 @@ class Release:
 
         Nothing is dead-lettered: a held message has no RabbitMQ message left.
         """
-        delivery = self._delivery
+        delivery = self.delivery
         ticket = delivery.sequencer.enter(chat_id)
         try:
             await ticket

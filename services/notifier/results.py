@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from services.notifier.batching import Batcher, retry_while_unreachable
+from services.notifier.config import ProcessorConfig
 from services.notifier.progress import ProgressWatch
 from services.notifier.ratelimit import RateLimiter
 from services.notifier.records import (
@@ -63,23 +65,21 @@ class ResultStore(Protocol):
     async def finish(self, results: Sequence[DeliveryResult]) -> None: ...
 
 
+@dataclass(eq=False)
 class Results:
     """Writes marks and results in batches; settles each event once its result is written."""
 
-    def __init__(
-        self,
-        store: ResultStore,
-        limiter: RateLimiter,
-        progress: ProgressWatch,
-        *,
-        batch_wait: float,
-        db_retry_max: float,
-    ) -> None:
-        self._store = store
-        self._limiter = limiter
-        self._progress = progress
-        self._db_retry_max = db_retry_max
-        self._results = Batcher(500, batch_wait, self._write_results, on_error=self._settle)
+    store: ResultStore
+    limiter: RateLimiter
+    progress: ProgressWatch
+    config: ProcessorConfig
+    _results: Batcher = field(init=False)
+    _marks: Batcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._results = Batcher(
+            500, self.config.batch_wait, self._write_results, on_error=self._settle
+        )
         # Written as soon as possible, in order, so a restart knows which `sending` rows
         # Telegram may already have acted on.
         self._marks = Batcher(1000, 0.0, self._write_marks, on_error=self._marks_failed)
@@ -113,28 +113,28 @@ class Results:
     async def _write_marks(self, marks: list[Mark]) -> None:
         try:
             async with asyncio.timeout(MARK_TIMEOUT):
-                await self._store.mark_handed([(row_id, handed) for row_id, handed, _ in marks])
+                await self.store.mark_handed([(row_id, handed) for row_id, handed, _ in marks])
         except Exception as exc:  # without marks a restart only resends: never lose the work
             log.warning("could not record %d hand-over marks: %r", len(marks), exc)
         finally:
             for _, _, exposed in marks:
                 if exposed:
-                    self._limiter.unexpose()
+                    self.limiter.unexpose()
 
     def _marks_failed(self, marks: list[Mark], error: Exception) -> None:
         for _row, _handed, exposed in marks:
             if exposed:
-                self._limiter.unexpose()
+                self.limiter.unexpose()
 
     async def _write_results(self, batch: list[Recorded]) -> None:
         # While the database is down the results wait (the RabbitMQ messages stay unacked);
         # `finish` itself keeps one unwritable row from losing the others.
         await retry_while_unreachable(
             "results",
-            self._store.finish,
+            self.store.finish,
             [r for r, _, _ in batch],
-            cap=self._db_retry_max,
-            waiting=self._progress.note,
+            cap=self.config.db_retry_max,
+            waiting=self.progress.note,
         )
         self._settle(batch, None)
 

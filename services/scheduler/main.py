@@ -10,17 +10,15 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 
-import uvicorn
 from aio_pika.exceptions import AMQPError
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import make_verifier
 from services.common.logging import configure_logging
-from services.common.web import EmbeddedServer, broker_check, database_check
+from services.common.web import EmbeddedServer, broker_check, database_check, stop_on_signals
 from services.scheduler.api import create_app
 from services.scheduler.clock import Clock, SystemClock
 from services.scheduler.config import JobConfig
@@ -107,19 +105,8 @@ async def serve(settings: SchedulerSettings) -> None:
     except (OSError, TimeoutError, AMQPError) as exc:
         # Not fatal: triggers are recorded anyway and published once the broker answers.
         log.warning("broker not reachable at startup; will retry every tick: %r", exc)
-    server = EmbeddedServer(
-        uvicorn.Config(
-            app,
-            host=settings.scheduler_host,
-            port=settings.scheduler_port,
-            log_config=None,
-            lifespan="off",
-        )
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    server = EmbeddedServer.serving(app, settings.scheduler_host, settings.scheduler_port)
+    stop = stop_on_signals()
     loop_task = asyncio.create_task(job.run_forever(stop), name="scheduler-loop")
     retention = RetentionJob(engine, settings, SystemClock(), job.config.instance)
     retention_task = asyncio.create_task(retention.run_forever(stop), name="scheduler-retention")

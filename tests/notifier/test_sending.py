@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.notifier.config import ProcessorConfig
 from services.notifier.delivery import Delivery
 from services.notifier.planning import dedupe_key
 from services.notifier.progress import ProgressWatch
@@ -41,16 +42,15 @@ class Rig:
         self.store = MemoryResults()
         self.limiter = RateLimiter(Limits(0, 0, 0))
         progress = ProgressWatch()
-        results = Results(self.store, self.limiter, progress, batch_wait=0.0, db_retry_max=0.1)
-        self.delivery = Delivery(
-            sender=self.telegram,
-            limiter=self.limiter,
-            internal_events=self.linker,
-            policy=RetryPolicy(max_attempts=options.pop("max_attempts", 6), backoff_base=0.0),
-            results=results,
-            progress=progress,
-            callback_key=b"k" * 32,
+        config = ProcessorConfig(
+            batch_wait=0.0,
+            db_retry_max=0.1,
+            retry=RetryPolicy(max_attempts=options.pop("max_attempts", 6), backoff_base=0.0),
             **options,
+        )
+        results = Results(self.store, self.limiter, progress, config)
+        self.delivery = Delivery(
+            self.telegram, self.limiter, self.linker, results, progress, b"k" * 32, config
         )
         self.rows = 0
 
