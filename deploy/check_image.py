@@ -369,7 +369,10 @@ def run_image(venv: Path, runtime: Stage, elsewhere: Path) -> list[str]:
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(elsewhere)}
     neutral = elsewhere / "cwd"
     neutral.mkdir()
-    for argv in ([*entry, "--help"], [*entry, "migrate", "--help"]):
+
+    def failed(argv: list[str]) -> str | None:
+        """Run `argv` from the virtualenv's bin, away from the source; the end of its stderr if
+        it failed, else None."""
         done = subprocess.run(  # noqa: S603
             [str(venv / "bin" / argv[0]), *argv[1:]],
             cwd=neutral,
@@ -378,8 +381,11 @@ def run_image(venv: Path, runtime: Stage, elsewhere: Path) -> list[str]:
             text=True,
             check=False,
         )
-        if done.returncode != 0:
-            problems.append(f"`{' '.join(argv)}` in the image failed:\n{tail(done.stderr)}")
+        return tail(done.stderr) if done.returncode != 0 else None
+
+    for argv in ([*entry, "--help"], [*entry, "migrate", "--help"]):
+        if (error := failed(argv)) is not None:
+            problems.append(f"`{' '.join(argv)}` in the image failed:\n{error}")
     probe = (
         "import importlib, pathlib, sys\n"
         f"for name in {SERVICE_MODULES!r}:\n"
@@ -394,16 +400,8 @@ def run_image(venv: Path, runtime: Stage, elsewhere: Path) -> list[str]:
         "dev = [m for m in ('pytest', 'ruff', 'mypy') if importlib.util.find_spec(m)]\n"
         "assert not dev, f'dev dependencies in the image: {dev}'\n"
     )
-    done = subprocess.run(  # noqa: S603
-        [str(venv / "bin" / "python"), "-c", probe],
-        cwd=neutral,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        problems.append(f"the image's virtualenv is incomplete:\n{tail(done.stderr)}")
+    if (error := failed(["python", "-c", probe])) is not None:
+        problems.append(f"the image's virtualenv is incomplete:\n{error}")
     return problems
 
 

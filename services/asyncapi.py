@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any, Literal, cast, get_args
 
@@ -209,6 +210,18 @@ def _operation_messages(channel: str, names: list[str]) -> list[dict[str, str]]:
     return [{"$ref": f"#/channels/{channel}/messages/{name}"} for name in names]
 
 
+def _consuming(queue: str, title: str, summary: str, types: Iterable[EventType]) -> dict[str, Any]:
+    """A service receiving `types` from `queue`, acknowledging each message once handled."""
+    return {
+        "action": "receive",
+        "channel": {"$ref": f"#/channels/{queue}"},
+        "title": title,
+        "summary": summary,
+        "messages": _operation_messages(queue, [t.value for t in types]),
+        "bindings": {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING_VERSION}},
+    }
+
+
 def document() -> dict[str, Any]:
     """The AsyncAPI document of the wire contract."""
     payloads, components = schemas()
@@ -315,14 +328,12 @@ def document() -> dict[str, Any]:
             "messages": {"dead_letter": {"$ref": "#/components/messages/dead_letter"}},
             "bindings": {"amqp": _queue_binding(dlq)},
         }
-    operations["notifier.consume"] = {
-        "action": "receive",
-        "channel": {"$ref": f"#/channels/{NOTIFIER_QUEUE}"},
-        "title": "Notifier: send Telegram messages",
-        "summary": "Renders each notification and sends it to the user's linked Telegram chat.",
-        "messages": _operation_messages(NOTIFIER_QUEUE, [t.value for t in NOTIFICATION_TYPES]),
-        "bindings": {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING_VERSION}},
-    }
+    operations["notifier.consume"] = _consuming(
+        NOTIFIER_QUEUE,
+        "Notifier: send Telegram messages",
+        "Renders each notification and sends it to the user's linked Telegram chat.",
+        NOTIFICATION_TYPES,
+    )
     operations["notifier.dead_letter"] = {
         "action": "send",
         "channel": {"$ref": f"#/channels/{NOTIFIER_DLQ}"},
@@ -333,14 +344,12 @@ def document() -> dict[str, Any]:
         ),
         "messages": _operation_messages(NOTIFIER_DLQ, ["dead_letter"]),
     }
-    operations["linker.consume"] = {
-        "action": "receive",
-        "channel": {"$ref": f"#/channels/{LINKER_QUEUE}"},
-        "title": "Linker: apply the notifier's chat events",
-        "summary": "Pauses links Telegram refused; moves links of migrated groups.",
-        "messages": _operation_messages(LINKER_QUEUE, [t.value for t in LINKER_CONSUMED]),
-        "bindings": {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING_VERSION}},
-    }
+    operations["linker.consume"] = _consuming(
+        LINKER_QUEUE,
+        "Linker: apply the notifier's chat events",
+        "Pauses links Telegram refused; moves links of migrated groups.",
+        LINKER_CONSUMED,
+    )
     for dlq in (NOTIFIER_DLQ, LINKER_DLQ):
         operations[f"operator.inspect.{dlq}"] = {
             "action": "receive",

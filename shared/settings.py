@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from cryptography.fernet import Fernet
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
@@ -120,6 +120,31 @@ _BOT_TOKEN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{1,200}$")
 _BOT_USERNAME = re.compile(r"^@?[A-Za-z0-9_]{1,64}$")
 
 
+def must_match(pattern: re.Pattern[str], message: str) -> AfterValidator:
+    """For a setting's `Annotated[...]`: its value (a secret's too) matches `pattern`, else it is
+    invalid, saying `message`."""
+
+    def check(value: SecretStr | str) -> SecretStr | str:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not pattern.match(text):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+BotToken = Annotated[
+    SecretStr,
+    must_match(_BOT_TOKEN, "must be a bot token from @BotFather (digits, ':', A-Z a-z 0-9 _ -)"),
+]
+"""TELEGRAM_BOT_TOKEN's form, as @BotFather gives it."""
+BotUsername = Annotated[
+    str,
+    must_match(_BOT_USERNAME, "must be a Telegram username (A-Z a-z 0-9 _, optionally after @)"),
+]
+"""TELEGRAM_BOT_USERNAME's form."""
+
+
 def variable_name(cls: type[BaseSettings], field: str) -> str:
     """The environment variable that sets `field` of `cls`."""
     info = cls.model_fields.get(field)
@@ -164,9 +189,9 @@ class BaseServiceSettings(BaseSettings):
     rabbitmq_url: SecretStr = SecretStr(DEFAULT_RABBITMQ_URL)
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
 
-    telegram_bot_token: SecretStr | None = None
+    telegram_bot_token: BotToken | None = None
     telegram_api_base: str = TELEGRAM_API_DEFAULT
-    telegram_bot_username: str | None = None
+    telegram_bot_username: BotUsername | None = None
 
     chat_id_encryption_key: SecretStr | None = None
 
@@ -212,20 +237,6 @@ class BaseServiceSettings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         require_url(value, ("http", "https"))
-        return value
-
-    @field_validator("telegram_bot_token")
-    @classmethod
-    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _BOT_TOKEN.match(value.get_secret_value()):
-            raise ValueError("must be a bot token from @BotFather (digits, ':', A-Z a-z 0-9 _ -)")
-        return value
-
-    @field_validator("telegram_bot_username")
-    @classmethod
-    def _bot_username(cls, value: str | None) -> str | None:
-        if value is not None and not _BOT_USERNAME.match(value):
-            raise ValueError("must be a Telegram username (A-Z a-z 0-9 _, optionally after @)")
         return value
 
     @field_validator("chat_id_encryption_key")

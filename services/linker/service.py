@@ -9,12 +9,11 @@ they refuse with is `errors.py`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
-from services.common.chat_ids import ChatIdCipher
 from services.linker import texts
 from services.linker.chats import Chats
 from services.linker.errors import (
@@ -27,17 +26,12 @@ from services.linker.errors import (
 from services.linker.linking import Linking
 from services.linker.ports import (
     BotUsername,
-    Clock,
-    EventSink,
-    LinkStore,
-    MessageSender,
     SendRefused,
 )
 from services.linker.preferences import Preferences, PreferencesChange
 from services.linker.retry import Retries
 from services.linker.usecase import log
 from shared.contract import EventType
-from shared.models import utcnow
 
 TEST_MESSAGES = Counter("linker_test_messages_total", "Test messages requested", ["outcome"])
 
@@ -57,29 +51,17 @@ class LinkStatus:
     linked_at: datetime | None = None
 
 
+@dataclass(eq=False)
 class LinkService(Linking, Chats, Retries):
-    """Every linking use case; one instance per process, shared by API, bot and consumer."""
+    """Every linking use case; one instance per process, shared by API, bot and consumer.
 
-    def __init__(
-        self,
-        store: LinkStore,
-        cipher: ChatIdCipher,
-        sender: MessageSender,
-        events: EventSink,
-        bot_username: BotUsername,
-        *,
-        token_ttl: timedelta = timedelta(minutes=15),
-        test_messages_per_minute: int = 3,
-        clock: Clock = utcnow,
-    ) -> None:
-        self.store = store
-        self.cipher = cipher
-        self.sender = sender
-        self.events = events
-        self.bot_username = bot_username
-        self.token_ttl = token_ttl
-        self.test_messages_per_minute = test_messages_per_minute
-        self.clock = clock
+    Built with the ports (`UseCase`: store, cipher, sender, events, and the clock by keyword)
+    and the bot's username; the limits by keyword."""
+
+    bot_username: BotUsername
+    _: KW_ONLY
+    token_ttl: timedelta = timedelta(minutes=15)
+    test_messages_per_minute: int = 3
 
     # ------------------------------------------------------------- the user's link
     async def status(self, user_id: str) -> LinkStatus:

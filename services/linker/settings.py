@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from services.common.auth import JwtSettings
-from shared.settings import ConfigurationError
+from shared.settings import ConfigurationError, must_match
 
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 """What Telegram accepts as `secret_token`."""
 _BOT_API_KEY = re.compile(r"^[!-~]{32,256}$")
 """32-256 visible ASCII characters: long enough not to be guessed, and sendable in a header."""
+BotApiKey = Annotated[
+    SecretStr, must_match(_BOT_API_KEY, "must be 32-256 visible ASCII characters (no spaces)")
+]
 
 
 class LinkerSettings(JwtSettings):
@@ -25,16 +29,9 @@ class LinkerSettings(JwtSettings):
     link_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
     test_messages_per_minute: int = Field(default=3, ge=1, le=60)
     linker_prefetch: int = Field(default=16, ge=1, le=1000)
-    linker_bot_api_key: SecretStr | None = None
+    linker_bot_api_key: BotApiKey | None = None
     """The key a trusted bot that runs elsewhere sends as `X-Bot-Api-Key` to call verify-link;
     unset: verify-link is disabled (our own bot links chats through `/start TOKEN`)."""
-
-    @field_validator("linker_bot_api_key")
-    @classmethod
-    def _bot_api_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _BOT_API_KEY.match(value.get_secret_value()):
-            raise ValueError("must be 32-256 visible ASCII characters (no spaces)")
-        return value
 
     @property
     def webhook_mode(self) -> bool:

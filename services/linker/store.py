@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, delete, select, update
@@ -117,54 +118,34 @@ class PostgresLinkStore:
 
     async def unlink(self, user_id: str, now: datetime) -> bool:
         """Forget the user's chat and disable notifications; True if there was a chat."""
-        async with session_scope(self._sessions) as session:
-            result = await session.exec(
-                update(TelegramLink)
-                .where(col(TelegramLink.user_id) == user_id, col(TelegramLink.chat_id).is_not(None))
-                .values(_UNLINKED | {"updated_at": now})
-            )
-            return bool(result.rowcount)
+        return await self._update(
+            col(TelegramLink.user_id) == user_id,
+            col(TelegramLink.chat_id).is_not(None),
+            values=_UNLINKED | {"updated_at": now},
+        )
 
     async def unlink_chat(self, lookups: list[str], now: datetime) -> list[str]:
         """Unlink every user linked to this chat; returns their ids."""
-        async with session_scope(self._sessions) as session:
-            result = await session.exec(
-                update(TelegramLink)
-                .where(col(TelegramLink.chat_lookup).in_(lookups))
-                .values(_UNLINKED | {"updated_at": now})
-                .returning(col(TelegramLink.user_id))
-            )
-            return sorted(result.scalars().all())
+        return await self._update_chat(lookups, values=_UNLINKED | {"updated_at": now})
 
     async def set_enabled_for_chat(
         self, lookups: list[str], enabled: bool, now: datetime
     ) -> list[str]:
         """Pause or resume every link to this chat that is not already so; returns the user ids."""
-        async with session_scope(self._sessions) as session:
-            result = await session.exec(
-                update(TelegramLink)
-                .where(
-                    col(TelegramLink.chat_lookup).in_(lookups),
-                    col(TelegramLink.enabled).is_not(enabled),
-                )
-                .values(enabled=enabled, updated_at=now)
-                .returning(col(TelegramLink.user_id))
-            )
-            return sorted(result.scalars().all())
+        return await self._update_chat(
+            lookups,
+            col(TelegramLink.enabled).is_not(enabled),
+            values={"enabled": enabled, "updated_at": now},
+        )
 
     async def disable(self, user_id: str, linked_before: datetime, now: datetime) -> bool:
         """Pause the user's link if it existed at `linked_before`; True if it changed."""
-        async with session_scope(self._sessions) as session:
-            result = await session.exec(
-                update(TelegramLink)
-                .where(
-                    col(TelegramLink.user_id) == user_id,
-                    col(TelegramLink.enabled).is_(True),
-                    col(TelegramLink.linked_at) <= linked_before,
-                )
-                .values(enabled=False, updated_at=now)
-            )
-            return bool(result.rowcount)
+        return await self._update(
+            col(TelegramLink.user_id) == user_id,
+            col(TelegramLink.enabled).is_(True),
+            col(TelegramLink.linked_at) <= linked_before,
+            values={"enabled": False, "updated_at": now},
+        )
 
     async def move_chat(
         self, user_id: str, chat: StoredChat, linked_before: datetime, now: datetime
@@ -173,41 +154,38 @@ class PostgresLinkStore:
 
         Only a basic group migrates (to a supergroup): a private chat's or a supergroup's link
         never moves."""
-        async with session_scope(self._sessions) as session:
-            result = await session.exec(
-                update(TelegramLink)
-                .where(
-                    col(TelegramLink.user_id) == user_id,
-                    col(TelegramLink.chat_id).is_not(None),
-                    col(TelegramLink.chat_type) == "group",
-                    col(TelegramLink.linked_at) <= linked_before,
-                )
-                .values(
-                    chat_id=chat.stored,
-                    chat_lookup=chat.lookup,
-                    chat_type=chat.chat_type,
-                    updated_at=now,
-                )
-            )
-            return bool(result.rowcount)
+        return await self._update(
+            col(TelegramLink.user_id) == user_id,
+            col(TelegramLink.chat_id).is_not(None),
+            col(TelegramLink.chat_type) == "group",
+            col(TelegramLink.linked_at) <= linked_before,
+            values=_moved_to(chat, now),
+        )
 
     async def move_chat_by_lookup(
         self, lookups: list[str], chat: StoredChat, now: datetime
     ) -> list[str]:
         """Point every link to the old chat, a basic group, at the new one; returns the user ids."""
+        return await self._update_chat(
+            lookups, col(TelegramLink.chat_type) == "group", values=_moved_to(chat, now)
+        )
+
+    async def _update(self, *where: ColumnElement[bool], values: dict[str, Any]) -> bool:
+        """Set `values` in the links `where` holds for; True if any changed."""
+        async with session_scope(self._sessions) as session:
+            result = await session.exec(update(TelegramLink).where(*where).values(values))
+            return bool(result.rowcount)
+
+    async def _update_chat(
+        self, lookups: list[str], *where: ColumnElement[bool], values: dict[str, Any]
+    ) -> list[str]:
+        """Set `values` in every link to the chat with one of these lookup digests (that `where`
+        holds for); the ids of the users whose links changed, sorted."""
         async with session_scope(self._sessions) as session:
             result = await session.exec(
                 update(TelegramLink)
-                .where(
-                    col(TelegramLink.chat_lookup).in_(lookups),
-                    col(TelegramLink.chat_type) == "group",
-                )
-                .values(
-                    chat_id=chat.stored,
-                    chat_lookup=chat.lookup,
-                    chat_type=chat.chat_type,
-                    updated_at=now,
-                )
+                .where(col(TelegramLink.chat_lookup).in_(lookups), *where)
+                .values(values)
                 .returning(col(TelegramLink.user_id))
             )
             return sorted(result.scalars().all())
@@ -274,6 +252,16 @@ class PostgresLinkStore:
                     update(RATE_LIMITS).where(RATE_LIMITS.c.key == key).values(tat=decision.tat)
                 )
             return decision
+
+
+def _moved_to(chat: StoredChat, now: datetime) -> dict[str, Any]:
+    """The columns of a link pointed at `chat` (a group's migration)."""
+    return {
+        "chat_id": chat.stored,
+        "chat_lookup": chat.lookup,
+        "chat_type": chat.chat_type,
+        "updated_at": now,
+    }
 
 
 _UNLINKED = {

@@ -7,6 +7,7 @@ over these ports; each of those modules adds its methods to this base.
 from __future__ import annotations
 
 import logging
+from dataclasses import KW_ONLY, dataclass
 
 from prometheus_client import Counter
 
@@ -21,6 +22,7 @@ from services.linker.ports import (
     StoredChat,
 )
 from shared.contract import EventType, TelegramLinkData, new_event
+from shared.models import utcnow
 from shared.publisher import PublishError
 
 log = logging.getLogger("services.linker.service")
@@ -38,14 +40,16 @@ def chat_type_for(chat_id: int, given: str | None = None) -> str:
     return "private" if chat_id > 0 else "group"
 
 
+@dataclass(eq=False)
 class UseCase:
-    """The ports (set by `LinkService.__init__`) and the shared steps."""
+    """The ports (`LinkService` is built with them) and the shared steps."""
 
     store: LinkStore
     cipher: ChatIdCipher
     sender: MessageSender
     events: EventSink
-    clock: Clock
+    _: KW_ONLY
+    clock: Clock = utcnow
 
     def _stored_chat(self, chat_id: int, chat_type: str | None) -> StoredChat:
         return StoredChat(

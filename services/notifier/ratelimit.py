@@ -136,22 +136,26 @@ class RateLimiter:
 
     def _windows(self, chat_id: int) -> list[SlidingWindow]:
         windows = [] if self._global is None else [self._global]
-        chat = self._chats.get(chat_id)
-        if chat is None:
-            chat = _window(self.limits.per_chat_per_second, 1.0, self.limits.margin)
-            if chat is not None:
-                self._chats[chat_id] = chat
+        chat = self._own(self._chats, chat_id, self.limits.per_chat_per_second, 1.0)
         if chat is not None:
             windows.append(chat)
         if chat_id < 0:
-            group = self._groups.get(chat_id)
-            if group is None:
-                group = _window(self.limits.per_group_per_minute, 60.0, self.limits.margin)
-                if group is not None:
-                    self._groups[chat_id] = group
+            group = self._own(self._groups, chat_id, self.limits.per_group_per_minute, 60.0)
             if group is not None:
                 windows.append(group)
         return windows
+
+    def _own(
+        self, windows: dict[int, SlidingWindow], chat_id: int, rate: float, period: float
+    ) -> SlidingWindow | None:
+        """The chat's own window among `windows`, made on first need; None when `rate` is 0
+        (unlimited)."""
+        window = windows.get(chat_id)
+        if window is None:
+            window = _window(rate, period, self.limits.margin)
+            if window is not None:
+                windows[chat_id] = window
+        return window
 
     def start(self, chat_id: int) -> None:
         """Count a send to `chat_id` as in flight in every window it belongs to."""
