@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import pytest
 import uvicorn
@@ -66,6 +67,38 @@ async def record_failure(sessions, user, data=FAILURE_DATA, *, keep_data=True) -
             )
         )
     return event_id
+
+
+async def linked_user(linker, **preferences) -> tuple[str, int]:
+    """A new user linked to a new chat, with `preferences` set through the API; (user, chat)."""
+    user, chat = new_user(), new_chat_id()
+    await linker.link(user, chat)
+    if preferences:
+        response = await linker.client.put(
+            "/api/telegram/preferences", headers=bearer(user), json=preferences
+        )
+        assert response.status_code == 200, response.text
+    return user, chat
+
+
+class FailureMessage(NamedTuple):
+    """A linked user's failed post and the failure message in their chat, with its Retry."""
+
+    user: str
+    chat: int
+    failure: uuid.UUID
+    retry: str
+    message_id: int
+
+
+async def failure_message(linker, sessions) -> FailureMessage:
+    """A new user linked to a new chat, a failed post of theirs recorded, and its failure
+    message sent with a Retry button."""
+    user, chat = await linked_user(linker)
+    failure = await record_failure(sessions, user)
+    retry = linker.sign(chat, "r", short_uuid(failure))
+    message_id = await linker.notify(chat, "❌ SNS 게시 실패", {"🔄 재시도": retry})
+    return FailureMessage(user, chat, failure, retry, message_id)
 
 
 async def nothing_more(events) -> None:
@@ -129,12 +162,8 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
 
 
 async def test_settings_follow_the_api(linker):
-    user, chat = new_user(), new_chat_id()
-    await linker.link(user, chat)
-    await linker.client.put(
-        "/api/telegram/preferences",
-        headers=bearer(user),
-        json={"language": "en", "quiet_hours": {"start": "01:00", "end": "06:30"}},
+    _, chat = await linked_user(
+        linker, language="en", quiet_hours={"start": "01:00", "end": "06:30"}
     )
     message = await settings_message(linker, chat)
     assert "🌙 Quiet hours: 01:00–06:30" in message["text"]
@@ -211,12 +240,8 @@ async def test_mute_this_type_button(linker):
 
 
 async def test_retry_button_publishes_the_original_data_once_per_press(linker, tap, sessions):
-    user, chat = new_user(), new_chat_id()
-    await linker.link(user, chat)
     events = await tap(EventType.POST_RETRY_REQUESTED)
-    failure = await record_failure(sessions, user)
-    retry = linker.sign(chat, "r", short_uuid(failure))
-    message_id = await linker.notify(chat, "❌ SNS 게시 실패", {"🔄 재시도": retry})
+    user, chat, failure, retry, message_id = await failure_message(linker, sessions)
 
     update = linker.standin.press(chat, message_id, retry)
     pressed = await linker.standin.wait_for_callback_answer(update["callback_query"]["id"])
@@ -240,11 +265,7 @@ async def test_retry_button_publishes_the_original_data_once_per_press(linker, t
 
 
 async def test_retry_of_a_failure_recorded_without_its_data(linker, tap, sessions):
-    user, chat = new_user(), new_chat_id()
-    await linker.link(user, chat)
-    await linker.client.put(
-        "/api/telegram/preferences", headers=bearer(user), json={"language": "en"}
-    )
+    user, chat = await linked_user(linker, language="en")
     events = await tap(EventType.POST_RETRY_REQUESTED)
     failure = await record_failure(sessions, user, keep_data=False)
     retry = linker.sign(chat, "r", short_uuid(failure))
@@ -280,15 +301,11 @@ async def test_retry_of_another_users_or_an_unknown_event_publishes_nothing(link
 
 
 async def test_a_retry_the_broker_did_not_confirm_is_answered_so(linker, sessions):
-    user, chat = new_user(), new_chat_id()
-    await linker.link(user, chat)
-    failure = await record_failure(sessions, user)
-    retry = linker.sign(chat, "r", short_uuid(failure))
-    message_id = await linker.notify(chat, "❌", {"🔄": retry})
+    sent = await failure_message(linker, sessions)
     await linker.app.state.links.events.close()  # the broker connection is gone
-    pressed = await linker.press(chat, message_id, retry)
+    pressed = await linker.press(sent.chat, sent.message_id, sent.retry)
     assert pressed.text == "⚠️ 재시도를 요청하지 못했습니다. 잠시 후 다시 눌러 주세요"
-    assert len(linker.standin.bot_messages(chat)) == 2  # no "requested" note in the chat
+    assert len(linker.standin.bot_messages(sent.chat)) == 2  # no "requested" note in the chat
 
 
 async def test_forged_presses_are_answered_and_change_nothing(linker, tap, sessions):
@@ -435,12 +452,8 @@ async def test_buttons_sent_before_buttons_were_dated_are_answered_as_expired(
 
 
 async def test_one_failed_post_is_retried_at_most_3_times_an_hour(linker, tap, sessions):
-    user, chat = new_user(), new_chat_id()
-    await linker.link(user, chat)
     events = await tap(EventType.POST_RETRY_REQUESTED)
-    failure = await record_failure(sessions, user)
-    retry = linker.sign(chat, "r", short_uuid(failure))
-    message_id = await linker.notify(chat, "❌", {"🔄": retry})
+    user, chat, failure, retry, message_id = await failure_message(linker, sessions)
     for _ in range(3):
         assert (await linker.press(chat, message_id, retry)).text == "🔄 재시도를 요청했습니다"
         await events.next()
@@ -459,11 +472,7 @@ async def test_one_failed_post_is_retried_at_most_3_times_an_hour(linker, tap, s
 
 
 async def test_one_user_requests_at_most_20_retries_an_hour(linker, tap, sessions):
-    user, chat = new_user(), new_chat_id()
-    await linker.link(user, chat)
-    await linker.client.put(
-        "/api/telegram/preferences", headers=bearer(user), json={"language": "en"}
-    )
+    user, chat = await linked_user(linker, language="en")
     events = await tap(EventType.POST_RETRY_REQUESTED)
     message_id = await linker.notify(chat, "❌", {"🔄": "x"})
     for _ in range(20):
@@ -495,14 +504,10 @@ async def test_a_redelivered_press_publishes_the_same_event(start_linker, tap, s
     serving = asyncio.create_task(server.serve())
     try:
         await eventually(lambda: server.started)
-        user, chat = new_user(), new_chat_id()
-        await linker.link(user, chat)
         events = await tap(EventType.POST_RETRY_REQUESTED)
-        failure = await record_failure(sessions, user)
-        retry = linker.sign(chat, "r", short_uuid(failure))
-        message_id = await linker.notify(chat, "❌", {"🔄": retry})
+        sent = await failure_message(linker, sessions)
 
-        update = linker.standin.press(chat, message_id, retry)
+        update = linker.standin.press(sent.chat, sent.message_id, sent.retry)
         pressed = await linker.standin.wait_for_callback_answer(update["callback_query"]["id"])
         first = await events.next()
 

@@ -1,6 +1,6 @@
 """Pure core: link tokens, their redemption check, rate-limit arithmetic, request parsing."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -16,10 +16,9 @@ from services.linker.tokens import (
     new_token,
 )
 from services.linker.usecase import chat_type_for
+from tests.support.examples import AT as NOW
 
 pytestmark = pytest.mark.unit
-
-NOW = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
 
 
 def test_tokens_are_random_url_safe_start_payloads():

@@ -1,7 +1,7 @@
 """Pure core of preferences and buttons: changes, the /settings keyboard, retry events, texts."""
 
 import uuid
-from datetime import UTC, datetime, time
+from datetime import time
 
 import pytest
 
@@ -17,10 +17,10 @@ from services.linker.preferences import (
 from services.linker.retry import retry_event, retry_event_id
 from shared.contract import EventType, PostRetryRequestedData
 from shared.models import Activity
+from tests.support.examples import AT as NOW
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
 KEY = callback_key("42:linker-tests")
 
 

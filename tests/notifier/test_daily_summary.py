@@ -1,9 +1,10 @@
 """The daily report from recorded activity, once per user and day, resends on purpose only."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
+from shared.contract import EventType, sample_data
 from tests.notifier.harness import running_notifier
 from tests.support.ids import new_chat_id, new_user
 
@@ -114,21 +115,9 @@ async def test_totals_supplied_by_the_publisher_are_rendered_as_given(database_u
     async with running_notifier(database_url, rabbitmq_url) as h:
         user, chat = new_user(), new_chat_id()
         await h.link(user, chat)
-        event = await h.publish(
-            "daily_summary",
-            user,
-            {
-                "date": DAY,
-                "total_posts": 5,
-                "successful_posts": 5,
-                "failed_posts": 0,
-                "total_engagement": 2345,
-                "platforms": {
-                    "instagram": {"posts": 3, "engagement": 1234},
-                    "twitter": {"posts": 2, "engagement": 1111},
-                },
-            },
-        )
+        # The specification's example: 5 posts (3 Instagram, 2 Twitter), engagement 2,345.
+        totals = sample_data(EventType.DAILY_SUMMARY, date.fromisoformat(DAY))
+        event = await h.publish("daily_summary", user, totals)
         await h.wait_delivery(event, "sent")
         assert h.texts(chat) == [
             REPORT.replace("✅ 성공: 4개\n❌ 실패: 1개", "✅ 성공: 5개\n❌ 실패: 0개")

@@ -3,17 +3,10 @@
 import pytest
 
 from tests.notifier.harness import running_notifier
+from tests.support.examples import POST_SUCCESS as SUCCESS
 from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
-
-SUCCESS = {
-    "platform": "instagram",
-    "content": "Post content here...",
-    "likes": 1234,
-    "comments": 56,
-    "post_url": "https://instagram.com/p/abc",
-}
 
 
 async def test_post_success_reaches_the_linked_chat_in_the_spec_format(database_url, rabbitmq_url):

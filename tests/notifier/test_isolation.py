@@ -42,24 +42,27 @@ async def deliveries_locked(database_url: str) -> AsyncIterator[None]:
         yield
 
 
-async def link_with_a_victim(h: Harness, count: int) -> tuple[list[tuple[str, int]], str]:
-    """`count` linked users, and one whose chat id was encrypted with a key the notifier no
-    longer has (retired too early)."""
-    users = new_users(count)
-    for user, chat in users:
-        await h.link(user, chat)
-    victim = new_user()
-    await h.link(victim, Fernet(RETIRED_KEY.encode()).encrypt(b"123456789").decode())
-    return users, victim
+@contextlib.asynccontextmanager
+async def with_a_victim(
+    database_url: str, rabbitmq_url: str, count: int
+) -> AsyncIterator[tuple[Harness, list[tuple[str, int]], str]]:
+    """A notifier with chat-id encryption, `count` users linked, and one whose chat id was
+    encrypted with a key the notifier no longer has (retired too early)."""
+    async with running_notifier(
+        database_url, rabbitmq_url, chat_id_encryption_key=KEY, **UNLIMITED
+    ) as h:
+        users = new_users(count)
+        for user, chat in users:
+            await h.link(user, chat)
+        victim = new_user()
+        await h.link(victim, Fernet(RETIRED_KEY.encode()).encrypt(b"123456789").decode())
+        yield h, users, victim
 
 
 async def test_an_undecryptable_chat_dead_letters_its_event_not_its_batch(
     database_url, rabbitmq_url
 ):
-    async with running_notifier(
-        database_url, rabbitmq_url, chat_id_encryption_key=KEY, **UNLIMITED
-    ) as h:
-        users, victim = await link_with_a_victim(h, 199)
+    async with with_a_victim(database_url, rabbitmq_url, 199) as (h, users, victim):
         events = [new_event("post_success", user, SUCCESS) for user, _ in users]
         events.insert(100, new_event("post_success", victim, SUCCESS))
         # Submitted in one tick: one batch of 200 (NOTIFIER_BATCH_SIZE), the victim in the middle.
@@ -83,10 +86,7 @@ async def test_an_undecryptable_chat_dead_letters_its_event_not_its_batch(
 async def test_through_rabbitmq_the_event_at_fault_lands_in_the_dlq_with_its_reason(
     database_url, rabbitmq_url
 ):
-    async with running_notifier(
-        database_url, rabbitmq_url, chat_id_encryption_key=KEY, **UNLIMITED
-    ) as h:
-        users, victim = await link_with_a_victim(h, 40)
+    async with with_a_victim(database_url, rabbitmq_url, 40) as (h, users, victim):
         for user, _ in users[:20]:
             await h.publish("post_success", user, SUCCESS)
         bad = await h.publish("post_success", victim, SUCCESS)

@@ -1,6 +1,7 @@
-"""Golden texts in English, and the quiet-hours fold in both languages."""
+"""English beyond the specification's examples (those are golden texts, `tests/notifier/goldens/`),
+and the quiet-hours fold in both languages."""
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 
@@ -11,69 +12,18 @@ from services.notifier.render import (
     render_automation_executed,
     render_daily_summary,
     render_post_failure,
-    render_post_success,
     render_quiet_fold,
     visible_length,
 )
-from shared.contract import AutomationExecutedData, PostFailureData, PostSuccessData
+from shared.contract import AutomationExecutedData, PostFailureData
+from tests.support.examples import AT
 
 pytestmark = pytest.mark.unit
-
-AT = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
-
-
-def test_post_success_in_english():
-    data = PostSuccessData(
-        platform="instagram",
-        content="Post content here...",
-        likes=1234,
-        comments=56,
-        post_url="https://instagram.com/p/abc",
-    )
-    assert render_post_success(data, AT, "en") == (
-        "✅ SNS post published\n"
-        "\n"
-        "📸 Instagram\n"
-        "📝 Post content here...\n"
-        "🔗 https://instagram.com/p/abc\n"
-        "👥 Likes: 1,234 | Comments: 56\n"
-        "⏰ 2026-02-26 10:30:00 UTC"
-    )
-
-
-def test_post_failure_in_english():
-    data = PostFailureData(platform="instagram", error="Connection timeout")
-    assert render_post_failure(data, AT, "en") == (
-        "❌ SNS post failed\n"
-        "\n"
-        "📱 Platform: Instagram\n"
-        "⚠️ Error: Connection timeout\n"
-        "⏰ 2026-02-26 10:30:00 UTC\n"
-        "\n"
-        "See the dashboard for details."
-    )
 
 
 def test_post_failure_without_an_error_message_in_english():
     text = render_post_failure(PostFailureData(platform="x", error=""), AT, "en")
     assert "⚠️ Error: Unknown error\n" in text
-
-
-def test_automation_executed_in_english():
-    data = AutomationExecutedData(
-        automation_name="Daily Instagram Post",
-        platforms=["instagram", "twitter"],
-        execution_time="2026-02-26 10:30:00 UTC",
-    )
-    assert render_automation_executed(data, AT, "en") == (
-        "🤖 Automation rule executed\n"
-        "\n"
-        "📋 Rule: Daily Instagram Post\n"
-        "📱 Platforms: Instagram, Twitter\n"
-        "✅ Status: Completed\n"
-        "⏰ Execution time: 2026-02-26 10:30:00 UTC\n"
-        "📅 2026-02-26 10:30:00 UTC"
-    )
 
 
 def test_automation_with_many_platforms_in_english():

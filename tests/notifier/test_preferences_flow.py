@@ -1,6 +1,7 @@
 """Preferences, quiet hours, buttons, live metrics and groups, end to end: real RabbitMQ,
 PostgreSQL, aiogram and the stand-in. Quiet hours run on a clock the test moves."""
 
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy import text
 from services.common.callbacks import callback_key, parse_short_uuid, verify
 from services.common.telegram import DEV_BOT_TOKEN
 from tests.notifier.harness import running_notifier
+from tests.support.examples import POST_FAILURE, POST_SUCCESS
 from tests.support.ids import new_chat_id, new_user, new_users
 from tests.support.waiting import eventually
 
@@ -18,15 +20,7 @@ KEY = callback_key(DEV_BOT_TOKEN)
 NIGHT = datetime(2026, 2, 26, 23, 0, tzinfo=UTC)
 MORNING = datetime(2026, 2, 27, 7, 0, tzinfo=UTC)
 QUIET = {"quiet_start": time(22), "quiet_end": time(7), "timezone": "UTC"}
-FAILURE = {"platform": "instagram", "error": "Connection timeout"}
-SUCCESS = {
-    "platform": "instagram",
-    "content": "Post content here...",
-    "likes": 1234,
-    "comments": 56,
-    "post_url": "https://instagram.com/p/abc",
-    "post_id": "post-1",
-}
+SUCCESS = POST_SUCCESS | {"post_id": "post-1"}
 
 
 class Clock:
@@ -49,6 +43,17 @@ def notifier(database_url, rabbitmq_url, clock=None, **settings):
     )
 
 
+@asynccontextmanager
+async def at_night(database_url, rabbitmq_url, **link):
+    """A notifier whose clock says 23:00 UTC (the test moves `clock.now`) and a user linked, with
+    `link`'s columns, to a chat in quiet hours (22:00-07:00): (harness, clock, user, chat)."""
+    clock = Clock(NIGHT)
+    async with notifier(database_url, rabbitmq_url, clock) as h:
+        user, chat = new_user(), new_chat_id()
+        await h.link(user, chat, **QUIET, **link)
+        yield h, clock, user, chat
+
+
 async def rows(h, sql, **params):
     async with h.engine.connect() as conn:
         return (await conn.execute(text(sql), params)).mappings().all()
@@ -59,7 +64,7 @@ async def test_a_muted_type_is_not_sent_and_the_others_are(database_url, rabbitm
         user, chat = new_user(), new_chat_id()
         await h.link(user, chat, muted_types=["post_success"])
         muted = await h.publish("post_success", user, SUCCESS)
-        sent = await h.publish("post_failure", user, FAILURE)
+        sent = await h.publish("post_failure", user, POST_FAILURE)
         await h.wait_delivery(sent, "sent")
         await h.wait_delivery(muted, "skipped")
         (message,) = h.standin.messages(chat, "bot")
@@ -71,7 +76,7 @@ async def test_english_texts_and_signed_buttons(database_url, rabbitmq_url):
         user, chat = new_user(), new_chat_id()
         await h.link(user, chat, language="en")
         success = await h.publish("post_success", user, SUCCESS)
-        failure = await h.publish("post_failure", user, FAILURE)
+        failure = await h.publish("post_failure", user, POST_FAILURE)
         await h.wait_texts(chat, 2)
         first, second = h.standin.messages(chat, "bot")
         assert first["text"] == (
@@ -96,14 +101,11 @@ async def test_english_texts_and_signed_buttons(database_url, rabbitmq_url):
         (activity,) = await rows(
             h, "SELECT details FROM activity WHERE event_id = :id", id=failure.event_id
         )
-        assert activity["details"]["data"] == FAILURE
+        assert activity["details"]["data"] == POST_FAILURE
 
 
 async def test_quiet_hours_hold_messages_then_fold_them_into_one(database_url, rabbitmq_url):
-    clock = Clock(NIGHT)
-    async with notifier(database_url, rabbitmq_url, clock) as h:
-        user, chat = new_user(), new_chat_id()
-        await h.link(user, chat, **QUIET)
+    async with at_night(database_url, rabbitmq_url) as (h, clock, user, chat):
         events = [
             await h.publish("post_failure", user, {"platform": "x", "error": "first"}),
             await h.publish("post_success", user, SUCCESS),
@@ -122,7 +124,7 @@ async def test_quiet_hours_hold_messages_then_fold_them_into_one(database_url, r
         await h.publisher.publish(events[0])
         marker_user, marker_chat = new_user(), new_chat_id()
         await h.link(marker_user, marker_chat)
-        marker = await h.publish("post_failure", marker_user, FAILURE)
+        marker = await h.publish("post_failure", marker_user, POST_FAILURE)
         await h.wait_delivery(marker, "sent")
         held = await rows(h, "SELECT status FROM deliveries WHERE user_id = :u", u=user)
         assert [r["status"] for r in held] == ["held"] * 3
@@ -146,18 +148,15 @@ async def test_quiet_hours_hold_messages_then_fold_them_into_one(database_url, r
             assert row["payload"]["folded"] == 3  # went out together (never edited later)
 
         # After quiet hours, messages go out at once again, with their buttons.
-        later = await h.publish("post_failure", user, FAILURE)
+        later = await h.publish("post_failure", user, POST_FAILURE)
         await h.wait_delivery(later, "sent")
         assert h.standin.messages(chat, "bot")[1]["reply_markup"] is not None
         assert len(h.texts(chat)) == 2
 
 
 async def test_a_single_held_message_goes_out_as_it_is(database_url, rabbitmq_url):
-    clock = Clock(NIGHT)
-    async with notifier(database_url, rabbitmq_url, clock) as h:
-        user, chat = new_user(), new_chat_id()
-        await h.link(user, chat, language="en", **QUIET)
-        event = await h.publish("post_failure", user, FAILURE)
+    async with at_night(database_url, rabbitmq_url, language="en") as (h, clock, user, chat):
+        event = await h.publish("post_failure", user, POST_FAILURE)
         await h.wait_delivery(event, "held")
         clock.now = MORNING + timedelta(minutes=5)
         (message,) = await eventually(lambda: h.standin.messages(chat, "bot"))
@@ -169,12 +168,9 @@ async def test_a_single_held_message_goes_out_as_it_is(database_url, rabbitmq_ur
 
 
 async def test_a_type_muted_while_held_is_dropped_at_release(database_url, rabbitmq_url):
-    clock = Clock(NIGHT)
-    async with notifier(database_url, rabbitmq_url, clock) as h:
-        user, chat = new_user(), new_chat_id()
-        await h.link(user, chat, **QUIET)
+    async with at_night(database_url, rabbitmq_url) as (h, clock, user, chat):
         muted = await h.publish("post_success", user, SUCCESS)
-        kept = await h.publish("post_failure", user, FAILURE)
+        kept = await h.publish("post_failure", user, POST_FAILURE)
         await h.wait_delivery(kept, "held")
         async with h.engine.begin() as conn:
             await conn.execute(
@@ -244,10 +240,7 @@ async def test_new_metrics_edit_the_success_message_in_place(database_url, rabbi
 
 
 async def test_metrics_for_a_held_message_update_what_will_be_sent(database_url, rabbitmq_url):
-    clock = Clock(NIGHT)
-    async with notifier(database_url, rabbitmq_url, clock) as h:
-        user, chat = new_user(), new_chat_id()
-        await h.link(user, chat, language="en", **QUIET)
+    async with at_night(database_url, rabbitmq_url, language="en") as (h, clock, user, chat):
         success = await h.publish("post_success", user, SUCCESS)
         await h.wait_delivery(success, "held")
         update = await h.publish(

@@ -13,6 +13,18 @@ pytestmark = pytest.mark.integration
 TELEGRAM_LIMITS = {"global_per_sec": 30, "per_chat_per_sec": 1, "per_group_per_min": 20}
 
 
+async def fail_once_for_each_of(h, count: int) -> list[tuple[str, int]]:
+    """Link `count` new users, publish one `post_failure` to each, and wait until Telegram has
+    accepted every message; the users and their chats."""
+    users = new_users(count)
+    for user, chat in users:
+        await h.link(user, chat)
+    for user, _ in users:
+        await h.publish("post_failure", user, {"platform": "x", "error": "once"})
+    await eventually(lambda: h.standin.stats["send_message_accepted"] >= count, timeout=30)
+    return users
+
+
 async def test_a_600_message_burst_to_300_chats_gets_no_429_at_95_percent_of_the_limit(
     database_url, rabbitmq_url
 ):
@@ -72,12 +84,7 @@ async def test_paid_broadcast_sends_above_30_a_second_without_429(database_url, 
         database_url, rabbitmq_url, standin_limits=TELEGRAM_LIMITS,
         telegram_allow_paid_broadcast=True,
     ) as h:  # fmt: skip
-        users = new_users(200)
-        for user, chat in users:
-            await h.link(user, chat)
-        for user, _ in users:
-            await h.publish("post_failure", user, {"platform": "x", "error": "paid"})
-        await eventually(lambda: h.standin.stats["send_message_accepted"] >= 200, timeout=30)
+        await fail_once_for_each_of(h, 200)
         sent = sorted(m["sent_at"] for m in h.standin.sent())
         assert h.standin.stats["too_many_requests"] == 0
         assert h.standin.stats["paid_broadcasts"] == 200
@@ -96,12 +103,7 @@ async def test_two_notifiers_share_the_queue_with_one_active_consumer(database_u
         )  # fmt: skip
         await start(second)
         try:
-            users = new_users(90)
-            for user, chat in users:
-                await h.link(user, chat)
-            for user, _ in users:
-                await h.publish("post_failure", user, {"platform": "x", "error": "once"})
-            await eventually(lambda: h.standin.stats["send_message_accepted"] >= 90, timeout=30)
+            users = await fail_once_for_each_of(h, 90)
             # Only one replica consumed: the other one never saw an event...
             processors = [h.notifier.processor, second.processor]
             # (an event settles once its result is written, just after Telegram accepted it)

@@ -1,7 +1,10 @@
-"""Golden texts: each notification exactly as the spec shows it, plus escaping and length."""
+"""Rendering beyond the specification's examples: omitted lines, platforms, escaping and length.
+
+Each type's text as the specification shows it, in each language, is its golden text
+(`tests/notifier/goldens/`, checked by `tests/unit/test_notification_types.py`)."""
 
 import html
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -21,93 +24,15 @@ from services.notifier.render import (
     visible_length,
 )
 from shared.contract import AutomationExecutedData, PostFailureData, PostSuccessData
+from tests.support.examples import AT
 
 pytestmark = pytest.mark.unit
-
-AT = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
-
-
-def test_post_success_matches_the_spec():
-    data = PostSuccessData(
-        platform="instagram",
-        content="Post content here...",
-        likes=1234,
-        comments=56,
-        post_url="https://instagram.com/p/abc",
-    )
-    assert render_post_success(data, AT) == (
-        "✅ SNS 게시 완료\n"
-        "\n"
-        "📸 Instagram\n"
-        "📝 Post content here...\n"
-        "🔗 https://instagram.com/p/abc\n"
-        "👥 좋아요: 1,234 | 댓글: 56\n"
-        "⏰ 2026-02-26 10:30:00 UTC"
-    )
 
 
 def test_post_success_without_content_or_url_omits_those_lines():
     text = render_post_success(PostSuccessData(platform="twitter", likes=0, comments=0), AT)
     assert (
         text == "✅ SNS 게시 완료\n\n🐦 Twitter\n👥 좋아요: 0 | 댓글: 0\n⏰ 2026-02-26 10:30:00 UTC"
-    )
-
-
-def test_post_failure_matches_the_spec():
-    data = PostFailureData(platform="instagram", error="Connection timeout")
-    assert render_post_failure(data, AT) == (
-        "❌ SNS 게시 실패\n"
-        "\n"
-        "📱 플랫폼: Instagram\n"
-        "⚠️ 오류: Connection timeout\n"
-        "⏰ 2026-02-26 10:30:00 UTC\n"
-        "\n"
-        "자세한 내용은 대시보드에서 확인하세요."
-    )
-
-
-def test_automation_executed_matches_the_spec():
-    data = AutomationExecutedData(
-        automation_name="Daily Instagram Post",
-        platforms=["instagram", "twitter"],
-        execution_time="2026-02-26 10:30:00 UTC",
-    )
-    assert render_automation_executed(data, AT) == (
-        "🤖 자동화 규칙 실행\n"
-        "\n"
-        "📋 규칙: Daily Instagram Post\n"
-        "📱 플랫폼: Instagram, Twitter\n"
-        "✅ 상태: 완료\n"
-        "⏰ 실행 시간: 2026-02-26 10:30:00 UTC\n"
-        "📅 2026-02-26 10:30:00 UTC"
-    )
-
-
-def test_daily_summary_matches_the_spec():
-    report = DailyReport(
-        day=date(2026, 2, 26),
-        total_posts=5,
-        successful_posts=5,
-        failed_posts=0,
-        total_engagement=2345,
-        platforms={
-            "twitter": PlatformTotals(posts=2, engagement=1111),
-            "instagram": PlatformTotals(posts=3, engagement=1234),
-        },
-    )
-    assert render_daily_summary(report) == (
-        "📊 일일 SNS 리포트\n"
-        "\n"
-        "📝 게시물: 5개\n"
-        "✅ 성공: 5개\n"
-        "❌ 실패: 0개\n"
-        "👥 총 참여: 2,345\n"
-        "\n"
-        "플랫폼별 통계:\n"
-        "📸 Instagram: 3 게시 | 👥 1,234\n"
-        "🐦 Twitter: 2 게시 | 👥 1,111\n"
-        "\n"
-        "📅 2026-02-26"
     )
 
 

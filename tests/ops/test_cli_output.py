@@ -57,6 +57,15 @@ def url_part(max_size: int, delimiters: str) -> st.SearchStrategy[str]:
     )
 
 
+CLI_FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,  # the same examples every run: never a flaky failure
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+"""The property tests' settings: each runs the command in-process, with pytest's fixtures."""
+
+
 @given(
     user=url_part(30, ":/?#@"),
     password=url_part(30, "/?#@").map(lambda p: f"pw-{p}"),
@@ -69,12 +78,7 @@ def url_part(max_size: int, delimiters: str) -> st.SearchStrategy[str]:
 @example(user="", password="pw- ", database="")  # found: a space in a short password
 @example(user="x", password="pw-\x07 :spaced", database="sns")  # found: libpq quotes it encoded
 @example(user="postgres", password="pa ss-word", database="sns")  # libpq quotes it alone
-@settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,  # the same examples every run: never a flaky failure
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@CLI_FUZZ
 def test_migrate_with_any_unreachable_url_is_one_safe_error_line(
     monkeypatch, capsys, user, password, database
 ):
@@ -96,12 +100,7 @@ def test_migrate_with_any_unreachable_url_is_one_safe_error_line(
 @example(user="user-1", data='{"platform": "instagram", "content": "\\u001b]8;;x\\u0007"}')
 @example(user="user-1", data="[1, 2")
 @example(user="-", data="-1")  # found: an option-like value needs --data=...
-@settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,  # the same examples every run: never a flaky failure
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@CLI_FUZZ
 def test_publish_never_prints_a_raw_control_character_or_the_broker_password(
     monkeypatch, capsys, user, data
 ):

@@ -11,8 +11,7 @@ from services.cli import main
 from services.ops.publish import InvalidInput, build_event, parse_data
 from shared.contract import INTERNAL_TYPES, EventType, new_event, parse_event, sample_data
 from tests.ops.helpers import declare_topology, drain, observe
-
-NOW = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
+from tests.support.examples import AT as NOW
 
 
 @pytest.mark.unit

@@ -1,6 +1,7 @@
 """What tests and benchmarks share, one module per fact:
 
 - `ids`: user, chat and event ids no other test uses (the database is shared by the run);
+- `examples`: the specification's examples (its moment, its events' data);
 - `waiting`: `eventually`, waiting on a condition with a deadline (never a bare sleep);
 - `jwts`: the platform's JWTs, user and admin tokens, with audience and issuer;
 - `links`: `seed_links`, writing `telegram_links` rows as the linker would;

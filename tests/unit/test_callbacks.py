@@ -24,11 +24,11 @@ from services.common.callbacks import (
     sign,
     verify,
 )
+from tests.support.examples import AT as NOW
 
 pytestmark = pytest.mark.unit
 
 KEY = callback_key("123456:test-token")
-NOW = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
 
 
 def undated(key: bytes, chat_id: int, action: str, argument: str) -> str:

@@ -20,7 +20,9 @@ from shared.contract import (
     daily_summary_event_id,
     new_event,
     parse_event,
+    sample_data,
 )
+from tests.support.examples import AT, AUTOMATION_EXECUTED, POST_FAILURE, POST_SUCCESS
 
 pytestmark = pytest.mark.unit
 
@@ -33,13 +35,7 @@ def envelope(**overrides):
         "type": "post_success",
         "user_id": "123",
         "occurred_at": "2026-02-26T10:30:00Z",
-        "data": {
-            "platform": "instagram",
-            "content": "Post content here...",
-            "likes": 1234,
-            "comments": 56,
-            "post_url": "https://instagram.com/p/abc",
-        },
+        "data": POST_SUCCESS,
     }
     body.update(overrides)
     return json.dumps(body)
@@ -57,32 +53,10 @@ def test_design_example_parses_with_typed_data():
 @pytest.mark.parametrize(
     ("type_", "data", "model"),
     [
-        ("post_failure", {"platform": "instagram", "error": "Connection timeout"}, PostFailureData),
-        (
-            "automation_executed",
-            {
-                "automation_name": "Daily Instagram Post",
-                "platforms": ["instagram", "twitter"],
-                "execution_time": "2026-02-26 10:30:00 UTC",
-            },
-            AutomationExecutedData,
-        ),
+        ("post_failure", POST_FAILURE, PostFailureData),
+        ("automation_executed", AUTOMATION_EXECUTED, AutomationExecutedData),
         ("daily_summary", {"date": "2026-02-26"}, DailySummaryData),
-        (
-            "daily_summary",
-            {
-                "date": "2026-02-26",
-                "total_posts": 5,
-                "successful_posts": 5,
-                "failed_posts": 0,
-                "total_engagement": 2345,
-                "platforms": {
-                    "instagram": {"posts": 3, "engagement": 1234},
-                    "twitter": {"posts": 2, "engagement": 1111},
-                },
-            },
-            DailySummaryData,
-        ),
+        ("daily_summary", sample_data(EventType.DAILY_SUMMARY, AT.date()), DailySummaryData),
     ],
 )
 def test_each_seed_example_is_valid(type_, data, model):

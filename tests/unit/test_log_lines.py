@@ -43,13 +43,17 @@ def raised(message: str) -> BaseException:
         return exc
 
 
+HOSTILE = settings(max_examples=300, deadline=None, derandomize=True)
+"""The property tests' settings: the same 300 hostile texts every run (never a flaky failure)."""
+
+
 @given(text=hostile_text())
 @example(text='\x1b[2J\x1b[Hall good\r\n{"level": "info"}')
 @example(text="\u202eexe.txt\u202c \u2066isolated\u2069 \u200f\u061c")
 @example(text="\x9b31mred \x85next \u2028line \u2029para \x7f")
 @example(text="\ud800 lone surrogate \udfff")
 @example(text="게시 완료 ✅ — Korean and emoji stay readable")
-@settings(max_examples=300, deadline=None, derandomize=True)
+@HOSTILE
 def test_a_json_record_is_one_line_that_parses_back(text):
     with log_context(user_id=text):
         line = one_line(JsonFormatter().format(record("%s", text, field=text, exc=raised(text))))
@@ -65,7 +69,7 @@ def test_a_json_record_is_one_line_that_parses_back(text):
 @example(text="\x1b]8;;https://evil.example\x07click\x1b]8;;\x07")
 @example(text="INFO fake: forged\nERRO services.notifier: second record")
 @example(text="\u202eexe.txt\x9b2J\ud800")
-@settings(max_examples=300, deadline=None, derandomize=True)
+@HOSTILE
 def test_a_console_record_is_one_line_with_controls_shown(text):
     with log_context(event_id=text):
         line = one_line(ConsoleFormatter().format(record(text, field=text, exc=raised(text))))
@@ -188,7 +192,7 @@ def test_a_url_without_password_is_kept():
     around=st.tuples(hostile_text(max_size=20), hostile_text(max_size=20)),
 )
 @example(scheme="amqp", user="guest", password="se@cr/et:x", around=("", ""))
-@settings(max_examples=300, deadline=None, derandomize=True)
+@HOSTILE
 def test_a_url_password_never_survives_redaction(scheme, user, password, around):
     before, after = around
     formatters = (JsonFormatter(), ConsoleFormatter())

@@ -9,7 +9,7 @@ golden texts, `tests/notifier/goldens/<type>.<language>.txt`: its sample as rend
 """
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import get_args
 
@@ -33,13 +33,13 @@ from shared.contract import (
     parse_event,
     sample_data,
 )
+from tests.support.examples import AT
 
 pytestmark = pytest.mark.unit
 
 GOLDENS = Path(__file__).resolve().parents[1] / "notifier" / "goldens"
 LANGUAGES = sorted({*render.LANGUAGES, *preferences.LANGUAGES})
 DAY = date(2026, 2, 26)
-AT = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)
 NAMED = [t for t, spec in TYPES.items() if spec.shown is Shown.MESSAGE or spec.mutable]
 """The types whose name users read (an edit shows only new numbers in a message of another)."""
 
