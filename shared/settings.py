@@ -121,12 +121,12 @@ _BOT_USERNAME = re.compile(r"^@?[A-Za-z0-9_]{1,64}$")
 
 
 def must_match(pattern: re.Pattern[str], message: str) -> AfterValidator:
-    """For a setting's `Annotated[...]`: its value (a secret's too) matches `pattern`, else it is
-    invalid, saying `message`."""
+    """For a setting's `Annotated[...]`: unset, or its value (a secret's too) matches `pattern`;
+    else it is invalid, saying `message`."""
 
-    def check(value: SecretStr | str) -> SecretStr | str:
+    def check(value: SecretStr | str | None) -> SecretStr | str | None:
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if not pattern.match(text):
+        if text is not None and not pattern.match(text):
             raise ValueError(message)
         return value
 
@@ -134,15 +134,15 @@ def must_match(pattern: re.Pattern[str], message: str) -> AfterValidator:
 
 
 BotToken = Annotated[
-    SecretStr,
+    SecretStr | None,
     must_match(_BOT_TOKEN, "must be a bot token from @BotFather (digits, ':', A-Z a-z 0-9 _ -)"),
 ]
-"""TELEGRAM_BOT_TOKEN's form, as @BotFather gives it."""
+"""TELEGRAM_BOT_TOKEN: unset, or as @BotFather gives it."""
 BotUsername = Annotated[
-    str,
+    str | None,
     must_match(_BOT_USERNAME, "must be a Telegram username (A-Z a-z 0-9 _, optionally after @)"),
 ]
-"""TELEGRAM_BOT_USERNAME's form."""
+"""TELEGRAM_BOT_USERNAME: unset, or a Telegram username."""
 
 
 def variable_name(cls: type[BaseSettings], field: str) -> str:
@@ -189,9 +189,9 @@ class BaseServiceSettings(BaseSettings):
     rabbitmq_url: SecretStr = SecretStr(DEFAULT_RABBITMQ_URL)
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
 
-    telegram_bot_token: BotToken | None = None
+    telegram_bot_token: BotToken = None
     telegram_api_base: str = TELEGRAM_API_DEFAULT
-    telegram_bot_username: BotUsername | None = None
+    telegram_bot_username: BotUsername = None
 
     chat_id_encryption_key: SecretStr | None = None
 

@@ -15,7 +15,8 @@ _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _BOT_API_KEY = re.compile(r"^[!-~]{32,256}$")
 """32-256 visible ASCII characters: long enough not to be guessed, and sendable in a header."""
 BotApiKey = Annotated[
-    SecretStr, must_match(_BOT_API_KEY, "must be 32-256 visible ASCII characters (no spaces)")
+    SecretStr | None,
+    must_match(_BOT_API_KEY, "must be 32-256 visible ASCII characters (no spaces)"),
 ]
 
 
@@ -29,7 +30,7 @@ class LinkerSettings(JwtSettings):
     link_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
     test_messages_per_minute: int = Field(default=3, ge=1, le=60)
     linker_prefetch: int = Field(default=16, ge=1, le=1000)
-    linker_bot_api_key: BotApiKey | None = None
+    linker_bot_api_key: BotApiKey = None
     """The key a trusted bot that runs elsewhere sends as `X-Bot-Api-Key` to call verify-link;
     unset: verify-link is disabled (our own bot links chats through `/start TOKEN`)."""
 
