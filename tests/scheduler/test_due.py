@@ -61,41 +61,39 @@ def test_due_at(timezone, summary_time, summary_date, expected):
     assert due.tzinfo is UTC
 
 
-@pytest.mark.parametrize(
-    ("timezone", "summary_time", "now", "summary_date", "due"),
-    [
-        ("UTC", "09:00", "2026-02-26T09:00:00", "2026-02-25", "2026-02-26T09:00"),  # at due
-        ("UTC", "09:00", "2026-02-26T08:59:59", "2026-02-24", "2026-02-25T09:00"),  # just before
-        ("UTC", "09:00", "2026-02-26T23:59:59", "2026-02-25", "2026-02-26T09:00"),
-        ("Asia/Kolkata", "09:00", "2026-02-26T03:30", "2026-02-25", "2026-02-26T03:30"),
-        ("Asia/Kolkata", "09:00", "2026-02-26T03:29", "2026-02-24", "2026-02-25T03:30"),
-        ("Asia/Kathmandu", "00:00", "2026-02-25T18:15", "2026-02-25", "2026-02-25T18:15"),
-        # At 22:30 UTC it is already the 26th in Adelaide: the 25th is summarised.
-        ("Australia/Adelaide", "09:00", "2026-02-25T22:30", "2026-02-25", "2026-02-25T22:30"),
-        ("Australia/Adelaide", "09:00", "2026-02-25T22:29", "2026-02-24", "2026-02-24T22:30"),
-        # West of UTC the local date lags: at 03:00 UTC on the 26th it is still the 25th in NY.
-        ("America/New_York", "09:00", "2026-02-26T03:00", "2026-02-24", "2026-02-25T14:00"),
-        # Spring forward: the 02:30 summary fires at the transition, 07:00 UTC.
-        ("America/New_York", "02:30", "2026-03-08T07:00", "2026-03-07", "2026-03-08T07:00"),
-        ("America/New_York", "02:30", "2026-03-08T06:59:59", "2026-03-06", "2026-03-07T07:30"),
-    ],
-)
-def test_latest_due(timezone, summary_time, now, summary_date, due):
-    result = latest_due(timezone, time.fromisoformat(summary_time), utc(now))
-    assert result == Due(date.fromisoformat(summary_date), utc(due))
+LATEST = [
+    ("UTC", "09:00", "2026-02-26T09:00:00", "2026-02-25", "2026-02-26T09:00"),  # at due
+    ("UTC", "09:00", "2026-02-26T08:59:59", "2026-02-24", "2026-02-25T09:00"),  # just before
+    ("UTC", "09:00", "2026-02-26T23:59:59", "2026-02-25", "2026-02-26T09:00"),
+    ("Asia/Kolkata", "09:00", "2026-02-26T03:30", "2026-02-25", "2026-02-26T03:30"),
+    ("Asia/Kolkata", "09:00", "2026-02-26T03:29", "2026-02-24", "2026-02-25T03:30"),
+    ("Asia/Kathmandu", "00:00", "2026-02-25T18:15", "2026-02-25", "2026-02-25T18:15"),
+    # At 22:30 UTC it is already the 26th in Adelaide: the 25th is summarised.
+    ("Australia/Adelaide", "09:00", "2026-02-25T22:30", "2026-02-25", "2026-02-25T22:30"),
+    ("Australia/Adelaide", "09:00", "2026-02-25T22:29", "2026-02-24", "2026-02-24T22:30"),
+    # West of UTC the local date lags: at 03:00 UTC on the 26th it is still the 25th in NY.
+    ("America/New_York", "09:00", "2026-02-26T03:00", "2026-02-24", "2026-02-25T14:00"),
+    # Spring forward: the 02:30 summary fires at the transition, 07:00 UTC.
+    ("America/New_York", "02:30", "2026-03-08T07:00", "2026-03-07", "2026-03-08T07:00"),
+    ("America/New_York", "02:30", "2026-03-08T06:59:59", "2026-03-06", "2026-03-07T07:30"),
+]
+"""(zone, summary time, now, the day summarised, its due instant): the latest due at or before now."""
+
+NEXT = [
+    ("UTC", "09:00", "2026-02-26T09:00", "2026-02-26", "2026-02-27T09:00"),  # strictly after
+    ("UTC", "09:00", "2026-02-26T08:59", "2026-02-25", "2026-02-26T09:00"),
+    ("Asia/Kathmandu", "09:00", "2026-02-26T03:14", "2026-02-25", "2026-02-26T03:15"),
+    ("America/New_York", "01:30", "2026-11-01T05:30", "2026-11-01", "2026-11-02T06:30"),
+]
+"""(zone, summary time, after, the day summarised, its due instant): the next due after `after`."""
 
 
 @pytest.mark.parametrize(
-    ("timezone", "summary_time", "after", "summary_date", "due"),
-    [
-        ("UTC", "09:00", "2026-02-26T09:00", "2026-02-26", "2026-02-27T09:00"),  # strictly after
-        ("UTC", "09:00", "2026-02-26T08:59", "2026-02-25", "2026-02-26T09:00"),
-        ("Asia/Kathmandu", "09:00", "2026-02-26T03:14", "2026-02-25", "2026-02-26T03:15"),
-        ("America/New_York", "01:30", "2026-11-01T05:30", "2026-11-01", "2026-11-02T06:30"),
-    ],
+    ("find", "timezone", "summary_time", "at", "summary_date", "due"),
+    [(latest_due, *case) for case in LATEST] + [(next_due, *case) for case in NEXT],
 )
-def test_next_due(timezone, summary_time, after, summary_date, due):
-    result = next_due(timezone, time.fromisoformat(summary_time), utc(after))
+def test_latest_and_next_due(find, timezone, summary_time, at, summary_date, due):
+    result = find(timezone, time.fromisoformat(summary_time), utc(at))
     assert result == Due(date.fromisoformat(summary_date), utc(due))
 
 

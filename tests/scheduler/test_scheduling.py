@@ -213,21 +213,21 @@ async def test_a_changed_summary_time_takes_effect_the_next_day(env):
     await put_link(env.engine, "u", summary_time=time(9))
     replica = await env.replica(utc("2026-02-26T08:00"))
     await replica.job.tick()
+
+    async def the_day_summarised(at: str, not_before: str) -> date:
+        """Tick at `not_before` (nothing is due), then at `at` (one summary is): its day."""
+        replica.clock.set(utc(not_before))
+        assert await replica.job.tick() is None
+        replica.clock.set(utc(at))
+        assert (await replica.job.tick()).emitted == 1
+        (trigger,) = await env.observer.take(1)
+        return trigger.data.date
+
     # At 08:30 the user moves their summary to 08:00: today's 09:00 summary still comes.
     await put_link(env.engine, "u", summary_time=time(8))
-    replica.clock.set(utc("2026-02-26T08:30"))
-    assert await replica.job.tick() is None
-    replica.clock.set(utc("2026-02-26T09:00"))
-    assert (await replica.job.tick()).emitted == 1
-    (today,) = await env.observer.take(1)
-    assert today.data.date == date(2026, 2, 25)
+    assert await the_day_summarised("2026-02-26T09:00", "2026-02-26T08:30") == date(2026, 2, 25)
     # From tomorrow on, 08:00.
-    replica.clock.set(utc("2026-02-27T07:59:59"))
-    assert await replica.job.tick() is None
-    replica.clock.set(utc("2026-02-27T08:00"))
-    assert (await replica.job.tick()).emitted == 1
-    (tomorrow,) = await env.observer.take(1)
-    assert tomorrow.data.date == date(2026, 2, 26)
+    assert await the_day_summarised("2026-02-27T08:00", "2026-02-27T07:59:59") == date(2026, 2, 26)
 
 
 async def test_a_disabled_user_is_not_triggered_and_resumes_when_enabled(env):

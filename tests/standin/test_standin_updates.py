@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -126,7 +128,20 @@ async def test_dispatcher_answers_callbacks(standin: StandIn, bot: Bot) -> None:
     assert record.text == "got b1"
 
 
-async def _receiver() -> tuple[web.AppRunner, str, list[tuple[dict[str, str], Any]]]:
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """`app` served on a free local port while the block runs; the URL of its `/hook`."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    finally:
+        await runner.cleanup()
+
+
+def _receiver() -> tuple[web.Application, list[tuple[dict[str, str], Any]]]:
+    """A webhook receiver that keeps each request's headers and body, and accepts it."""
     received: list[tuple[dict[str, str], Any]] = []
 
     async def hook(request: web.Request) -> web.Response:
@@ -135,15 +150,12 @@ async def _receiver() -> tuple[web.AppRunner, str, list[tuple[dict[str, str], An
 
     app = web.Application()
     app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/hook", received
+    return app, received
 
 
 async def test_webhook_push_with_secret(standin: StandIn, bot: Bot) -> None:
-    runner, url, received = await _receiver()
-    try:
+    app, received = _receiver()
+    async with serving(app) as url:
         assert await bot.set_webhook(url, secret_token="s3cret_Token-1")
         info = await bot.get_webhook_info()
         assert info.url == url
@@ -158,8 +170,6 @@ async def test_webhook_push_with_secret(standin: StandIn, bot: Bot) -> None:
         assert await bot.delete_webhook()
         assert (await bot.get_webhook_info()).url == ""
         assert await bot.get_updates() == []
-    finally:
-        await runner.cleanup()
 
 
 async def test_webhook_retries_until_receiver_accepts(standin: StandIn, bot: Bot) -> None:
@@ -171,19 +181,14 @@ async def test_webhook_retries_until_receiver_accepts(standin: StandIn, bot: Bot
 
     app = web.Application()
     app.router.add_post("/hook", flaky)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        await bot.set_webhook(f"http://127.0.0.1:{runner.addresses[0][1]}/hook")
+    async with serving(app) as url:
+        await bot.set_webhook(url)
         standin.user_sends(42, "retry me")
         await standin.wait_for(lambda: standin.stats["webhook_delivered"] == 1, timeout=15)
         assert len(attempts) == 3
         assert standin.stats["webhook_failed_attempts"] == 2
         info = await bot.get_webhook_info()
         assert info.last_error_message and "500" in info.last_error_message
-    finally:
-        await runner.cleanup()
 
 
 async def test_webhook_reply_in_response(standin: StandIn, bot: Bot) -> None:
@@ -196,13 +201,8 @@ async def test_webhook_reply_in_response(standin: StandIn, bot: Bot) -> None:
 
     app = web.Application()
     SimpleRequestHandler(dp, bot, handle_in_background=False).register(app, path="/hook")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        await bot.set_webhook(f"http://127.0.0.1:{runner.addresses[0][1]}/hook")
+    async with serving(app) as url:
+        await bot.set_webhook(url)
         standin.user_sends(42, "ping")
         replies = await standin.wait_for_messages(42, 1, timeout=15)
         assert replies[0]["text"] == "echo: ping"
-    finally:
-        await runner.cleanup()

@@ -13,6 +13,11 @@ from typing import Any
 
 import jwt
 
+from services.common.auth import JwtSettings
+
+SECRET = "tests-jwt-secret-0123456789abcdef-0123456789"
+"""An HS256 secret long enough for production's check, for tests that verify their own tokens."""
+
 
 def make_jwt(
     sub: str | None,
@@ -45,3 +50,18 @@ def make_jwt(
 def bearer(sub: str | None, secret: str, **options: Any) -> dict[str, str]:
     """The Authorization header of `make_jwt(sub, secret, **options)`."""
     return {"Authorization": f"Bearer {make_jwt(sub, secret, **options)}"}
+
+
+def jwt_settings(**values: Any) -> JwtSettings:
+    """Development settings verifying HS256 tokens signed with `SECRET`, their user in `sub`, with
+    no audience or issuer checked; `values` replace any of them."""
+    base: dict[str, Any] = {
+        "app_env": "development",
+        "jwt_secret": SECRET,
+        "jwt_public_key": None,
+        "jwt_algorithms": ["HS256"],
+        "jwt_audience": None,
+        "jwt_issuer": None,
+        "jwt_user_claim": "sub",
+    }
+    return JwtSettings(_env_file=None, **(base | values))

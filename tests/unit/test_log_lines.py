@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,14 +46,29 @@ def raised(message: str) -> BaseException:
 
 HOSTILE = settings(max_examples=300, deadline=None, derandomize=True)
 """The property tests' settings: the same 300 hostile texts every run (never a flaky failure)."""
+KNOWN_HOSTILE = [
+    '\x1b[2J\x1b[Hall good\r\n{"level": "info"}',
+    "\u202eexe.txt\u202c \u2066isolated\u2069 \u200f\u061c",
+    "\x9b31mred \x85next \u2028line \u2029para \x7f",
+    "\ud800 lone surrogate \udfff",
+    "게시 완료 ✅ — Korean and emoji stay readable",
+    "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07",
+    "INFO fake: forged\nERRO services.notifier: second record",
+    "\u202eexe.txt\x9b2J\ud800",
+]
+"""Texts that would forge, recolour, reorder or break a log line: each formatter is tried on
+each of them, besides the generated ones."""
+
+
+def known_hostile(test: Callable[..., None]) -> Callable[..., None]:
+    """`test` tried on every text of `KNOWN_HOSTILE` (as hypothesis examples)."""
+    for text in KNOWN_HOSTILE:
+        test = example(text=text)(test)
+    return test
 
 
 @given(text=hostile_text())
-@example(text='\x1b[2J\x1b[Hall good\r\n{"level": "info"}')
-@example(text="\u202eexe.txt\u202c \u2066isolated\u2069 \u200f\u061c")
-@example(text="\x9b31mred \x85next \u2028line \u2029para \x7f")
-@example(text="\ud800 lone surrogate \udfff")
-@example(text="게시 완료 ✅ — Korean and emoji stay readable")
+@known_hostile
 @HOSTILE
 def test_a_json_record_is_one_line_that_parses_back(text):
     with log_context(user_id=text):
@@ -66,9 +82,7 @@ def test_a_json_record_is_one_line_that_parses_back(text):
 
 
 @given(text=hostile_text())
-@example(text="\x1b]8;;https://evil.example\x07click\x1b]8;;\x07")
-@example(text="INFO fake: forged\nERRO services.notifier: second record")
-@example(text="\u202eexe.txt\x9b2J\ud800")
+@known_hostile
 @HOSTILE
 def test_a_console_record_is_one_line_with_controls_shown(text):
     with log_context(event_id=text):
