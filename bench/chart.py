@@ -51,11 +51,10 @@ def _labels(ax: Axes, bars: Any, texts: list[str]) -> None:
         )
 
 
-def throughput(ax: Axes, ours: dict[str, Any], base: dict[str, Any]) -> None:
+def throughput(
+    ax: Axes, mine: dict[str, Any], spec: dict[str, Any], ceiling: dict[str, Any]
+) -> None:
     title = "Sending rate, limits lifted (events/s)"
-    spec = base.get("spec", {}).get("throughput", {})
-    ceiling = base.get("ceiling", {})
-    mine = ours.get("throughput", {})
     if not mine:
         return _missing(ax, title)
     names, values, colors = [], [], []
@@ -80,10 +79,8 @@ def throughput(ax: Axes, ours: dict[str, Any], base: dict[str, Any]) -> None:
     ax.set_ylabel("events / s")
 
 
-def latency(ax: Axes, ours: dict[str, Any], base: dict[str, Any]) -> None:
+def latency(ax: Axes, mine: dict[str, Any], spec: dict[str, Any]) -> None:
     title = "Publish → sendMessage at 100 events/s (ms, log)"
-    mine = ours.get("latency", {})
-    spec = base.get("spec", {}).get("latency", {})
     if not mine:
         return _missing(ax, title)
     groups = ["p50", "p99"]
@@ -105,10 +102,8 @@ def latency(ax: Axes, ours: dict[str, Any], base: dict[str, Any]) -> None:
     ax.set_ylim(top=ax.get_ylim()[1] * 3)
 
 
-def limits(ax: Axes, ours: dict[str, Any], base: dict[str, Any]) -> None:
+def limits(ax: Axes, mine: dict[str, Any], spec: dict[str, Any]) -> None:
     title = "Under Telegram's limits (30/s, 1/s per chat)"
-    mine = ours.get("limits", {})
-    spec = base.get("spec", {}).get("limits", {})
     if not mine:
         return _missing(ax, title)
     rows = [("our notifier", mine, OURS)]
@@ -229,9 +224,12 @@ def render(path: Path | None = None) -> Path:
     if not ours and base.get("ours"):
         ours = base["ours"]
     figure, axes = plt.subplots(2, 3, figsize=(17, 9.5))
-    throughput(axes[0][0], ours, base)
-    latency(axes[0][1], ours, base)
-    limits(axes[0][2], ours, base)
+    spec = base.get("spec", {})  # the spec-style sender, measured in the same run
+    throughput(
+        axes[0][0], ours.get("throughput", {}), spec.get("throughput", {}), base.get("ceiling", {})
+    )
+    latency(axes[0][1], ours.get("latency", {}), spec.get("latency", {}))
+    limits(axes[0][2], ours.get("limits", {}), spec.get("limits", {}))
     daily(axes[1][0], load("daily_summary"))
     linker(axes[1][1], load("linker"))
     memory(axes[1][2], load("memory"))
