@@ -244,25 +244,28 @@ class Delivery:
         call: Callable[[int], Awaitable[int]],
         *,
         expose: bool = False,
+        edit: bool = False,
         judge: Judge | None = None,
     ) -> tuple[Verdict, int]:
-        """`call(chat_id)` under the rate limiter until it succeeds or `judge` (by default the
-        policy's `after_send_failure`) stops it: a 429 pauses every send and is retried without
-        counting as an attempt, a migrated group is retried at its new id, a transient failure
+        """`call(chat_id)` under the rate limiter (an edit's budget: `edit`) until it succeeds
+        or `judge` (by default the policy's `after_send_failure`) stops it: a 429 pauses its
+        chat (`RateLimiter.too_many`) and is retried without counting as an attempt, a
+        migrated group is retried at its new id, a transient failure
         after a backoff. Returns the verdict (`sent` with the message id on success) and the
         attempts made."""
         judge = judge or self.config.retry.after_send_failure
         rate_limited = 0
         while True:
-            metrics.RATE_WAIT.observe(await self.limiter.acquire(chat_id, expose=expose))
+            waited = await self.limiter.acquire(chat_id, expose=expose, edit=edit)
+            metrics.RATE_WAIT.observe(waited)
             attempts += 1
             try:
                 message_id = await call(chat_id)
             except SendError as error:
-                self.limiter.release(chat_id)
+                self.limiter.release(chat_id, edit)
                 self.progress.note()  # Telegram answered (or the request timed out)
                 metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
-                await self._heed(user_id, error)
+                await self._heed(user_id, chat_id, error, edit)
                 decision = judge(error, attempts, rate_limited)
                 if isinstance(decision, Verdict):
                     if decision.status is DeliveryStatus.UNCERTAIN:
@@ -284,18 +287,19 @@ class Delivery:
                     await asyncio.sleep(decision.wait)
                 continue
             except BaseException:
-                self.limiter.release(chat_id)
+                self.limiter.release(chat_id, edit)
                 raise
-            self.limiter.release(chat_id)
+            self.limiter.release(chat_id, edit)
             self.progress.note()
             return Verdict(DeliveryStatus.SENT, message_id), attempts
 
-    async def _heed(self, user_id: str, error: SendError) -> None:
-        """What Telegram's answer means beyond this message: a 429 pauses every send; a chat
-        gone or moved is the linker's to know."""
+    async def _heed(self, user_id: str, chat_id: int, error: SendError, edit: bool) -> None:
+        """What Telegram's answer means beyond this message: a 429 pauses its chat (and may
+        lower the rate); a chat gone or moved is the linker's to know."""
         failure = error.failure
         if failure is Failure.RETRY_AFTER:
-            self.limiter.pause(error.retry_after or 1.0)
+            self.limiter.too_many(chat_id, error.retry_after or 1.0, edit)
+            metrics.RATE_ADAPTED.set(self.limiter.rate.rate)
             metrics.RETRIES.labels("retry_after").inc()
             metrics.RETRY_AFTER.observe(error.retry_after or 1.0)
         elif failure is Failure.MIGRATED and error.migrate_to_chat_id:

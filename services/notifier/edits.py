@@ -68,6 +68,7 @@ async def edit(delivery: Delivery, work: Edit) -> None:
             plan.chat_id,
             work.row.attempts,
             once,
+            edit=True,
             judge=delivery.config.retry.after_edit_failure,
         )
         if verdict.status is DeliveryStatus.SENT:

@@ -9,7 +9,7 @@ import gc
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import uvloop
 from fastapi import FastAPI
@@ -76,6 +76,9 @@ class NotifierSettings(BaseServiceSettings):
     telegram_rate_global: float = Field(default=30, ge=0, le=100_000)
     telegram_rate_per_chat: float = Field(default=1, ge=0, le=1000)
     telegram_rate_per_group_per_min: float = Field(default=20, ge=0, le=60_000)
+    telegram_rate_edits_per_group_per_min: float = Field(default=20, ge=0, le=60_000)
+    telegram_rate_adaptive: bool = True
+    telegram_rate_count_at: Literal["arrival", "completion"] = "arrival"
     telegram_allow_paid_broadcast: bool = False
     telegram_timeout_seconds: float = Field(default=10, ge=0.01, le=300)
     notifier_prefetch: int = Field(default=500, ge=1, le=65535)
@@ -97,7 +100,12 @@ class NotifierSettings(BaseServiceSettings):
         if self.telegram_allow_paid_broadcast:
             global_rate = max(global_rate, PAID_BROADCAST_RATE)
         return Limits(
-            global_rate, self.telegram_rate_per_chat, self.telegram_rate_per_group_per_min
+            global_rate,
+            self.telegram_rate_per_chat,
+            self.telegram_rate_per_group_per_min,
+            edits_per_group_per_minute=self.telegram_rate_edits_per_group_per_min,
+            adaptive=self.telegram_rate_adaptive,
+            count_at=self.telegram_rate_count_at,
         )
 
 

@@ -71,6 +71,11 @@ HELD_OVERDUE = Gauge(
     "notifier_held_overdue_seconds",
     "How long the earliest held delivery is past its release time (0: none overdue)",
 )
+RATE_ADAPTED = Gauge(
+    "notifier_telegram_rate_adapted",
+    "The global send rate in force after what 429s taught (per second; starts at the configured "
+    "one, lowered by 429s across chats, climbing back while sends go well)",
+)
 STALLED = Gauge(
     "notifier_stalled_seconds",
     "Seconds without progress while events wait (0 when nothing waits); the notifier stops "
@@ -83,6 +88,7 @@ def describe_limits(global_per_second: float, per_chat: float, per_group_per_min
     TELEGRAM_RATE_LIMIT.labels("global").set(global_per_second)
     TELEGRAM_RATE_LIMIT.labels("per_chat").set(per_chat)
     TELEGRAM_RATE_LIMIT.labels("per_group").set(per_group_per_minute)
+    RATE_ADAPTED.set(global_per_second)
 
 
 def declare_failures(failures: Iterable[str]) -> None:

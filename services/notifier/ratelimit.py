@@ -7,14 +7,22 @@ earlier version let each waiter poll: with hundreds of chats queued the event lo
 on wake-ups, and late completions cost ~4 % of the budget). Limits hold "in any window": never
 more than N sends in any interval of the window's length.
 
-A send is counted from the moment it starts until it completes, and then at its completion
-time: Telegram sees a request somewhere in between, so spacing starts from completions keeps the
-limit at the server however late the client's event loop puts a request on the wire.
+Telegram counts a send when it arrives: one one-way delay after it is written, for every send
+alike, so the spacing it sees is the spacing of the grants give or take the spread of that delay.
+A send is therefore counted when it is granted, each window widened by a margin learned from the
+spread of round trips (`pacing.RoundTrips`). Counting it in flight until its answer and then at
+the answer (`count_at="completion"`, the behaviour before) cost a round trip per window: 8 % of
+the budget at 80 ms.
+
+A 429 pauses only the chat it answered (`too_many`); 429s on several chats lower the global rate,
+which climbs back while sending goes well (`pacing.Aimd`). Edits to groups have their own budget
+per group, lowered by their own 429s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import heapq
 import itertools
@@ -25,6 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from services.notifier.pacing import Aimd, RoundTrips, SlidingWindow, make_window, set_rate
+
+__all__ = ["ChatSequencer", "DeliveryOrder", "Limits", "RateLimiter", "SlidingWindow"]
+
 Clock = Callable[[], float]
 """Monotonic seconds."""
 
@@ -32,68 +44,31 @@ OWN_IN_FLIGHT_RECHECK = 0.002
 """A waiter whose own chat has a send in flight is looked at again after this long."""
 
 
-class SlidingWindow:
-    """At most `limit` events in any interval of `period` seconds.
-
-    `stamps` are completed events (at their completion time, in order); `in_flight` events have
-    started and count as happening now.
-    """
-
-    __slots__ = ("in_flight", "limit", "period", "stamps")
-
-    def __init__(self, limit: int, period: float) -> None:
-        self.limit = limit
-        self.period = period
-        self.stamps: deque[float] = deque()
-        self.in_flight = 0
-
-    def next_allowed(self, now: float, in_flight: bool = True) -> float:
-        """The earliest instant ≥ now at which one more event fits; infinity when only the
-        completion of an in-flight event can make room (`in_flight=False`: ignore those)."""
-        stamps = self.stamps
-        while stamps and stamps[0] <= now - self.period:
-            stamps.popleft()
-        excess = len(stamps) + (self.in_flight if in_flight else 0) - self.limit
-        if excess < 0:
-            return now
-        if excess < len(stamps):
-            return stamps[excess] + self.period
-        return math.inf
-
-    def record(self, at: float) -> None:
-        """Count one completed event at `at`."""
-        if self.stamps and at < self.stamps[-1]:
-            at = self.stamps[-1]
-        self.stamps.append(at)
-
-    def idle(self, now: float) -> bool:
-        """True when no event in the window constrains the future."""
-        return not self.in_flight and (not self.stamps or self.stamps[-1] <= now - self.period)
-
-
 @dataclass(frozen=True)
 class Limits:
-    """Messages per second per bot and per chat, per minute per group; 0 means unlimited."""
+    """Messages per second per bot and per chat, per minute per group, edits per minute per
+    group; 0 means unlimited."""
 
     global_per_second: float = 30
     per_chat_per_second: float = 1
     per_group_per_minute: float = 20
     margin: float = 0.001
-    """Seconds added to each window. Stamps are taken at completion, after Telegram saw the
-    request, so the limit holds without one; this only absorbs timer rounding."""
-
-
-def _window(rate: float, period: float, margin: float) -> SlidingWindow | None:
-    if rate <= 0:
-        return None
-    if rate >= 1:
-        return SlidingWindow(int(rate), period + margin)
-    # Fractional rates (0.5/s) become one message per 1/rate seconds.
-    return SlidingWindow(1, period / rate + margin)
+    """Seconds added to each window, beside the margin learned from the answers' spread; this
+    only absorbs timer rounding."""
+    edits_per_group_per_minute: float = 20
+    adaptive: bool = True
+    """A 429 pauses its chat only, and 429s across chats lower the global rate (AIMD); False:
+    a 429 pauses every send and the rates stay fixed (the behaviour before issue 17)."""
+    count_at: str = "arrival"
+    """"arrival": a send is counted when it is granted (it reaches Telegram one one-way delay
+    later, as every other does), windows widened by the learned spread; "completion": counted
+    in flight until its answer, then at the answer (the behaviour before issue 17)."""
 
 
 class RateLimiter:
-    """Global, per-chat and per-group windows plus the pause a 429 imposes on every send."""
+    """Global, per-chat and per-group windows, the pauses 429s impose, and what the answers
+    teach (`pacing`): the global rate and the groups' edit budget adapt, the windows' margin is
+    the spread of round trips."""
 
     def __init__(self, limits: Limits, clock: Clock = time.monotonic, exposure: int = 0) -> None:
         self.limits = limits
@@ -101,46 +76,91 @@ class RateLimiter:
         """At most this many exposed grants at once (0: no bound); see `acquire(expose=True)`."""
         self._exposed = 0
         self._clock = clock
-        self._global = _window(limits.global_per_second, 1.0, limits.margin)
+        self._arrival = limits.count_at == "arrival"
+        self.trips = RoundTrips()
+        self.rate = Aimd(limits.global_per_second, floor=min(1.0, limits.global_per_second))
+        self.edit_rate = Aimd(
+            limits.edits_per_group_per_minute, hold=60.0, step=1.0, min_step=0.25, across=False
+        )
+        self._global = make_window(limits.global_per_second, 1.0, limits.margin)
         self._chats: dict[int, SlidingWindow] = {}
         self._groups: dict[int, SlidingWindow] = {}
+        self._edits: dict[int, SlidingWindow] = {}
+        self._granted: dict[int, deque[float]] = {}
         self._paused_until = 0.0
+        self._chat_paused: dict[int, float] = {}
         self._acquired = 0
         self.waited_seconds = 0.0
-        self._waiters: list[tuple[float, int, int, asyncio.Future[None], bool]] = []
+        self._waiters: list[tuple[float, int, int, asyncio.Future[None], bool, bool]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
 
     def pause(self, seconds: float) -> None:
-        """Telegram said 429 with retry_after: no request to any chat before it elapses."""
+        """No request to any chat before `seconds` elapse."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def too_many(self, chat_id: int, seconds: float, edit: bool = False) -> None:
+        """Telegram answered 429 with retry_after `seconds` to a request to `chat_id`.
+
+        Adaptive: that chat waits `seconds`, the others go on, and 429s across chats lower the
+        global rate (an edit's 429 lowers the groups' edit budget); fixed: every send waits."""
+        if not self.limits.adaptive:
+            return self.pause(seconds)
+        now = self._clock()
+        before = self._chat_paused.get(chat_id, 0.0)
+        self._chat_paused[chat_id] = max(before, now + seconds)
+        if edit and chat_id < 0:
+            self.edit_rate.too_many(chat_id, now)
+        elif self._global is not None and self.rate.too_many(
+            chat_id, now, 0 < before <= now, self._sent(now)
+        ):
+            set_rate(self._global, self.rate.rate, 1.0, self._margin())
+        if self._waiters:
+            self._poke()
+        return None
+
+    def _sent(self, now: float) -> int | None:
+        """Sends counted in the last second (at arrival; None when counted at completion)."""
+        if not self._arrival or self._global is None:
+            return None
+        stamps = self._global.stamps
+        return len(stamps) - bisect.bisect_right(stamps, now - 1.0)
 
     @property
     def paused_until(self) -> float:
-        return self._paused_until
+        """When the last pause ends (a chat's or every send's)."""
+        now = self._clock()
+        for chat in [c for c, until in self._chat_paused.items() if until <= now]:
+            del self._chat_paused[chat]
+        return max(self._paused_until, *self._chat_paused.values(), 0.0)
 
-    def next_allowed(self, chat_id: int, now: float) -> float:
+    def chat_paused_until(self, chat_id: int) -> float:
+        """When the last pause of `chat_id` ends (0: never paused, or forgotten)."""
+        return max(self._paused_until, self._chat_paused.get(chat_id, 0.0))
+
+    def _margin(self) -> float:
+        return self.limits.margin + (self.trips.margin if self._arrival else 0.0)
+
+    def next_allowed(self, chat_id: int, now: float, edit: bool = False) -> float:
         """The earliest instant a message to `chat_id` may be sent (pure arithmetic)."""
-        at = max(now, self._paused_until)
+        at = self._own_next(chat_id, now, edit, in_flight=True)
         if self._global is not None:
             at = max(at, self._global.next_allowed(now))
-        chat = self._chats.get(chat_id)
-        if chat is not None:
-            at = max(at, chat.next_allowed(now))
-        if chat_id < 0:
-            group = self._groups.get(chat_id)
-            if group is not None:
-                at = max(at, group.next_allowed(now))
         return at
 
-    def _windows(self, chat_id: int) -> list[SlidingWindow]:
+    def _windows(self, chat_id: int, edit: bool = False) -> list[SlidingWindow]:
         windows = [] if self._global is None else [self._global]
         chat = self._own(self._chats, chat_id, self.limits.per_chat_per_second, 1.0)
         if chat is not None:
             windows.append(chat)
         if chat_id < 0:
-            group = self._own(self._groups, chat_id, self.limits.per_group_per_minute, 60.0)
+            if edit:  # the groups' edit budget, as 429s have taught it
+                group = self._own(self._edits, chat_id, self.edit_rate.rate, 60.0)
+                if group is not None:
+                    set_rate(group, self.edit_rate.rate, 60.0, self._margin())
+            else:
+                group = self._own(self._groups, chat_id, self.limits.per_group_per_minute, 60.0)
             if group is not None:
                 windows.append(group)
         return windows
@@ -152,32 +172,58 @@ class RateLimiter:
         (unlimited)."""
         window = windows.get(chat_id)
         if window is None:
-            window = _window(rate, period, self.limits.margin)
+            window = make_window(rate, period, self._margin())
             if window is not None:
                 windows[chat_id] = window
         return window
 
-    def start(self, chat_id: int) -> None:
-        """Count a send to `chat_id` as in flight in every window it belongs to."""
-        for window in self._windows(chat_id):
-            window.in_flight += 1
+    def start(self, chat_id: int, edit: bool = False) -> None:
+        """Count a send to `chat_id` in every window it belongs to: in flight until `finish`
+        (counting at completion), or at once (counting at arrival)."""
+        now = self._clock()
+        for window in self._windows(chat_id, edit):
+            if self._arrival:
+                window.record(now)
+            else:
+                window.in_flight += 1
+        self._granted.setdefault(chat_id, deque()).append(now)
+        if self._global is not None and self._global.next_allowed(now) > now:
+            before = self.rate.rate
+            self.rate.sent_at_rate()  # the rate held the others back: time to probe higher
+            if self.rate.rate != before:
+                set_rate(self._global, self.rate.rate, 1.0, self._margin())
 
-    def finish(self, chat_id: int, at: float) -> None:
-        """The send started with `start` completed at `at`."""
-        for window in self._windows(chat_id):
-            window.in_flight -= 1
-            window.record(at)
+    def finish(self, chat_id: int, at: float, edit: bool = False) -> None:
+        """The send started with `start` was answered (or failed) at `at`."""
+        granted = self._granted.get(chat_id)
+        if granted:
+            learned = self.trips.add(at - granted.popleft())
+            if not granted:
+                del self._granted[chat_id]
+            if learned and self._arrival and self._global is not None:
+                set_rate(self._global, self.rate.rate, 1.0, self._margin())
+        if not self._arrival:
+            for window in self._windows(chat_id, edit):
+                window.in_flight -= 1
+                window.record(at)
         self._acquired += 1
         if self._acquired % 4096 == 0:
             self._forget_idle(at)
 
     def record(self, chat_id: int, at: float) -> None:
         """Count a message sent to `chat_id` that started and completed at `at`."""
-        self.start(chat_id)
-        self.finish(chat_id, at)
+        if self._arrival:
+            for window in self._windows(chat_id):
+                window.record(at)
+            return
+        for window in self._windows(chat_id):
+            window.in_flight += 1
+        for window in self._windows(chat_id):
+            window.in_flight -= 1
+            window.record(at)
 
-    async def acquire(self, chat_id: int, expose: bool = False) -> float:
-        """Wait until a message to `chat_id` is allowed and mark it in flight.
+    async def acquire(self, chat_id: int, expose: bool = False, edit: bool = False) -> float:
+        """Wait until a message to `chat_id` (an edit: `edit`) is allowed and count it.
 
         Returns the seconds waited; the caller must call `release` when the send completes.
         `expose=True` also takes one of the `exposure` slots (requests written to Telegram whose
@@ -191,23 +237,30 @@ class RateLimiter:
         expose = expose and self._exposure > 0
         if (
             not self._waiters
-            and self.next_allowed(chat_id, started) <= started
+            and self.next_allowed(chat_id, started, edit) <= started
             and not (expose and self._exposed >= self._exposure)
         ):
-            self.start(chat_id)
+            self.start(chat_id, edit)
             self._exposed += expose
             return 0.0
         grant: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(
             self._waiters,
-            (self._own_next(chat_id, started), next(self._order), chat_id, grant, expose),
+            (
+                self._own_next(chat_id, started, edit),
+                next(self._order),
+                chat_id,
+                grant,
+                expose,
+                edit,
+            ),
         )
         self._poke()
         try:
             await grant
         except asyncio.CancelledError:
             if grant.done() and not grant.cancelled():  # granted, but the sender went away
-                self._unstart(chat_id)
+                self._unstart(chat_id, edit)
                 if expose:
                     self.unexpose()
             self._poke()  # so the dispatcher drops it (and ends when nobody waits)
@@ -224,24 +277,31 @@ class RateLimiter:
         if self._waiters:
             self._poke()
 
-    def release(self, chat_id: int) -> None:
+    def release(self, chat_id: int, edit: bool = False) -> None:
         """The send acquired for `chat_id` has completed (successfully or not)."""
-        self.finish(chat_id, self._clock())
+        self.finish(chat_id, self._clock(), edit)
         if self._waiters:
             self._poke()
 
-    def _own_next(self, chat_id: int, now: float) -> float:
+    def _own_next(self, chat_id: int, now: float, edit: bool, in_flight: bool = False) -> float:
         """When the chat's own windows and any pause allow it (sends in flight aside)."""
-        at = max(now, self._paused_until)
-        for table in (self._chats, self._groups):
+        at = max(now, self._paused_until, self._chat_paused.get(chat_id, 0.0))
+        tables = (self._chats, self._edits if edit else self._groups)
+        for table in tables if chat_id < 0 else tables[:1]:
             window = table.get(chat_id)
-            if window is not None and window.stamps:
-                at = max(at, window.next_allowed(now, in_flight=False))
+            if window is not None and (window.stamps or in_flight):
+                at = max(at, window.next_allowed(now, in_flight))
         return at
 
-    def _unstart(self, chat_id: int) -> None:
-        for window in self._windows(chat_id):
-            window.in_flight -= 1
+    def _unstart(self, chat_id: int, edit: bool) -> None:
+        granted = self._granted.get(chat_id)
+        if granted:
+            granted.pop()
+            if not granted:
+                del self._granted[chat_id]
+        if not self._arrival:  # counted at arrival: it stays counted, which is only cautious
+            for window in self._windows(chat_id, edit):
+                window.in_flight -= 1
 
     def _poke(self) -> None:
         if self._dispatcher is None or self._dispatcher.done():
@@ -255,7 +315,7 @@ class RateLimiter:
         while waiters:
             self._wake.clear()
             now = self._clock()
-            ready_at, order, chat_id, grant, expose = waiters[0]
+            ready_at, order, chat_id, grant, expose, edit = waiters[0]
             if grant.done():  # its sender was cancelled while waiting
                 heapq.heappop(waiters)
                 continue
@@ -269,16 +329,16 @@ class RateLimiter:
             if expose and self._exposed >= self._exposure:  # until a mark is committed
                 await self._sleep(math.inf)
                 continue
-            if self.next_allowed(chat_id, now) <= now:
+            if self.next_allowed(chat_id, now, edit) <= now:
                 heapq.heappop(waiters)
-                self.start(chat_id)
+                self.start(chat_id, edit)
                 self._exposed += expose
                 grant.set_result(None)
                 continue
             # Its chat says later (or has a send of its own in flight, which the sequencer makes
             # rare): look at the others meanwhile.
-            later = max(self._own_next(chat_id, now), now + OWN_IN_FLIGHT_RECHECK)
-            heapq.heapreplace(waiters, (later, order, chat_id, grant, expose))
+            later = max(self._own_next(chat_id, now, edit), now + OWN_IN_FLIGHT_RECHECK)
+            heapq.heapreplace(waiters, (later, order, chat_id, grant, expose, edit))
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -286,7 +346,7 @@ class RateLimiter:
                 await self._wake.wait()
 
     def _forget_idle(self, now: float) -> None:
-        for table in (self._chats, self._groups):
+        for table in (self._chats, self._groups, self._edits):
             for key in [k for k, w in table.items() if w.idle(now)]:
                 del table[key]
 

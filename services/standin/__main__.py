@@ -33,6 +33,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chat-rate", type=int, help="messages per second per chat")
     p.add_argument("--group-rate-per-min", type=int, help="messages per minute per group")
     p.add_argument("--slack", type=float, default=0.02, help="windows are this much shorter (s)")
+    p.add_argument("--edit-rate-per-min", type=int, help="edits per minute per group")
+    p.add_argument(
+        "--one-way-delay-ms",
+        type=float,
+        default=0.0,
+        help="each request waits this long before it is counted, each answer again (RTT = 2x)",
+    )
     p.add_argument(
         "--lenient-ampersand",
         action="store_true",
@@ -50,7 +57,10 @@ def limits_from_args(args: argparse.Namespace) -> Limits:
         limits.per_chat_per_sec = args.chat_rate or None
     if args.group_rate_per_min is not None:
         limits.per_group_per_min = args.group_rate_per_min or None
+    if args.edit_rate_per_min is not None:
+        limits.edits_per_group_per_min = args.edit_rate_per_min or None
     limits.slack = args.slack
+    limits.one_way_delay = max(0.0, args.one_way_delay_ms) / 1000
     return limits
 
 

@@ -7,6 +7,7 @@ Nothing here logs a token.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -15,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from services.standin import faults
-from services.standin.limits import LIMITED_METHOD
+from services.standin.limits import WATCHED_METHODS
 from services.standin.state import StandInState
 from services.standin.wire import ApiError, json_response
 
@@ -74,8 +75,28 @@ class BotApi:
         except ApiError as e:
             status, body = state.error_answer(token, e)
             return json_response(body, status)
-        if method == LIMITED_METHOD and state.limiter.penalized and state.track_early_retries:
-            state.limiter.check_early(token)
+        delay = state.limits.one_way_delay
+        if delay > 0:  # the request's way to Telegram: it is counted when it arrives
+            await asyncio.sleep(delay)
+        status, body = await self._answer(token, method, params, request)
+        if delay > 0 and status:  # and the answer's way back
+            await asyncio.sleep(delay)
+        if status == 0:
+            return web.Response(status=500)  # never reaches the client: connection is gone
+        if status < 0:
+            return web.Response(text=body, status=-status, content_type="text/html")
+        return json_response(body, status)
+
+    async def _answer(
+        self, token: str, method: str, params: dict[str, Any], request: web.Request
+    ) -> tuple[int, Any]:
+        """(status, JSON body) of one call; (0, None) when the connection was dropped,
+        (-status, text) for a raw non-JSON answer. A 429 penalizes the chat it answered."""
+        state = self.state
+        watched = method in WATCHED_METHODS
+        chat = str(params.get("chat_id"))
+        if watched and state.limiter.penalized and state.track_early_retries:
+            state.limiter.check_early(token, chat)
         fault = state.take_fault(method, params.get("chat_id")) if state.faults else None
         try:
             if fault is None:
@@ -85,14 +106,16 @@ class BotApi:
                     state, fault, token, method, params, lambda: _close(request)
                 )
         except faults.Dropped:
-            return web.Response(status=500)  # never reaches the client: connection is gone
+            return 0, None
         except faults.RawAnswer as raw:
-            return web.Response(text=raw.text, status=raw.status, content_type="text/html")
+            return -raw.status, raw.text
         except Exception:
             log.exception("stand-in failed on %s", method)  # the token is never logged
-            body = ApiError(500, "Internal Server Error").body()
-            status = 500
-        return json_response(body, status)
+            return 500, ApiError(500, "Internal Server Error").body()
+        if status == 429 and watched and isinstance(body, dict):
+            retry_after = (body.get("parameters") or {}).get("retry_after")
+            state.limiter.penalize(token, chat, retry_after)
+        return status, body
 
 
 def _close(request: web.Request) -> None:

@@ -193,13 +193,17 @@ class StandInClient:
         per_chat_per_sec: int | None = None,
         per_group_per_min: int | None = None,
         slack: float | None = None,
+        edits_per_group_per_min: int | None = None,
+        one_way_delay: float | None = None,
     ) -> dict[str, Any]:
-        """Set rate limits (None = off for that limit)."""
+        """Set rate limits (None = off for that limit) and the one-way delay (seconds)."""
         body = {
             "global_per_sec": global_per_sec,
             "per_chat_per_sec": per_chat_per_sec,
             "per_group_per_min": per_group_per_min,
             "slack": slack,
+            "edits_per_group_per_min": edits_per_group_per_min,
+            "one_way_delay": one_way_delay,
         }
         return await self._request("POST", "/_standin/limits", body)
 

@@ -1,8 +1,13 @@
 """Telegram's rate limits as the stand-in enforces them, and the early retries it watches for.
 
-Only sendMessage (`LIMITED_METHOD`) is limited: sliding windows per bot, per chat and per group,
-measured on arrival. After a 429 the bot's token is penalized until its retry_after has passed;
-a send that arrives during it (after a short grace) counts as an early retry.
+sendMessage is limited by sliding windows per bot, per chat and per group, editMessageText in
+groups by a window of edits per group; all measured on arrival. After a 429 the chat it answered
+is penalized until its retry_after has passed: a request to that chat (from the same token) that
+arrives during it, after a short grace, counts as an early retry.
+
+The limits may be lower than Telegram's documented ones (a "hidden" limit the notifier must find),
+and `one_way_delay` makes the stand-in a network away: each request waits that long before it is
+counted and answered, and the answer that long again (a round trip of twice it).
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ from typing import Any
 from services.standin.wire import ApiError
 
 LIMITED_METHOD = "sendMessage"
-"""The only method rate limited and watched for early retries."""
+"""The method the bot-wide, chat and group windows limit."""
+EDIT_METHOD = "editMessageText"
+"""The method the group edit window limits."""
+WATCHED_METHODS = frozenset({LIMITED_METHOD, EDIT_METHOD})
+"""The methods whose 429s start a penalty, and whose early retries are counted."""
 PAID_BROADCAST_PER_SEC = 1000
 """Telegram's global limit for messages sent with allow_paid_broadcast."""
 
@@ -30,6 +39,9 @@ class Limits:
     per_chat_per_sec: int | None = None
     per_group_per_min: int | None = None
     slack: float = 0.02  # windows are this much shorter, to absorb loopback jitter
+    edits_per_group_per_min: int | None = None
+    one_way_delay: float = 0.0
+    """Seconds each request travels before it is counted, and each answer before it arrives."""
 
     @classmethod
     def telegram(cls) -> Limits:
@@ -49,13 +61,20 @@ class Limits:
         unknown = set(value) - known
         if unknown:
             raise ValueError(f"unknown limit fields: {sorted(unknown)}")
-        kw = {k: v for k, v in value.items() if k != "slack" or v is not None}
+        kw = {
+            k: v for k, v in value.items() if k not in ("slack", "one_way_delay") or v is not None
+        }
         return cls(**kw)
 
     @property
     def enabled(self) -> bool:
         """Whether any limit is on."""
-        return bool(self.global_per_sec or self.per_chat_per_sec or self.per_group_per_min)
+        return bool(
+            self.global_per_sec
+            or self.per_chat_per_sec
+            or self.per_group_per_min
+            or self.edits_per_group_per_min
+        )
 
 
 class RateLimiter:
@@ -67,7 +86,8 @@ class RateLimiter:
         self._global_windows: dict[str, list[float]] = {}
         self._chat_windows: dict[int, list[float]] = {}
         self._group_windows: dict[int, list[float]] = {}
-        self._penalty: dict[str, list[float]] = {}  # token -> [first 429 at, wait until]
+        self._edit_windows: dict[int, list[float]] = {}
+        self._penalty: dict[tuple[str, str], list[float]] = {}  # (token, chat) -> [429 at, until]
         self.too_many_requests = 0
         self.early_retries = 0
 
@@ -77,13 +97,12 @@ class RateLimiter:
         self._global_windows.clear()
         self._chat_windows.clear()
         self._group_windows.clear()
+        self._edit_windows.clear()
         return self.limits
 
     def check(self, token: str, chat_id: int, paid: bool = False) -> None:
         """Count one send, or raise the 429 Telegram would answer if it exceeds a window."""
         limits = self.limits
-        now = time.monotonic()
-        waits = []
         checks: list[tuple[dict[Any, list[float]], Any, int, float]] = []
         if limits.global_per_sec:
             # Paid broadcasts (allow_paid_broadcast) may go up to 1000 messages per second.
@@ -97,6 +116,18 @@ class RateLimiter:
             checks.append((self._chat_windows, chat_id, limits.per_chat_per_sec, 1.0))
         if limits.per_group_per_min and chat_id < 0:
             checks.append((self._group_windows, chat_id, limits.per_group_per_min, 60.0))
+        self._count(checks)
+
+    def check_edit(self, chat_id: int) -> None:
+        """Count one edit of a message in a group, or raise the 429 if it exceeds the window."""
+        cap = self.limits.edits_per_group_per_min
+        if cap and chat_id < 0:
+            self._count([(self._edit_windows, chat_id, cap, 60.0)])
+
+    def _count(self, checks: list[tuple[dict[Any, list[float]], Any, int, float]]) -> None:
+        limits = self.limits
+        now = time.monotonic()
+        waits = []
         windows = []
         for table, key, cap, span in checks:
             window = max(span - limits.slack, 0.001)
@@ -119,15 +150,19 @@ class RateLimiter:
         for stamps in windows:
             stamps.append(now)
 
-    def answered_429(self, token: str, retry_after: int | None) -> None:
-        """Count a 429 answer; its retry_after starts (or extends) the token's penalty."""
+    def answered_429(self) -> None:
+        """Count a 429 answer."""
         self.too_many_requests += 1
+
+    def penalize(self, token: str, chat: str, retry_after: int | None) -> None:
+        """A 429's retry_after starts (or extends) the chat's penalty for `token`."""
         if not retry_after:
             return
         now = time.monotonic()
-        penalty = self._penalty.get(token)
+        key = (token, chat)
+        penalty = self._penalty.get(key)
         if penalty is None or penalty[1] <= now:
-            self._penalty[token] = [now, now + retry_after]
+            self._penalty[key] = [now, now + retry_after]
         else:
             penalty[1] = max(penalty[1], now + retry_after)
 
@@ -136,13 +171,13 @@ class RateLimiter:
         """Whether any token is (or was, until its next send) under a 429's retry_after."""
         return bool(self._penalty)
 
-    def check_early(self, token: str) -> None:
-        """Count a send that arrives while a 429's retry_after is still running."""
-        penalty = self._penalty.get(token)
+    def check_early(self, token: str, chat: str) -> None:
+        """Count a request to `chat` that arrives while its 429's retry_after still runs."""
+        penalty = self._penalty.get((token, chat))
         if penalty is None:
             return
         now = time.monotonic()
         if now >= penalty[1]:
-            del self._penalty[token]
+            del self._penalty[(token, chat)]
         elif now > penalty[0] + self.early_retry_grace:
             self.early_retries += 1

@@ -291,5 +291,5 @@ class StandInState:
         """Count an error answer (429s start a retry_after penalty) and build its body."""
         self.errors[error.code] = self.errors.get(error.code, 0) + 1
         if error.code == 429:
-            self.limiter.answered_429(token, (error.parameters or {}).get("retry_after"))
+            self.limiter.answered_429()
         return error.code, error.body()

@@ -100,13 +100,13 @@ async def test_a_message_is_sent_marked_then_recorded():
     )
 
 
-async def test_a_429_pauses_every_send_and_is_not_counted_as_an_attempt():
+async def test_a_429_pauses_its_chat_and_is_not_counted_as_an_attempt():
     pace = SendError(Failure.RETRY_AFTER, "Too Many Requests", 429, retry_after=0.01)
     rig = Rig(FakeTelegram(script=[pace, pace]))
     (outcome,) = await rig.send(rig.item())
     assert outcome.status == DeliveryStatus.SENT
     assert len(rig.telegram.calls) == 3
-    assert rig.limiter.paused_until > 0
+    assert rig.limiter.chat_paused_until(CHAT) > 0
     assert rig.store.results[0].attempts == 1
     # Written, refused (Telegram did not deliver it: ours to resend), written again.
     assert rig.store.marks == [(1, True), (1, False), (1, True), (1, False), (1, True)]

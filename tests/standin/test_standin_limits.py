@@ -84,7 +84,9 @@ async def test_early_retry_is_counted(make_bot: Callable[..., Bot]) -> None:
         s.add_fault(error_code=429, retry_after=30)
         with pytest.raises(TelegramRetryAfter):
             await bot.send_message(1, "x")
-        await bot.send_message(2, "ignores retry_after")
+        await bot.send_message(2, "another chat is not held by chat 1's retry_after")
+        assert s.stats["early_retries"] == 0
+        await bot.send_message(1, "ignores retry_after")
         assert s.stats["early_retries"] == 1
 
 
@@ -98,3 +100,27 @@ async def test_client_that_waits_retry_after_is_not_flagged(make_bot: Callable[.
         await bot.send_message(1, "x")
         assert s.stats["early_retries"] == 0
         assert [m["text"] for m in s.bot_messages(1)] == ["x"]
+
+
+async def test_edits_in_a_group_have_their_own_hidden_limit(standin: StandIn, bot: Bot) -> None:
+    standin.set_limits(edits_per_group_per_min=2)
+    sent = [await bot.send_message(-90, f"m{i}") for i in range(3)]  # sends are not edits
+    for message in sent[:2]:
+        await bot.edit_message_text("edited", chat_id=-90, message_id=message.message_id)
+    with pytest.raises(TelegramRetryAfter) as info:
+        await bot.edit_message_text("edited", chat_id=-90, message_id=sent[2].message_id)
+    assert 1 <= info.value.retry_after <= 60
+    private = await bot.send_message(90, "private")
+    await bot.edit_message_text("private chats are not", chat_id=90, message_id=private.message_id)
+    assert await bot.send_message(-90, "sends still go") is not None
+
+
+async def test_a_one_way_delay_makes_every_request_a_round_trip_away(
+    standin: StandIn, bot: Bot
+) -> None:
+    standin.set_limits(one_way_delay=0.05)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await bot.send_message(1, "far away")
+    assert loop.time() - started >= 0.1  # there and back
+    assert standin.stats["limits"]["one_way_delay"] == 0.05
