@@ -2,17 +2,19 @@
 bench/results/.
 
 uv run python -m bench                      # the default groups (BENCH_QUICK=1: smaller sizes)
-uv run python -m bench notifier baselines   # some groups: notifier, baselines, daily, linker,
-                                            # memory, history, scale, scheduler (the daily group
-                                            # already times the scheduler's 100,000 triggers),
-                                            # startup (each service's time to /readyz)
+uv run python -m bench notifier baselines   # some groups: notifier, baselines, limits, daily,
+                                            # linker, memory, history, scale, scheduler (the daily
+                                            # group already times the scheduler's 100,000
+                                            # triggers), startup (each service's time to /readyz)
 
-The default groups are notifier, baselines, daily, linker, memory, history (10 million history
+The default groups are notifier, baselines, limits (issue 17: adaptive limits against a hidden
+one, the budget a round trip away), daily, linker, memory, history (10 million history
 rows; BENCH_HISTORY_ROWS shrinks it, 0 leaves out the filled database and pruning) and scale
 (1,000,000 users; BENCH_SCALE_USERS).
 
-Each group is also runnable alone: `python -m bench.<notifier_bench|baselines|daily_summary_bench|
-linker_bench|memory_bench|scheduler_bench|startup_bench>`; `python -m bench.chart` redraws the chart.
+Each group is also runnable alone: `python -m bench.<notifier_bench|baselines|limits_bench|
+daily_summary_bench|linker_bench|memory_bench|scheduler_bench|startup_bench>`; `python -m bench.chart`
+redraws the charts.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from bench import (
     daily_summary_bench,
     history_bench,
     history_chart,
+    limits_bench,
     linker_bench,
     memory_bench,
     notifier_bench,
@@ -44,7 +47,16 @@ from bench import (
 from bench.harness import QUICK, RESULTS, write_result
 
 console = Console()
-DEFAULT_GROUPS = ["notifier", "baselines", "daily", "linker", "memory", "history", "scale"]
+DEFAULT_GROUPS = [
+    "notifier",
+    "baselines",
+    "limits",
+    "daily",
+    "linker",
+    "memory",
+    "history",
+    "scale",
+]
 
 
 def _notifier(results: dict[str, Any]) -> Any:
@@ -67,6 +79,7 @@ GROUPS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "notifier": _notifier,
     "baselines": _baselines,
     "daily": lambda _: daily_summary_bench.main(),
+    "limits": lambda _: asyncio.run(limits_bench.main(list(limits_bench.PARTS))),
     "linker": lambda _: linker_bench.main(),
     "memory": lambda _: memory_bench.main(),
     "history": lambda _: asyncio.run(history_bench.main(list(history_bench.PARTS))),
@@ -213,6 +226,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 "≈ ideal",
             ),
         ]
+    out += limits_rows(results.get("limits", {}))
     lk = results.get("linker", {})
     for key, label in (("status", "GET /status"), ("link_account", "GET /link-account")):
         if key in lk:
@@ -298,6 +312,54 @@ def lifecycle_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, st
     return out
 
 
+def limits_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """The hidden-limit convergence beside the fixed-rate sender and PTB; the RTT drains."""
+    out = []
+    c = result.get("convergence", {})
+    if "ours" in c:
+        ours, hidden = c["ours"], c["hidden_limit_per_second"]
+        beside = " · ".join(
+            f"{name} {c[key]['rate_second_half']:.1f}/s, {c[key]['too_many_requests']}×429, "
+            f"{c[key]['lost']} lost"
+            for key, name in (("fixed_rate", "fixed"), ("ptb_aioratelimiter", "PTB"))
+            if key in c
+        )
+        out.append(
+            (
+                f"hidden {hidden}/s limit: rate (2nd half) · 429s (1st → 2nd half) · lost",
+                f"{ours['rate_second_half']:.1f}/s · {ours['too_many_first_half']} → "
+                f"{ours['too_many_second_half']} · {ours['lost']}",
+                beside,
+                f"{100 * ours['within_of_hidden_limit']:.1f} % off",
+                "≤ 10 % off, 0 lost, 429s falling",
+            )
+        )
+        d = c["documented"]
+        out.append(
+            (
+                "adaptive, Telegram's documented limits: % of 30/s · 429s",
+                f"{100 * d['fraction_of_limit']:.1f} % · {d['too_many_requests']}",
+                "",
+                "",
+                "≥ 99 % · 0",
+            )
+        )
+    for rtt, modes in result.get("rtt", {}).items():
+        for part, limit, target in (("paid_broadcast", 1000, "≥ 98 %"), ("standard", 30, "≥ 99 %")):
+            now, before = modes["arrival"][part], modes["completion"][part]
+            out.append(
+                (
+                    f"RTT {rtt}: % of {limit}/s · 429s",
+                    f"{100 * now['fraction_of_limit']:.1f} % · {now['too_many_requests']}",
+                    f"counted to the answer {100 * before['fraction_of_limit']:.1f} % · "
+                    f"{before['too_many_requests']}",
+                    "",
+                    f"{target} · 0",
+                )
+            )
+    return out
+
+
 def table(results: dict[str, Any]) -> Table:
     """The numbers a reader looks for, one row each."""
     t = Table(title="sns-telegram benchmarks" + (" (BENCH_QUICK=1)" if QUICK else ""))
@@ -330,6 +392,6 @@ if __name__ == "__main__":
     if {"history", "scale"} & set(chosen):
         charts.append(history_chart.render())
     console.print(
-        f"charts: {', '.join(map(str, charts))}   results: {RESULTS}/   "
+        f"charts: {', '.join(map(str, charts))} {chart.render_limits() or ''}   results: {RESULTS}/   "
         f"{json.dumps(results['seconds'])}"
     )

@@ -218,6 +218,99 @@ def memory(ax: Axes, result: dict[str, Any]) -> None:
     )
 
 
+SENDERS = (
+    ("ours", "our notifier (adaptive)", OURS),
+    ("fixed_rate", "fixed rate (429 pauses all)", SPEC),
+    ("ptb_aioratelimiter", "python-telegram-bot AIORateLimiter", CEILING),
+)
+
+
+def convergence(rate_ax: Axes, refused_ax: Axes, result: dict[str, Any]) -> None:
+    """Accepted sends and 429s of each second, each sender, under the hidden limit."""
+    hidden = result.get("hidden_limit_per_second")
+    title = f"Hidden limit {hidden}/s, configured 30/s: accepted per second"
+    if not hidden:
+        _missing(refused_ax, "429s per second")
+        return _missing(rate_ax, "Hidden limit: accepted per second")
+    for key, name, color in SENDERS:
+        run = result.get(key)
+        if not run or "timeline" not in run:
+            continue
+        line = run["timeline"]
+        label = f"{name}: {run['rate_second_half']:.1f}/s, {run['lost']} lost"
+        rate_ax.plot(line["accepted"][:-1], color=color, label=label)
+        refused_ax.plot(
+            line["too_many_requests"][:-1],
+            color=color,
+            label=f"{name}: {run['too_many_requests']} × 429",
+        )
+    rate_ax.axhline(hidden, color=IDEAL, linestyle="--", linewidth=1)
+    for ax, heading, unit in (
+        (rate_ax, title, "accepted / s"),
+        (refused_ax, "429s per second, same runs", "429 / s"),
+    ):
+        ax.set_title(heading, fontsize=11, loc="left")
+        ax.set_xlabel("seconds from the first accepted send")
+        ax.set_ylabel(unit)
+        ax.legend(fontsize=8)
+
+
+def round_trips(paid_ax: Axes, standard_ax: Axes, result: dict[str, Any]) -> None:
+    """% of the limit reached at each round trip, counted on arrival beside until the answer."""
+    if not result:
+        _missing(standard_ax, "30/s a round trip away")
+        return _missing(paid_ax, "Paid broadcast a round trip away")
+    rtts = list(result)
+    width = 0.38
+    for ax, part, limit in ((paid_ax, "paid_broadcast", 1000), (standard_ax, "standard", 30)):
+        for offset, count_at, color in (
+            (-width / 2, "completion", SPEC),
+            (width / 2, "arrival", OURS),
+        ):
+            runs = [result[r][count_at][part] for r in rtts]
+            values = [100 * run["fraction_of_limit"] for run in runs]
+            bars = ax.bar(
+                [i + offset for i in range(len(rtts))],
+                values,
+                width,
+                color=color,
+                label=f"counted at {count_at}" + (" (before)" if count_at == "completion" else ""),
+            )
+            _labels(
+                ax,
+                bars,
+                [
+                    f"{v:.1f}%\n{r['too_many_requests']}×429"
+                    for v, r in zip(values, runs, strict=True)
+                ],
+            )
+        ax.set_xticks(range(len(rtts)), [f"RTT {r}" for r in rtts])
+        ax.set_ylim(80, 108)
+        ax.set_ylabel(f"% of {limit}/s")
+        ax.legend(fontsize=8, loc="lower left")
+        ax.set_title(
+            f"{'Paid broadcast drain' if limit == 1000 else '30/s'} a round trip away",
+            fontsize=11,
+            loc="left",
+        )
+
+
+def render_limits(path: Path | None = None) -> Path | None:
+    """bench/results/limits.png from limits.json (None if it has not run)."""
+    result = load("limits")
+    if not result:
+        return None
+    figure, axes = plt.subplots(2, 2, figsize=(15, 9.5))
+    convergence(axes[0][0], axes[0][1], result.get("convergence", {}))
+    round_trips(axes[1][0], axes[1][1], result.get("rtt", {}))
+    figure.suptitle(f"Limits that adapt, the budget a network away — {result['measured_at']}")
+    figure.tight_layout(rect=(0, 0, 1, 0.96))
+    path = path or RESULTS / "limits.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def render(path: Path | None = None) -> Path:
     """Draw the summary chart from bench/results/*.json; returns its path."""
     ours, base = load("notifier"), load("baselines")
@@ -253,4 +346,4 @@ def save(figure: Any, title: str, path: Path) -> Path:
 
 
 if __name__ == "__main__":
-    print(render())
+    print(render(), render_limits())

@@ -2,6 +2,7 @@
 
     python -m bench.senders spec       # consume notifier.events the way the seed sends (until SIGTERM)
     python -m bench.senders ceiling N  # N bare sendMessage POSTs with aiohttp, then exit
+    python -m bench.senders ptb        # python-telegram-bot + AIORateLimiter (until SIGTERM)
 
 `spec` is the seed's Flask integration (`send_sns_notification`) put behind the same RabbitMQ queue:
 for each event, one at a time, a synchronous database lookup of the user's chat id (psycopg, one
@@ -88,6 +89,56 @@ async def spec() -> None:
     print(json.dumps(counts), flush=True)
 
 
+async def ptb(concurrency: int = 64) -> None:
+    """Consume `notifier.events` and send with python-telegram-bot and its `AIORateLimiter` at
+    Telegram's documented limits (30/s, 20/min per group), retrying a 429 after its retry_after
+    (which halts every request meanwhile), until SIGTERM. Chat ids follow the benchmarks'
+    seeding (`bench.harness.bench_users`: user bench-i has chat 7,000,000,000 + i)."""
+    import aio_pika
+    from telegram.constants import ParseMode
+    from telegram.error import TelegramError
+    from telegram.ext import AIORateLimiter, ExtBot
+    from telegram.request import HTTPXRequest
+
+    counts = {"sent": 0, "failed": 0}
+    work: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+    bot = ExtBot(
+        TOKEN,
+        base_url=os.environ["TELEGRAM_API_BASE"].rstrip("/") + "/bot",
+        request=HTTPXRequest(connection_pool_size=concurrency),
+        rate_limiter=AIORateLimiter(max_retries=50),
+    )
+
+    async def worker() -> None:
+        while True:
+            message = await work.get()
+            event = json.loads(message.body)
+            chat = 7_000_000_000 + int(event["user_id"].rsplit("-", 1)[1])
+            try:
+                text = render_failure(event["data"], event["occurred_at"])
+                await bot.send_message(chat, text, parse_mode=ParseMode.HTML)
+                counts["sent"] += 1
+            except TelegramError:
+                counts["failed"] += 1
+            await message.ack()
+
+    async with bot:
+        connection = await aio_pika.connect(os.environ["RABBITMQ_URL"])
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=500)
+        queue = await channel.get_queue("notifier.events")
+        await queue.consume(work.put)
+        workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        print("python-telegram-bot sender consuming notifier.events", flush=True)
+        await stop.wait()
+        for task in workers:
+            task.cancel()
+        await connection.close()
+    print(json.dumps(counts), flush=True)
+
+
 async def ceiling(count: int, concurrency: int = 64) -> None:
     """POST `count` sendMessage requests with aiohttp, `concurrency` at a time; print the rate."""
     import aiohttp
@@ -124,6 +175,8 @@ async def ceiling(count: int, concurrency: int = 64) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["spec"]:
         asyncio.run(spec())
+    elif sys.argv[1:2] == ["ptb"]:
+        asyncio.run(ptb())
     elif sys.argv[1:2] == ["ceiling"]:
         asyncio.run(ceiling(int(sys.argv[2])))
     else:

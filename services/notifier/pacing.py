@@ -13,12 +13,15 @@ time. Reaching the ceiling again restores the step.
 
 `RoundTrips` keeps the round trips of recent answers: half the shortest is the one-way delay (a
 send reaches Telegram that long after it is written, and that is when Telegram counts it), and
-the spread of the others above it is the margin a window adds so that a request that travels
-slower than usual still arrives inside the budget.
+the median spread of the others above it is the margin a window adds so that a request that
+travels slower than usual still arrives inside the budget. An answer later than that moves its
+send's stamp to the latest instant it can have arrived (`SlidingWindow.move`).
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,17 +30,20 @@ from dataclasses import dataclass, field
 class SlidingWindow:
     """At most `limit` events in any interval of `period` seconds.
 
-    `stamps` are completed events (at their completion time, in order); `in_flight` events have
-    started and count as happening now.
+    `stamps` are counted events, in order; `in_flight` events have started and count as
+    happening now (counting at completion). Counting at arrival, `pending` holds the stamps of
+    sends not yet answered: one still unanswered when its stamp leaves the window counts as
+    happening now, so a request that hangs can never let the next window's overlap it.
     """
 
-    __slots__ = ("in_flight", "limit", "period", "stamps")
+    __slots__ = ("in_flight", "limit", "pending", "period", "stamps")
 
     def __init__(self, limit: int, period: float) -> None:
         self.limit = limit
         self.period = period
         self.stamps: deque[float] = deque()
         self.in_flight = 0
+        self.pending: deque[float] = deque()
 
     def next_allowed(self, now: float, in_flight: bool = True) -> float:
         """The earliest instant ≥ now at which one more event fits; infinity when only the
@@ -45,7 +51,10 @@ class SlidingWindow:
         stamps = self.stamps
         while stamps and stamps[0] <= now - self.period:
             stamps.popleft()
-        excess = len(stamps) + (self.in_flight if in_flight else 0) - self.limit
+        flying = self.in_flight
+        if self.pending and self.pending[0] <= now - self.period:
+            flying += bisect.bisect_right(self.pending, now - self.period)
+        excess = len(stamps) + (flying if in_flight else 0) - self.limit
         if excess < 0:
             return now
         if excess < len(stamps):
@@ -57,6 +66,19 @@ class SlidingWindow:
         if self.stamps and at < self.stamps[-1]:
             at = self.stamps[-1]
         self.stamps.append(at)
+
+    def answered(self, stamp: float) -> None:
+        """The send stamped `stamp` (counting at arrival) has its answer."""
+        with contextlib.suppress(ValueError):
+            self.pending.remove(stamp)
+
+    def move(self, old: float, new: float) -> None:
+        """Count the event stamped `old` at `new` instead (nothing if it has expired)."""
+        try:
+            self.stamps.remove(old)
+        except ValueError:
+            return
+        bisect.insort(self.stamps, new)
 
     def idle(self, now: float) -> bool:
         """True when no event in the window constrains the future."""
@@ -161,7 +183,10 @@ class RoundTrips:
     """The round trips of the last `size` answers: one-way delay and margin."""
 
     size: int = 512
-    quantile: float = 0.99
+    quantile: float = 0.5
+    """The margin is the spread at this quantile: a send slower than that is counted later
+    when its answer comes (`SlidingWindow.move`), which is in time for every window longer than a
+    round trip; the margin covers sends still on their way when a window turns."""
     cap: float = 0.25
     """The margin never exceeds this (a stalled answer must not stop sending)."""
     _samples: deque[float] = field(default_factory=deque, init=False)
@@ -182,17 +207,23 @@ class RoundTrips:
         return True
 
     @property
+    def shortest(self) -> float:
+        """The shortest recent round trip (0 before any answer)."""
+        return min(self._samples) if self._samples else 0.0
+
+    @property
     def one_way(self) -> float:
         """Half the shortest recent round trip (0 before any answer)."""
         return min(self._samples) / 2 if self._samples else 0.0
 
     @property
     def margin(self) -> float:
-        """Half the spread of recent round trips above the shortest, at `quantile`: how much
-        later than the fastest a request may reach Telegram."""
+        """The spread of recent round trips above the shortest, at `quantile`: how much later
+        than the fastest a request may reach Telegram (all of the extra time is taken as the
+        way there, which is cautious)."""
         return self._margin
 
     def _spread(self) -> float:
         ordered = sorted(self._samples)
         high = ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))]
-        return min(self.cap, (high - ordered[0]) / 2)
+        return min(self.cap, high - ordered[0])

@@ -184,6 +184,7 @@ class RateLimiter:
         for window in self._windows(chat_id, edit):
             if self._arrival:
                 window.record(now)
+                window.pending.append(now)
             else:
                 window.in_flight += 1
         self._granted.setdefault(chat_id, deque()).append(now)
@@ -197,9 +198,17 @@ class RateLimiter:
         """The send started with `start` was answered (or failed) at `at`."""
         granted = self._granted.get(chat_id)
         if granted:
-            learned = self.trips.add(at - granted.popleft())
+            sent = granted.popleft()
             if not granted:
                 del self._granted[chat_id]
+            margin = self.trips.margin
+            learned = self.trips.add(at - sent)
+            late = at - sent - self.trips.shortest - margin
+            if self._arrival:
+                for window in self._windows(chat_id, edit):
+                    window.answered(sent)
+                    if late > 0:  # slower than the margin allows: count it later
+                        window.move(sent, sent + late)
             if learned and self._arrival and self._global is not None:
                 set_rate(self._global, self.rate.rate, 1.0, self._margin())
         if not self._arrival:
@@ -295,13 +304,14 @@ class RateLimiter:
 
     def _unstart(self, chat_id: int, edit: bool) -> None:
         granted = self._granted.get(chat_id)
-        if granted:
-            granted.pop()
-            if not granted:
-                del self._granted[chat_id]
-        if not self._arrival:  # counted at arrival: it stays counted, which is only cautious
-            for window in self._windows(chat_id, edit):
+        sent = granted.pop() if granted else None
+        if granted is not None and not granted:
+            del self._granted[chat_id]
+        for window in self._windows(chat_id, edit):
+            if not self._arrival:
                 window.in_flight -= 1
+            elif sent is not None:  # it stays counted, which is only cautious
+                window.answered(sent)
 
     def _poke(self) -> None:
         if self._dispatcher is None or self._dispatcher.done():

@@ -154,8 +154,37 @@ def test_round_trips_give_the_one_way_delay_and_a_margin_from_their_spread():
         trips.add(0.080 + (i % 10) / 1000)  # 80 to 89 ms
     trips.add(0.080)
     assert trips.one_way == pytest.approx(0.040)
-    assert trips.margin == pytest.approx(0.0045)  # half of 9 ms above the fastest
+    assert trips.margin == pytest.approx(0.009)  # 9 ms above the fastest
     trips.add(5.0)  # one answer that hung: the margin is capped
     for _ in range(40):
         trips.add(5.0)
     assert trips.margin == trips.cap
+
+
+def test_a_send_answered_later_than_the_margin_is_counted_when_it_can_have_arrived():
+    clock = Clock(0.0)
+    limiter = RateLimiter(Limits(2, 0, 0, margin=0.0), clock=clock)
+    for i in range(64):  # steady 80 ms round trips: no spread, no margin
+        clock.now = i * 0.5
+        limiter.start(i)
+        limiter.finish(i, clock.now + 0.08)
+    clock.now = 100.0
+    limiter.start(1)
+    limiter.start(2)
+    limiter.finish(1, 100.08)
+    limiter.finish(2, 100.38)  # 300 ms late: it may have reached Telegram up to then
+    clock.now = 101.0
+    assert limiter.next_allowed(3, 101.0) == 101.0  # the on-time send's place is free
+    limiter.start(3)
+    assert limiter.next_allowed(4, 101.0) == pytest.approx(101.3)  # the late one's, later
+
+
+def test_a_send_still_unanswered_when_its_window_turns_keeps_counting():
+    clock = Clock(0.0)
+    limiter = RateLimiter(Limits(2, 0, 0, margin=0.0), clock=clock)
+    limiter.start(1)
+    limiter.start(2)
+    assert limiter.next_allowed(3, 1.5) == float("inf")  # both may still be on their way
+    clock.now = 1.6
+    limiter.finish(1, 1.6)
+    assert limiter.next_allowed(3, 1.6) == 1.6
