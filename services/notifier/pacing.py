@@ -12,10 +12,11 @@ minimum), so the sender probes the real limit more and more gently: the 429s it 
 time. Reaching the ceiling again restores the step.
 
 `RoundTrips` keeps the round trips of recent answers: half the shortest is the one-way delay (a
-send reaches Telegram that long after it is written, and that is when Telegram counts it), and
-the median spread of the others above it is the margin a window adds so that a request that
-travels slower than usual still arrives inside the budget. An answer later than that moves its
-send's stamp to the latest instant it can have arrived (`SlidingWindow.move`).
+send reaches Telegram that long after it is written, and that is when Telegram counts it). Every
+send reaches it one such delay after its grant, give or take the spread of the answers: an answer
+that took longer than the shortest moves its send's stamp by that much, to the latest instant it
+can have arrived (`SlidingWindow.move`), which is in time for every window longer than a round
+trip; a send still unanswered when its window turns counts as happening now.
 """
 
 from __future__ import annotations
@@ -180,50 +181,35 @@ class Aimd:
 
 @dataclass
 class RoundTrips:
-    """The round trips of the last `size` answers: one-way delay and margin."""
+    """The round trips of the last `size` answers. The shortest is the way there and back with
+    no wait on either side: a send whose answer took `late` seconds longer may have reached
+    Telegram up to `late` seconds later than the fastest would have (all of the extra time is
+    taken as the way there, which is cautious)."""
 
     size: int = 512
-    quantile: float = 0.5
-    """The margin is the spread at this quantile: a send slower than that is counted later
-    when its answer comes (`SlidingWindow.move`), which is in time for every window longer than a
-    round trip; the margin covers sends still on their way when a window turns."""
-    cap: float = 0.25
-    """The margin never exceeds this (a stalled answer must not stop sending)."""
     _samples: deque[float] = field(default_factory=deque, init=False)
-    _margin: float = field(default=0.0, init=False)
+    _shortest: float = field(default=math.inf, init=False)
     _added: int = field(default=0, init=False)
 
-    def add(self, seconds: float) -> bool:
-        """One answered request took `seconds` from being granted to its answer; True when
-        the margin was re-read."""
+    def add(self, seconds: float) -> float:
+        """One answered request took `seconds` from being granted to its answer; returns how
+        much longer than the shortest recent one it took."""
         samples = self._samples
-        samples.append(max(0.0, seconds))
+        seconds = max(0.0, seconds)
+        samples.append(seconds)
         if len(samples) > self.size:
             samples.popleft()
         self._added += 1
-        if self._added % 32 != 1:  # the quantile is re-read every 32 answers, not every one
-            return False
-        self._margin = self._spread()
-        return True
+        if seconds < self._shortest or self._added % 64 == 0:  # the oldest may have left
+            self._shortest = min(samples)
+        return seconds - self._shortest
 
     @property
     def shortest(self) -> float:
         """The shortest recent round trip (0 before any answer)."""
-        return min(self._samples) if self._samples else 0.0
+        return self._shortest if self._samples else 0.0
 
     @property
     def one_way(self) -> float:
-        """Half the shortest recent round trip (0 before any answer)."""
-        return min(self._samples) / 2 if self._samples else 0.0
-
-    @property
-    def margin(self) -> float:
-        """The spread of recent round trips above the shortest, at `quantile`: how much later
-        than the fastest a request may reach Telegram (all of the extra time is taken as the
-        way there, which is cautious)."""
-        return self._margin
-
-    def _spread(self) -> float:
-        ordered = sorted(self._samples)
-        high = ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))]
-        return min(self.cap, high - ordered[0])
+        """Half the shortest recent round trip: how long a request takes to reach Telegram."""
+        return self.shortest / 2

@@ -9,8 +9,9 @@ more than N sends in any interval of the window's length.
 
 Telegram counts a send when it arrives: one one-way delay after it is written, for every send
 alike, so the spacing it sees is the spacing of the grants give or take the spread of that delay.
-A send is therefore counted when it is granted, each window widened by a margin learned from the
-spread of round trips (`pacing.RoundTrips`). Counting it in flight until its answer and then at
+A send is therefore counted when it is granted, and when its answer took longer than the
+shortest recent round trip, moved by the difference: the margin each send needs, learned from
+the spread of the answers (`pacing.RoundTrips`). Counting it in flight until its answer and then at
 the answer (`count_at="completion"`, the behaviour before) cost a round trip per window: 8 % of
 the budget at 80 ms.
 
@@ -53,7 +54,7 @@ class Limits:
     per_chat_per_second: float = 1
     per_group_per_minute: float = 20
     margin: float = 0.001
-    """Seconds added to each window, beside the margin learned from the answers' spread; this
+    """Seconds added to each window (the spread of answers moves late sends on its own); this
     only absorbs timer rounding."""
     edits_per_group_per_minute: float = 20
     adaptive: bool = True
@@ -61,14 +62,14 @@ class Limits:
     a 429 pauses every send and the rates stay fixed (the behaviour before issue 17)."""
     count_at: str = "arrival"
     """"arrival": a send is counted when it is granted (it reaches Telegram one one-way delay
-    later, as every other does), windows widened by the learned spread; "completion": counted
+    later, as every other does) and moved by its answer's lateness; "completion": counted
     in flight until its answer, then at the answer (the behaviour before issue 17)."""
 
 
 class RateLimiter:
     """Global, per-chat and per-group windows, the pauses 429s impose, and what the answers
-    teach (`pacing`): the global rate and the groups' edit budget adapt, the windows' margin is
-    the spread of round trips."""
+    teach (`pacing`): the global rate and the groups' edit budget adapt, a send whose answer was
+    late is counted as late as it can have arrived."""
 
     def __init__(self, limits: Limits, clock: Clock = time.monotonic, exposure: int = 0) -> None:
         self.limits = limits
@@ -115,7 +116,7 @@ class RateLimiter:
         elif self._global is not None and self.rate.too_many(
             chat_id, now, 0 < before <= now, self._sent(now)
         ):
-            set_rate(self._global, self.rate.rate, 1.0, self._margin())
+            set_rate(self._global, self.rate.rate, 1.0, self.limits.margin)
         if self._waiters:
             self._poke()
         return None
@@ -139,9 +140,6 @@ class RateLimiter:
         """When the last pause of `chat_id` ends (0: never paused, or forgotten)."""
         return max(self._paused_until, self._chat_paused.get(chat_id, 0.0))
 
-    def _margin(self) -> float:
-        return self.limits.margin + (self.trips.margin if self._arrival else 0.0)
-
     def next_allowed(self, chat_id: int, now: float, edit: bool = False) -> float:
         """The earliest instant a message to `chat_id` may be sent (pure arithmetic)."""
         at = self._own_next(chat_id, now, edit, in_flight=True)
@@ -158,7 +156,7 @@ class RateLimiter:
             if edit:  # the groups' edit budget, as 429s have taught it
                 group = self._own(self._edits, chat_id, self.edit_rate.rate, 60.0)
                 if group is not None:
-                    set_rate(group, self.edit_rate.rate, 60.0, self._margin())
+                    set_rate(group, self.edit_rate.rate, 60.0, self.limits.margin)
             else:
                 group = self._own(self._groups, chat_id, self.limits.per_group_per_minute, 60.0)
             if group is not None:
@@ -172,7 +170,7 @@ class RateLimiter:
         (unlimited)."""
         window = windows.get(chat_id)
         if window is None:
-            window = make_window(rate, period, self._margin())
+            window = make_window(rate, period, self.limits.margin)
             if window is not None:
                 windows[chat_id] = window
         return window
@@ -192,7 +190,7 @@ class RateLimiter:
             before = self.rate.rate
             self.rate.sent_at_rate()  # the rate held the others back: time to probe higher
             if self.rate.rate != before:
-                set_rate(self._global, self.rate.rate, 1.0, self._margin())
+                set_rate(self._global, self.rate.rate, 1.0, self.limits.margin)
 
     def finish(self, chat_id: int, at: float, edit: bool = False) -> None:
         """The send started with `start` was answered (or failed) at `at`."""
@@ -201,16 +199,12 @@ class RateLimiter:
             sent = granted.popleft()
             if not granted:
                 del self._granted[chat_id]
-            margin = self.trips.margin
-            learned = self.trips.add(at - sent)
-            late = at - sent - self.trips.shortest - margin
+            late = self.trips.add(at - sent)
             if self._arrival:
                 for window in self._windows(chat_id, edit):
                     window.answered(sent)
-                    if late > 0:  # slower than the margin allows: count it later
+                    if late > 0:  # slower than the fastest: it may have arrived that much later
                         window.move(sent, sent + late)
-            if learned and self._arrival and self._global is not None:
-                set_rate(self._global, self.rate.rate, 1.0, self._margin())
         if not self._arrival:
             for window in self._windows(chat_id, edit):
                 window.in_flight -= 1
