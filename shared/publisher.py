@@ -5,6 +5,11 @@
 
 `publish` returns only once RabbitMQ has confirmed the message; it raises `PublishError` when the
 broker refused it (nack) or could not route it (no queue bound for its type).
+
+Tracing (OpenTelemetry, API only): each publish is a producer span, a child of the current span
+or the start of a new trace, and its context travels in the message's `traceparent` header. It
+records nothing until the process installs an OpenTelemetry SDK (our services do when
+`OTEL_EXPORTER_OTLP_ENDPOINT` is set; a platform service may do the same with its own).
 """
 
 from __future__ import annotations
@@ -19,9 +24,14 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from aio_pika.exceptions import DeliveryError
 from aio_pika.exceptions import PublishError as UnroutableError
 from aiormq.exceptions import ChannelInvalidStateError
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pamqp.commands import Basic
 
 from shared.contract import EXCHANGE, Event, EventType, new_event
+
+_TRACER = trace.get_tracer("shared.publisher")
+"""Follows OpenTelemetry's global provider: a no-op until a process installs an SDK."""
 
 
 class PublishError(RuntimeError):
@@ -89,6 +99,30 @@ class EventPublisher:
         self, event: Event, *, mandatory: bool = True, headers: dict[str, Any] | None = None
     ) -> None:
         """Publish one event and wait for the broker's confirm; raise `PublishError` if refused."""
+        routing_key = event.type.value
+        with _TRACER.start_as_current_span(
+            f"{self._exchange_name}.{routing_key} publish",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self._exchange_name,
+                "messaging.rabbitmq.destination.routing_key": routing_key,
+                "messaging.message.id": str(event.event_id),
+            },
+            record_exception=False,  # messages may quote the broker's URL; the type is enough
+            set_status_on_exception=False,
+        ) as span:
+            traced = dict(headers or {})
+            propagate.inject(traced)
+            try:
+                await self._publish(event, mandatory, traced)
+            except PublishError as exc:
+                span.set_attribute("error.type", type(exc.__cause__ or exc).__name__)
+                span.set_status(Status(StatusCode.ERROR))
+                raise
+
+    async def _publish(self, event: Event, mandatory: bool, headers: dict[str, Any]) -> None:
         if self._exchange is None:
             raise PublishError("publisher is not connected: call connect() first")
         try:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from services.common import tracing
 from services.common.logging import log_context
 
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -149,7 +150,9 @@ def route_template(app: FastAPI, scope: dict[str, Any]) -> str:
 
 
 def install_common(app: FastAPI, service: str) -> None:
-    """Request ids, request metrics and the JSON error shape for every error a client can cause."""
+    """Request ids, request metrics, the JSON error shape for every error a client can cause, and
+    a span for every request when tracing is on."""
+    tracing.instrument_app(app)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Any) -> Response:

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common import tracing
 from services.common.auth import install_auth, make_verifier
 from services.common.callbacks import callback_key
 from services.common.chat_ids import ChatIdCipher
@@ -86,6 +87,7 @@ def create_app(
     )
     # The notifier signs its buttons with the same bot token, so presses on them verify here.
     dispatcher = make_dispatcher(links, settings.link_token_ttl_seconds, callback_key(bot.token))
+    tracing.trace_updates(dispatcher)
     broker = make_broker(
         settings.rabbitmq_url.get_secret_value(),
         links,

@@ -26,6 +26,7 @@ from faststream.rabbit import (
 from faststream.rabbit.annotations import RabbitMessage
 from prometheus_client import Counter
 
+from services.common import tracing
 from services.common.internal_events import is_signed
 from services.common.logging import log_context
 from services.common.web import ReadinessCheck
@@ -79,7 +80,13 @@ def make_broker(url: str, links: LinkService, key: bytes, *, prefetch: int = 16)
     (`internal_events_key` of the bot token), to the links."""
     # faststream's own logger writes plain text to stdout, message ids and errors unescaped;
     # ours goes through the service's formatter (one escaped, redacted line per record).
-    broker = RabbitBroker(url, graceful_timeout=10.0, logger=log, log_level=logging.DEBUG)
+    broker = RabbitBroker(
+        url,
+        graceful_timeout=10.0,
+        logger=log,
+        log_level=logging.DEBUG,
+        middlewares=tracing.broker_middlewares(),  # none unless tracing is on
+    )
 
     @broker.subscriber(
         QUEUE,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from services.common import tracing
 from services.common.logging import configure_logging
 from services.common.safe_text import redact
 from services.common.telegram import make_bot
@@ -80,6 +81,7 @@ def run() -> None:
         settings = LinkerSettings()
         configure_logging(settings.log_level, settings.log_format)
         settings.validate_for_production()
+        tracing.setup("linker")
         started = asyncio.run(serve(settings))
     except ConfigurationError as exc:
         raise SystemExit(f"linker: configuration error: {exc}") from None

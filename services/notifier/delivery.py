@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from services.common import tracing
 from services.common.logging import log_context, mask_chat_id
 from services.notifier import digests, edits, metrics
 from services.notifier.config import ProcessorConfig
@@ -139,7 +140,8 @@ class Delivery:
                 work = self._send(send)
             self._active[key] = item.future
             item.future.add_done_callback(lambda _: self._active.pop(key, None))
-            task = asyncio.create_task(work)
+            with tracing.attached(item.trace):  # the send is part of the event's trace
+                task = asyncio.create_task(work)
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
 
@@ -151,13 +153,20 @@ class Delivery:
             if send.absorbed:  # an earlier message carried it as part of a digest
                 return
             item = send.item
-            verdict, attempts = await self.attempt(
-                item.event.user_id,
-                send.chat_id,
-                send.row.attempts,
-                functools.partial(self._send_once, send),
-                expose=True,
-            )
+            with tracing.span(
+                "deliver", attributes={"sns.event.id": str(item.event.event_id)}
+            ) as span:
+                verdict, attempts = await self.attempt(
+                    item.event.user_id,
+                    send.chat_id,
+                    send.row.attempts,
+                    functools.partial(self._send_once, send),
+                    expose=True,
+                )
+                if span is not None:
+                    span.set_attributes(
+                        {"sns.delivery.status": verdict.status.value, "sns.attempts": attempts}
+                    )
             if verdict.status is DeliveryStatus.SENT:
                 metrics.SENT.labels(item.event.type.value).inc()
                 metrics.LAG.observe(max(0.0, time.time() - item.event.occurred_at.timestamp()))

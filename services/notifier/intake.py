@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from services.common import tracing
 from services.common.logging import log_context, mask_chat_id
 from services.notifier import metrics
 from services.notifier.batching import Batcher, retry_while_unreachable
@@ -83,7 +84,15 @@ class Intake:
 
     async def _prepare_batch(self, items: list[Item]) -> None:
         metrics.BATCH_SIZE.observe(len(items))
-        await self._prepare_isolated(items)
+        # A trace of its own, linked to each event's (OpenTelemetry's messaging conventions for
+        # batch processing); each event's render and delivery stay in the event's trace.
+        with tracing.span(
+            "notifier.events batch",
+            root=True,
+            links=tracing.link_to([item.trace for item in items]),
+            attributes={"messaging.batch.message_count": len(items)},
+        ):
+            await self._prepare_isolated(items)
 
     async def _prepare_isolated(self, items: list[Item]) -> None:
         """Plan `items` in one transaction and dispatch them; on an error that is not the

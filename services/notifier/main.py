@@ -18,6 +18,7 @@ from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from psycopg_pool import AsyncConnectionPool
 from pydantic import Field
 
+from services.common import tracing
 from services.common.callbacks import callback_key
 from services.common.chat_ids import ChatIdCipher
 from services.common.internal_events import InternalPublisher, internal_events_key
@@ -168,6 +169,7 @@ def build(
         # The handler takes the message itself (see `_whole_message`): no per-message dependency
         # injection, which would resolve the message context in a worker thread every time.
         apply_types=False,
+        middlewares=tracing.broker_middlewares(),  # none unless tracing is on
     )
     publisher = InternalPublisher(
         settings.rabbitmq_url.get_secret_value(), internal_events_key(bot_token(settings))
@@ -426,6 +428,7 @@ def run() -> None:
     settings = NotifierSettings()
     configure_logging(settings.log_level, settings.log_format)
     settings.validate_for_production()
+    tracing.setup("notifier")
     # uvloop: the notifier's hot path is event-loop bound (AMQP frames, HTTP, PostgreSQL).
     tune_gc()
     if uvloop.run(serve(settings)):

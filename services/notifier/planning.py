@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from services.common import tracing
 from services.common.platforms import platform_key
 from services.notifier.keyboards import keyboard
 from services.notifier.preferences import quiet_until
@@ -95,8 +96,14 @@ def route(
             report = lookup.reports.get(key)
             if isinstance(data, DailySummaryData) and data.has_totals:
                 report = report_from_data(data)
-            text = render(event, data, report, link.language)
-            buttons = keyboard(event.type, event.event_id, event.data, link.language)
+            with tracing.span(
+                f"render {event.type.value}",
+                parent=item.trace,
+                links=tracing.link_to_current(),  # the batch that planned it
+                attributes={"sns.event.type": event.type.value, "sns.language": link.language},
+            ):
+                text = render(event, data, report, link.language)
+                buttons = keyboard(event.type, event.event_id, event.data, link.language)
             plans[key] = SendPlan(chat_id, text, buttons, link.language)
             until = quiet_until(lookup.now, link.timezone, link.quiet_start, link.quiet_end)
             if until is None and event.user_id in lookup.waiting:

@@ -16,6 +16,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from services.common import tracing
 from services.notifier import metrics
 from services.notifier.config import ProcessorConfig
 from services.notifier.delivery import Delivery, InternalEvents
@@ -104,7 +105,7 @@ class Processor:
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
         future.add_done_callback(lambda done: self._settled(event, done))
-        self._intake.add(Item(event, data, future, dedupe_key(event, data)))
+        self._intake.add(Item(event, data, future, dedupe_key(event, data), tracing.current()))
         return future
 
     async def handle(self, event: Event, data: Any) -> Outcome:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiogram import Bot
@@ -23,6 +24,9 @@ from aiogram.exceptions import (
 from aiogram.methods import EditMessageText, SendMessage
 from aiogram.methods.base import Response
 from aiogram.types import Message
+from opentelemetry.trace import SpanKind
+
+from services.common import tracing
 
 
 class Failure(StrEnum):
@@ -55,6 +59,11 @@ class SendError(Exception):
     def __str__(self) -> str:
         code = f"{self.error_code} " if self.error_code else ""
         return f"{self.failure}: {code}{self.description}"
+
+    @property
+    def error_type(self) -> str:
+        """What a trace records of it (`error.type`): the failure, never the description."""
+        return self.failure.value
 
 
 class TelegramSender(Protocol):
@@ -132,6 +141,10 @@ class AiogramSender:
         self._edit_url = bot.session.api.api_url(token=bot.token, method="editMessageText")
         self._edit_method = EditMessageText(chat_id=0, message_id=0, text="editMessageText")
         self._timeout = aiohttp.ClientTimeout(total=float(bot.session.timeout))
+        self._spans = {
+            name: _span_attributes(bot.session.api.base, name)
+            for name in ("sendMessage", "editMessageText")
+        }
 
     async def send_text(
         self,
@@ -184,7 +197,22 @@ class AiogramSender:
         method: Any,
         on_written: Callable[[], None] | None = None,
     ) -> Any:
-        """POST `fields` as JSON; Telegram's `result`, or a classified `SendError`."""
+        """POST `fields` as JSON; Telegram's `result`, or a classified `SendError`. Traced as
+        an HTTP client span (OpenTelemetry's HTTP conventions), the bot token redacted."""
+        name = method.__api_method__
+        with tracing.span(
+            f"POST /bot{{token}}/{name}", kind=SpanKind.CLIENT, attributes=self._spans[name]
+        ) as span:
+            return await self._request(url, fields, method, on_written, span)
+
+    async def _request(
+        self,
+        url: str,
+        fields: dict[str, Any],
+        method: Any,
+        on_written: Callable[[], None] | None,
+        span: Any,
+    ) -> Any:
         body = json.dumps(fields, ensure_ascii=False).encode()
         data = body if on_written is None else _Written(body, on_written)
         http = await self._session.create_session()  # type: ignore[attr-defined]
@@ -197,6 +225,8 @@ class AiogramSender:
         except aiohttp.ClientError as exc:
             error = TelegramNetworkError(method=method, message=f"{type(exc).__name__}: {exc}")
             raise classify(_caused(error, exc)) from exc
+        if span is not None:
+            span.set_attribute("http.response.status_code", response.status)
         if response.status == 200:
             # The hot path needs only the result's fields, not aiogram's models of it (building
             # a whole Message was ~5 % of the notifier's CPU per event).
@@ -214,6 +244,20 @@ class AiogramSender:
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+def _span_attributes(template: str, api_method: str) -> dict[str, Any]:
+    """An HTTP client span's attributes for one Bot API method: the URL with the bot token
+    replaced (`tracing.redacted_url`), never the URL the request goes to."""
+    url = tracing.redacted_url(template, api_method)
+    parts = urlsplit(url)
+    return {
+        "http.request.method": "POST",
+        "url.full": url,
+        "url.template": f"/bot{{token}}/{api_method}",
+        "server.address": parts.hostname or "",
+        "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+    }
 
 
 class _Written(aiohttp.BytesPayload):

@@ -21,6 +21,9 @@ class Item:
     data: Any
     future: asyncio.Future[Outcome]
     dedupe_key: str = ""
+    trace: Any = None
+    """The event's trace context (its consume span), carried to its render and delivery; None
+    when tracing is off."""
 
 
 @dataclass(slots=True)

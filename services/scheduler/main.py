@@ -16,6 +16,7 @@ from aio_pika.exceptions import AMQPError
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common import tracing
 from services.common.auth import make_verifier
 from services.common.logging import configure_logging
 from services.common.web import EmbeddedServer, broker_check, database_check, stop_on_signals
@@ -141,6 +142,7 @@ def run() -> None:
         settings = SchedulerSettings()
         settings.validate_for_production()
         make_verifier(settings, admin=True)  # an unusable JWT key fails here, not on a request
+        tracing.setup("scheduler")
     except ConfigurationError as exc:
         raise SystemExit(f"scheduler: configuration error: {exc}") from None
     configure_logging(settings.log_level, settings.log_format)
