@@ -5,16 +5,17 @@ uv run python -m bench                      # the default groups (BENCH_QUICK=1:
 uv run python -m bench notifier baselines   # some groups: notifier, baselines, limits, daily,
                                             # linker, memory, history, scale, scheduler (the daily
                                             # group already times the scheduler's 100,000
-                                            # triggers), startup (each service's time to /readyz)
+                                            # triggers), startup (each service's time to /readyz),
+                                            # tracing (the notifier's CPU per event, off and on)
 
 The default groups are notifier, baselines, limits (issue 17: adaptive limits against a hidden
 one, the budget a round trip away), daily, linker, memory, history (10 million history
-rows; BENCH_HISTORY_ROWS shrinks it, 0 leaves out the filled database and pruning) and scale
-(1,000,000 users; BENCH_SCALE_USERS).
+rows; BENCH_HISTORY_ROWS shrinks it, 0 leaves out the filled database and pruning), scale
+(1,000,000 users; BENCH_SCALE_USERS) and tracing.
 
 Each group is also runnable alone: `python -m bench.<notifier_bench|baselines|limits_bench|
-daily_summary_bench|linker_bench|memory_bench|scheduler_bench|startup_bench>`; `python -m bench.chart`
-redraws the charts.
+daily_summary_bench|linker_bench|memory_bench|scheduler_bench|startup_bench|tracing_bench>`;
+`python -m bench.chart` redraws the charts.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from bench import (
     scale_bench,
     scheduler_bench,
     startup_bench,
+    tracing_bench,
 )
 from bench.harness import QUICK, RESULTS, write_result
 
@@ -56,6 +58,7 @@ DEFAULT_GROUPS = [
     "memory",
     "history",
     "scale",
+    "tracing",
 ]
 
 
@@ -86,6 +89,7 @@ GROUPS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "scale": lambda _: scale_bench.main(),
     "scheduler": _scheduler,
     "startup": lambda _: startup_bench.main(),
+    "tracing": lambda _: asyncio.run(tracing_bench.main()),
 }
 
 
@@ -179,6 +183,17 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 else "",
                 "",
                 "all · 0",
+            )
+        )
+    tr = results.get("tracing")
+    if tr:
+        out.append(
+            (
+                "CPU per event with tracing on (ms)",
+                _n(tr["on"]["notifier_cpu_ms_per_event"], 3),
+                f"off {_n(tr['off']['notifier_cpu_ms_per_event'], 3)} (same run)",
+                f"{tr['on_over_off_cpu']}× off",
+                "",
             )
         )
     d = results.get("daily") or (results.get("scheduler") and {"scheduler": results["scheduler"]})

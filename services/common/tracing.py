@@ -229,12 +229,13 @@ def link_to(contexts: Sequence[Context | None]) -> list[Link]:
     return list(seen.values())
 
 
-@contextlib.contextmanager
-def attached(carried: Context | None) -> Iterator[None]:
+def attached(carried: Context | None) -> contextlib.AbstractContextManager[None]:
     """Make `carried` current for the block: a task created inside starts in that trace."""
-    if carried is None:
-        yield
-        return
+    return _NOTHING if carried is None else _attached(carried)
+
+
+@contextlib.contextmanager
+def _attached(carried: Context) -> Iterator[None]:
     token = otel_context.attach(carried)
     try:
         yield

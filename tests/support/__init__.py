@@ -9,7 +9,9 @@
 - `processes`: our commands as child processes (`python -m services.cli NAME`): environment,
   log, `/readyz`, SIGTERM; and `free_port`;
 - `prometheus`: deploy/observability/generate.py (`generate`: the dashboard's panels, the alert
-  rules) and `running_prometheus`, Debian's Prometheus on a free port scraping given targets.
+  rules) and `running_prometheus`, Debian's Prometheus on a free port scraping given targets;
+- `traces`: spans to look at, in memory (services in-process) or from an OTLP receiver (services
+  as processes).
 
 Finding and isolating the real servers is `tests/infra.py`'s; the fixtures are in
 `tests/conftest.py`; in-memory fakes of each service's ports are in `tests/<service>/fakes.py`.
