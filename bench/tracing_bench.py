@@ -9,6 +9,10 @@ Off: `OTEL_EXPORTER_OTLP_ENDPOINT` empty, as in production by default. On: the r
 (`tests/support/traces.OtlpReceiver`), so the notifier pays for making, encoding and exporting
 spans, and only the collector's side is free. The rounds alternate (off, on, off, on...) so that
 the load of a shared machine falls on both; each side's median is reported.
+
+What "off" costs against no tracing code at all is below what two processes' CPU times can tell
+apart, so it is also timed directly: the tracing calls one event's path makes when off
+(`off_path`, the same calls with the same arguments), in microseconds per event.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import timeit
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from rich.console import Console
 
 from bench.harness import Process, Servers, sized, write_result
 from bench.notifier_bench import _start_notifier, throughput
+from services.common import tracing
 from tests.support.traces import OtlpReceiver
 
 console = Console()
@@ -45,6 +52,34 @@ def _starter(endpoint: str) -> Any:
     return start
 
 
+def off_path(calls: int = 200_000) -> float:
+    """Microseconds per event of the tracing calls an event meets with tracing off: its context
+    taken at submit, its render span, the task its send runs in, its deliver span, the HTTP span
+    (the batch's span and links, once per batch, are left out: smaller still per event)."""
+    assert not tracing.enabled()
+    http = {"http.request.method": "POST", "url.full": "https://api.telegram.org/botREDACTED/x"}
+
+    def one_event() -> None:
+        carried = tracing.current()
+        with tracing.span(
+            "render post_success",
+            parent=carried,
+            links=tracing.link_to_current(),
+            attributes={"sns.event.type": "post_success", "sns.language": "ko"},
+        ):
+            pass
+        with tracing.attached(carried):
+            pass
+        with tracing.span("deliver", attributes={"sns.event.id": "x"}) as span:
+            if span is not None:
+                span.set_attributes({"sns.delivery.status": "sent"})
+        with tracing.span("POST /bot{token}/sendMessage", kind=SpanKind.CLIENT, attributes=http):
+            pass
+
+    best = min(timeit.repeat(one_event, number=calls, repeat=5))
+    return round(best / calls * 1e6, 3)
+
+
 async def main() -> dict[str, Any]:
     """Alternate off and on rounds; write bench/results/tracing.json."""
     off: list[dict[str, Any]] = []
@@ -61,8 +96,9 @@ async def main() -> dict[str, Any]:
             console.print(on[-1])
             # Spans arriving from the process's exit flush are counted too.
             spans_per_event.append((len(receiver.spans()) - before) / EVENTS)
-    cpu_off = statistics.median(r["notifier_cpu_ms_per_event"] for r in off)
-    cpu_on = statistics.median(r["notifier_cpu_ms_per_event"] for r in on)
+    cpu_off = round(statistics.median(r["notifier_cpu_ms_per_event"] for r in off), 3)
+    cpu_on = round(statistics.median(r["notifier_cpu_ms_per_event"] for r in on), 3)
+    off_us = off_path()
     result = {
         "events_per_round": EVENTS,
         "rounds": ROUNDS,
@@ -78,6 +114,8 @@ async def main() -> dict[str, Any]:
             "rounds": on,
         },
         "on_over_off_cpu": round(cpu_on / cpu_off, 3) if cpu_off else None,
+        "off_path_us_per_event": off_us,
+        "off_path_share_of_cpu_per_event": round(off_us / 1000 / cpu_off, 5) if cpu_off else None,
         "measured": (
             "median over alternating rounds of notifier_bench.throughput (CPU of the notifier "
             "process from the first delivered message, per event); on = OTLP http/protobuf to "

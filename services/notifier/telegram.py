@@ -203,7 +203,14 @@ class AiogramSender:
         with tracing.span(
             f"POST /bot{{token}}/{name}", kind=SpanKind.CLIENT, attributes=self._spans[name]
         ) as span:
-            return await self._request(url, fields, method, on_written, span)
+            try:
+                return await self._request(url, fields, method, on_written, span)
+            except SendError as error:
+                # Raised outside the span: a frozen dataclass cannot take the traceback that
+                # a context manager's exit assigns to what passes through it.
+                failure = error
+                tracing.failed(span, error.error_type)
+        raise failure
 
     async def _request(
         self,

@@ -1,8 +1,10 @@
 """Traces through the notifier (in-process, real RabbitMQ, PostgreSQL and stand-in, spans kept in
 memory): one published event is one connected trace from the publisher's span through the consume,
 render and delivery spans to the sendMessage request; the batch that planned it is a trace of its
-own linked to each event's; the bot token is in no span; and a hostile publisher's trace headers,
-whatever their type or text, never keep an event from being delivered."""
+own linked to each event's; the bot token is in no span; a refused chat is told to the linker in
+the event's trace (and a failed request still ends as it would untraced); and a hostile
+publisher's trace headers, whatever their type or text, never keep an event from being
+delivered."""
 
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.tracing import TOKEN_MASK
-from shared.contract import EXCHANGE, new_event
+from shared.contract import EXCHANGE, INTERNAL_EXCHANGE, new_event
 from shared.publisher import to_message
 from tests.infra import isolated_vhost
 from tests.notifier.harness import Harness, running_notifier
+from tests.support.bus import bound_queue
 from tests.support.ids import new_chat_id, new_user
 from tests.support.traces import Recorded, Span, in_trace, recording, text_of
 from tests.support.waiting import eventually
@@ -131,6 +134,34 @@ async def test_a_batch_links_to_every_event_it_planned(traced: tuple[Harness, Re
     ]
     linked = {link for s in recorded.spans() if s.name == BATCH for link in s.links}
     assert {(c.trace_id, c.span_id) for c in consumes} <= linked
+
+
+async def test_a_chat_gone_is_told_to_the_linker_in_the_events_trace(
+    traced: tuple[Harness, Recorded],
+) -> None:
+    harness, recorded = traced
+    user, chat = new_user(), new_chat_id()
+    await harness.link(user, chat)
+    harness.standin.set_chat_state(chat, "blocked")
+    connection = await aio_pika.connect(harness.rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await bound_queue(channel, "telegram.blocked", exchange=INTERNAL_EXCHANGE)
+        event = await harness.publish("post_success", user, {"platform": "instagram"})
+        await harness.wait_delivery(event, "undeliverable")
+        told = await eventually(lambda: queue.get(fail=False), 15, what="telegram.blocked")
+        await told.ack()
+    internal = "sns.telegram.internal.telegram.blocked publish"
+    spans = await trace_of(recorded, str(event.event_id), {CONSUME, DELIVER, HTTP, internal})
+    assert spans[internal].parent_id == spans[DELIVER].span_id
+    assert spans[DELIVER].attributes["sns.delivery.status"] == "undeliverable"
+    assert spans[HTTP].attributes["http.response.status_code"] == 403
+    assert spans[HTTP].attributes["error.type"] == "chat_gone"
+    # The linker's consume continues from the header.
+    assert told.headers["traceparent"].split("-")[1:3] == [
+        spans[internal].trace_id,
+        spans[internal].span_id,
+    ]
 
 
 # -- a hostile publisher's trace headers ---------------------------------------------------------
