@@ -34,7 +34,9 @@ from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from aiogram.methods import Response, TelegramMethod
 from aiogram.types import Update, User
 from aiogram.types.update import UpdateTypeLookupError
+from opentelemetry.trace import SpanKind
 
+from services.common import tracing
 from shared.settings import BaseServiceSettings, ConfigurationError
 
 if TYPE_CHECKING:
@@ -139,6 +141,19 @@ class LenientSession(AiohttpSession):
         bot: Bot,
         method: TelegramMethod[TelegramType],
         timeout: int | None = None,  # noqa: ASYNC109 (aiogram's signature)
+    ) -> TelegramType:
+        api_method = method.__api_method__
+        if api_method == "getUpdates" or not tracing.enabled():  # a long poll is not a request
+            return await self._request(bot, method, timeout)
+        name, attributes = tracing.bot_api_span(self.api.base, api_method)
+        with tracing.span(name, kind=SpanKind.CLIENT, attributes=attributes):
+            return await self._request(bot, method, timeout)
+
+    async def _request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        timeout: int | None,  # noqa: ASYNC109 (aiogram's)
     ) -> TelegramType:
         try:
             return await super().make_request(bot, method, timeout)

@@ -248,6 +248,22 @@ def redacted_url(template: str, api_method: str) -> str:
     return template.format(token=TOKEN_MASK, method=api_method)
 
 
+def bot_api_span(template: str, api_method: str) -> tuple[str, dict[str, Any]]:
+    """The name and attributes of an HTTP client span for one Bot API method (OpenTelemetry's
+    HTTP conventions), from aiogram's URL template: the URL with the bot token replaced by
+    `REDACTED`, never the URL the request goes to."""
+    url = redacted_url(template, api_method)
+    parts = urlsplit(url)
+    attributes = {
+        "http.request.method": "POST",
+        "url.full": url,
+        "url.template": f"/bot{{token}}/{api_method}",
+        "server.address": parts.hostname or "",
+        "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+    }
+    return f"POST /bot{{token}}/{api_method}", attributes
+
+
 def safe_trace_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     """`headers` with every trace header that is not short text removed.
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiogram import Bot
@@ -142,7 +141,7 @@ class AiogramSender:
         self._edit_method = EditMessageText(chat_id=0, message_id=0, text="editMessageText")
         self._timeout = aiohttp.ClientTimeout(total=float(bot.session.timeout))
         self._spans = {
-            name: _span_attributes(bot.session.api.base, name)
+            name: tracing.bot_api_span(bot.session.api.base, name)
             for name in ("sendMessage", "editMessageText")
         }
 
@@ -199,10 +198,8 @@ class AiogramSender:
     ) -> Any:
         """POST `fields` as JSON; Telegram's `result`, or a classified `SendError`. Traced as
         an HTTP client span (OpenTelemetry's HTTP conventions), the bot token redacted."""
-        name = method.__api_method__
-        with tracing.span(
-            f"POST /bot{{token}}/{name}", kind=SpanKind.CLIENT, attributes=self._spans[name]
-        ) as span:
+        name, attributes = self._spans[method.__api_method__]
+        with tracing.span(name, kind=SpanKind.CLIENT, attributes=attributes) as span:
             try:
                 return await self._request(url, fields, method, on_written, span)
             except SendError as error:
@@ -251,20 +248,6 @@ class AiogramSender:
 
 
 _JSON = {"Content-Type": "application/json"}
-
-
-def _span_attributes(template: str, api_method: str) -> dict[str, Any]:
-    """An HTTP client span's attributes for one Bot API method: the URL with the bot token
-    replaced (`tracing.redacted_url`), never the URL the request goes to."""
-    url = tracing.redacted_url(template, api_method)
-    parts = urlsplit(url)
-    return {
-        "http.request.method": "POST",
-        "url.full": url,
-        "url.template": f"/bot{{token}}/{api_method}",
-        "server.address": parts.hostname or "",
-        "server.port": parts.port or (443 if parts.scheme == "https" else 80),
-    }
 
 
 class _Written(aiohttp.BytesPayload):

@@ -1,7 +1,8 @@
 """The linker's publishes join the trace of what caused them (in-process linker, real RabbitMQ,
 PostgreSQL and stand-in, spans kept in memory): a Retry press arriving by webhook publishes
-`post_retry_requested` in the webhook request's trace, and an API request carrying the
-frontend's `traceparent` publishes `telegram.unlinked` in the frontend's trace."""
+`post_retry_requested` in the webhook request's trace, where the bot's answer is an HTTP span
+without the token; an API request carrying the frontend's `traceparent` publishes
+`telegram.unlinked` in the frontend's trace."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.linker.test_buttons import record_failure
 from tests.linker.test_webhook import message_update
 from tests.support.ids import new_chat_id, new_user
 from tests.support.links import seed_links
-from tests.support.traces import Span, recording
+from tests.support.traces import Span, recording, text_of
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -84,6 +85,15 @@ async def test_a_retry_press_by_webhook_publishes_in_the_request_trace(
         assert request.kind == "SERVER" and request.parent_id is None
         assert request.attributes["http.route"] == WEBHOOK_PATH
         assert publish.trace_id == request.trace_id
+        # The bot's answer to the press: an HTTP client span in the same trace, token redacted.
+        spans = recorded.spans()
+        answer_span = next(s for s in spans if s.name == "POST /bot{token}/answerCallbackQuery")
+        assert chain[0] in ancestors(spans, answer_span)
+        assert answer_span.attributes["url.full"].endswith("/botREDACTED/answerCallbackQuery")
+        token = linker.settings.telegram_bot_token
+        assert token is not None
+        secret = token.get_secret_value().partition(":")[2]
+        assert not [s.name for s in spans if secret in text_of(s)]
 
 
 async def test_an_api_request_publishes_in_the_callers_trace(start_linker, tap, engine) -> None:
