@@ -34,6 +34,7 @@ Operations:
   dev-token   a JWT the development setup accepts (--user ID [--admin]); refused in production
   dlq         the dead-letter queues: list, show, replay (after a fix) or purge their messages
   publish     publish one event on sns.events by hand (the type's sample data unless --data)
+  trace       the whole life of one event (EVENT_ID), or a user's last events (--user ID)
   rotate-keys re-encrypt stored chat ids under the newest CHAT_ID_ENCRYPTION_KEY key
   prune       delete rows past their retention (RETENTION_*), as the scheduler does every
               PRUNE_INTERVAL_MINUTES; --dry-run only says what would go, per table
@@ -297,6 +298,9 @@ def _add_publish_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "--occurred-at", metavar="ISO", help="ISO 8601 with a time zone (default: now)"
     )
     publish.set_defaults(func=_publish)
+    from services.ops.trace_cli import add_trace_parser
+
+    add_trace_parser(sub)
 
 
 def _service(module: str) -> Callable[[argparse.Namespace], int]:

@@ -145,7 +145,9 @@ class Delivery(SQLModel, table=True):
     `edited` (a `post_metrics_updated` event: the post's message, `telegram_message_id`, was
     edited, or its held payload rewritten), `skipped` (no link, disabled, muted, nothing to edit),
     `undeliverable` (Telegram refused the chat for good), `uncertain` (the request timed out after
-    it was sent; it may have been delivered), `failed` (retries exhausted).
+    it was sent; it may have been delivered), `failed` (given up: dead-lettered, `dead_letter`
+    says why). The delivery log (`services/common/delivery_log.py`) reads it for the user's API
+    and for support's `trace`.
     """
 
     __tablename__ = "deliveries"
@@ -153,13 +155,14 @@ class Delivery(SQLModel, table=True):
         UniqueConstraint("dedupe_key", name="uq_deliveries_dedupe_key"),
         Index("ix_deliveries_held_release", "release_at", postgresql_where=text("status = 'held'")),
         Index("ix_deliveries_created_at", "created_at"),  # retention
+        Index("ix_deliveries_user_log", "user_id", "id"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     dedupe_key: str = Field(max_length=200)
     event_id: uuid.UUID = Field(index=True)
     event_type: str = Field(max_length=64)
-    user_id: str = Field(max_length=128, index=True)
+    user_id: str = Field(max_length=128)
     chat_ref: str | None = Field(default=None, max_length=32)
     status: str = Field(max_length=16)
     telegram_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
@@ -175,6 +178,49 @@ class Delivery(SQLModel, table=True):
     payload: dict[str, object] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     """What a held delivery will send: `text` and unsigned `buttons`; `folded` (a count) once it
     went out inside one quiet-hours message with others (that message is never edited)."""
+    occurred_at: datetime | None = Field(default=None, sa_column=_tz())
+    """When the event happened (its `occurred_at`)."""
+    preview: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """The start of the message as rendered (HTML, cut): the delivery log shows it as text."""
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """Why nothing was sent (`skipped`: not linked, disabled, muted, ...)."""
+    dead_letter: str | None = Field(default=None, max_length=32)
+    """Its RabbitMQ message went to the DLQ with this reason (`x-dlq-reason`); `error` says more."""
+    handed_over_at: datetime | None = Field(default=None, sa_column=_tz())
+    """The last time a request for it was written to Telegram (kept after the answer)."""
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One attempt of a delivery that Telegram refused or did not answer. Owner: notifier.
+
+    A successful attempt is the delivery row itself (`sent_at`, `telegram_message_id`)."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    delivery_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    event_id: uuid.UUID = Field(index=True)
+    attempt: int
+    at: datetime = Field(sa_column=_tz(nullable=False))
+    failure: str = Field(max_length=32)
+    """How the notifier read the answer: retry_after, transient, migrated, chat_gone, ..."""
+    error_code: int | None = None
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    retry_after: float | None = None
+
+
+class ButtonPress(SQLModel, table=True):
+    """A press of a notification's button (Retry, Mute) and what came of it. Owner: linker."""
+
+    __tablename__ = "button_presses"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    event_id: uuid.UUID | None = Field(default=None, index=True)
+    """The notification whose button it was (None: its message is not in the delivery log)."""
+    user_id: str = Field(max_length=128)
+    action: str = Field(max_length=32)
+    outcome: str = Field(max_length=32)
+    pressed_at: datetime = Field(sa_column=_tz(nullable=False))
 
 
 class SummaryRun(SQLModel, table=True):

@@ -40,6 +40,7 @@ from services.common.web import (
     health_router,
     install_common,
 )
+from services.linker.api.deliveries import make_admin_api, make_notifications_api
 from services.linker.api.errors import install_error_handler
 from services.linker.api.routes import make_api, make_preferences_api
 from services.linker.bot import (
@@ -126,10 +127,11 @@ def create_app(
         title="SNS Telegram linker",
         version="1.0.0",
         description=(
-            "Account linking between the SNS platform and Telegram, and notification "
-            "preferences. Every `/api/telegram` endpoint needs `Authorization: Bearer <JWT>`, "
-            "except verify-link, which is for a trusted bot that runs elsewhere "
-            "(`X-Bot-Api-Key`). Every error is "
+            "Account linking between the SNS platform and Telegram, notification preferences "
+            "and the delivery log. Every `/api/telegram` endpoint needs `Authorization: Bearer "
+            "<JWT>`, except verify-link, which is for a trusted bot that runs elsewhere "
+            "(`X-Bot-Api-Key`); every `/api/admin` endpoint an admin token (audience "
+            "ADMIN_JWT_AUDIENCE, `admin` in `roles`). Every error is "
             '`{"status": "error", "code": ..., "message": ...}`; request bodies are '
             "`application/json` (415 otherwise), JSON (400 otherwise) and at most 16 KiB "
             "(413 otherwise); an unreachable database is a 503 with Retry-After."
@@ -139,7 +141,7 @@ def create_app(
     # Inside install_common's middleware, so its 413 is raised in the route and answered there.
     app.add_middleware(BodyLimit, prefix="/api/")
     install_common(app, SERVICE)
-    install_auth(app, make_verifier(settings))
+    install_auth(app, make_verifier(settings), admin=make_verifier(settings, admin=True))
     bot_api_key = settings.linker_bot_api_key
     # In development against a local Bot API (the stand-in), link-account says how to link there.
     local_bot_api = (
@@ -153,6 +155,8 @@ def create_app(
         )
     )
     app.include_router(make_preferences_api(links))
+    app.include_router(make_notifications_api(engine))
+    app.include_router(make_admin_api(engine))
     install_error_handler(app)
     checks: dict[str, ReadinessCheck] = {
         "database": database_check(engine),

@@ -58,6 +58,18 @@ class EventSink(Protocol):
 
 
 @dataclass(frozen=True)
+class Press:
+    """A press of a notification's button, as the delivery log keeps it."""
+
+    action: str
+    outcome: str
+    at: datetime
+    message_id: int | None
+    """The pressed message: its notification is found by it when `event_id` is None."""
+    event_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
 class StoredChat:
     """A chat id as stored: ciphertext (or plain id) and the lookup digest to save with it."""
 
@@ -148,3 +160,6 @@ class LinkStore(Protocol):
         self, key: str, now: datetime, *, limit: int, period: timedelta
     ) -> RateDecision:
         """One request against the limit `key` (shared by every replica)."""
+
+    async def record_press(self, press: Press, lookups: list[str]) -> None:
+        """Note a press of a notification's button in this chat, for the delivery log."""

@@ -90,6 +90,7 @@ async def pressed(query: CallbackQuery, bot: Bot, links: LinkService, button_key
     if action == menu.MUTE and argument in MUTABLE_TYPES:
         await links.change_chat_preferences(chat_id, lambda p: p.muting(argument, True))
         await respond(query, texts.answer("muted", language, argument))
+        await links.record_press(chat_id, "mute", "muted", message_id=message.message_id)
     elif action == menu.RETRY:
         await _retry(query, bot, links, chat_id, argument, language)
     elif action in menu.SETTINGS_ACTIONS:
@@ -105,19 +106,24 @@ async def _retry(
     if failure_id is None:
         await respond(query, texts.answer("retry_unknown", language))
         return
+    assert query.message is not None
+    outcome = "requested"
     try:
         platform = await links.request_retry(chat_id, failure_id, query.id)
     except RetryRefused:
+        outcome = "refused"
         await respond(query, texts.answer("retry_unknown", language))
-        return
     except RateLimited as exc:
+        outcome = "rate_limited"
         await respond(query, texts.retry_limited(exc.retry_after, language))
-        return
     except RetryNotSent:
+        outcome = "not_sent"
         await respond(query, texts.answer("retry_not_sent", language))
+    message_id = query.message.message_id
+    await links.record_press(chat_id, "retry", outcome, message_id=message_id, event_id=failure_id)
+    if outcome != "requested":
         return
     await respond(query, texts.answer("retry_requested", language))
-    assert query.message is not None
     try:
         await bot.send_message(
             chat_id,

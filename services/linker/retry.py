@@ -11,6 +11,7 @@ from prometheus_client import Counter
 
 from services.linker import menu
 from services.linker.errors import RateLimited, RetryNotSent, RetryRefused
+from services.linker.ports import Press
 from services.linker.usecase import UseCase, log
 from shared.contract import Event, EventType, InvalidEvent, new_event
 from shared.models import Activity
@@ -50,7 +51,24 @@ def retry_event(activity: Activity, press_id: str, now: datetime) -> Event | Non
 
 
 class Retries(UseCase):
-    """Retry requests."""
+    """Retry requests, and the presses of notifications' buttons as the delivery log keeps them."""
+
+    async def record_press(
+        self,
+        chat_id: int,
+        action: str,
+        outcome: str,
+        *,
+        message_id: int | None,
+        event_id: uuid.UUID | None = None,
+    ) -> None:
+        """Note a press of a notification's button (best effort: a press is answered and acted
+        on whether or not the note can be written)."""
+        press = Press(action, outcome, self.clock(), message_id, event_id)
+        try:
+            await self.store.record_press(press, self.cipher.lookup(chat_id))
+        except Exception as exc:
+            log.warning("button press not recorded for the delivery log: %r", exc)
 
     async def request_retry(self, chat_id: int, failure_id: uuid.UUID, press_id: str) -> str:
         """Publish `post_retry_requested` for a failed post shown in this chat; its platform.

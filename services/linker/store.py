@@ -16,13 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.linker.ports import Redemption, StoredChat
+from services.linker.ports import Press, Redemption, StoredChat
 from services.linker.preferences import Preferences, PreferencesChange
 from services.linker.ratelimit import RateDecision, gcra
 from services.linker.tokens import TokenState, check_token
 from shared.contract import EventType
 from shared.db import session_factory, session_scope
-from shared.models import Activity, LinkToken, RateLimit, TelegramLink
+from shared.models import (
+    Activity,
+    ButtonPress,
+    Delivery,
+    LinkToken,
+    RateLimit,
+    TelegramLink,
+)
 
 RATE_LIMITS = SQLModel.metadata.tables[RateLimit.__tablename__]
 """GCRA state per limited key (migration 0002). Owner: linker."""
@@ -32,8 +39,9 @@ SPENT_TOKENS_KEPT_FOR = timedelta(days=1)
 
 
 class PostgresLinkStore:
-    """The `LinkStore` port over tables `link_tokens`, `telegram_links` and `rate_limits` (the
-    linker's only) and the notifier's `activity` (read for Retry)."""
+    """The `LinkStore` port over tables `link_tokens`, `telegram_links`, `rate_limits` and
+    `button_presses` (the linker's only) and the notifier's `activity` (read for Retry) and
+    `deliveries` (read to name the notification whose button was pressed)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = session_factory(engine)
@@ -232,6 +240,34 @@ class PostgresLinkStore:
                 )
             )
             return result.first()
+
+    async def record_press(self, press: Press, lookups: list[str]) -> None:
+        """Note a button press for each user linked to this chat; the notification is the
+        press's `event_id`, or the delivery whose Telegram message was pressed."""
+        async with session_scope(self._sessions) as session:
+            users = await session.exec(
+                select(TelegramLink.user_id).where(col(TelegramLink.chat_lookup).in_(lookups))
+            )
+            for user_id in users.all():
+                event_id = press.event_id
+                if event_id is None and press.message_id is not None:
+                    event_id = (
+                        await session.exec(
+                            select(Delivery.event_id).where(
+                                col(Delivery.user_id) == user_id,
+                                col(Delivery.telegram_message_id) == press.message_id,
+                            )
+                        )
+                    ).first()
+                session.add(
+                    ButtonPress(
+                        event_id=event_id,
+                        user_id=user_id,
+                        action=press.action,
+                        outcome=press.outcome,
+                        pressed_at=press.at,
+                    )
+                )
 
     async def take_rate_slot(
         self, key: str, now: datetime, *, limit: int, period: timedelta

@@ -12,8 +12,10 @@ import contextlib
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from services.common import tracing
@@ -21,6 +23,7 @@ from services.common.logging import log_context, mask_chat_id
 from services.notifier import digests, edits, metrics
 from services.notifier.config import ProcessorConfig
 from services.notifier.keyboards import Keyboard, reply_markup
+from services.notifier.notes import Notes
 from services.notifier.progress import ProgressWatch
 from services.notifier.ratelimit import ChatSequencer, RateLimiter
 from services.notifier.records import (
@@ -29,6 +32,7 @@ from services.notifier.records import (
     DeliveryRow,
     DeliveryStatus,
     EditPlan,
+    FailedAttempt,
     Outcome,
     OutcomeStatus,
     Plan,
@@ -63,6 +67,8 @@ class Delivery:
     progress: ProgressWatch
     callback_key: bytes
     config: ProcessorConfig
+    notes: Notes | None = None
+    """Where refused attempts are noted for the delivery log (None: not noted)."""
     sequencer: ChatSequencer = field(init=False, default_factory=ChatSequencer)
     """Each chat's line: sends, edits and released messages leave in arrival order."""
     _sends: set[asyncio.Task[None]] = field(init=False, default_factory=set)
@@ -162,6 +168,7 @@ class Delivery:
                     send.row.attempts,
                     functools.partial(self._send_once, send),
                     expose=True,
+                    noted=(send.row.id, item.event.event_id),
                 )
                 if span is not None:
                     span.set_attributes(
@@ -255,13 +262,15 @@ class Delivery:
         expose: bool = False,
         edit: bool = False,
         judge: Judge | None = None,
+        noted: tuple[int, uuid.UUID] | None = None,
     ) -> tuple[Verdict, int]:
         """`call(chat_id)` under the rate limiter (an edit's budget: `edit`) until it succeeds
         or `judge` (by default the policy's `after_send_failure`) stops it: a 429 pauses its
         chat (`RateLimiter.too_many`) and is retried without counting as an attempt, a
         migrated group is retried at its new id, a transient failure
         after a backoff. Returns the verdict (`sent` with the message id on success) and the
-        attempts made."""
+        attempts made. Each refused attempt is noted for the delivery log under `noted` (the
+        delivery's row id and event id)."""
         judge = judge or self.config.retry.after_send_failure
         rate_limited = 0
         while True:
@@ -274,6 +283,8 @@ class Delivery:
                 self.limiter.release(chat_id, edit)
                 self.progress.note()  # Telegram answered (or the request timed out)
                 metrics.TELEGRAM_ERRORS.labels(error.failure.value).inc()
+                if noted is not None and self.notes is not None:
+                    self.notes.attempt_failed(refused(noted, attempts, error))
                 await self._heed(user_id, chat_id, error, edit)
                 decision = judge(error, attempts, rate_limited)
                 if isinstance(decision, Verdict):
@@ -316,6 +327,20 @@ class Delivery:
         elif failure is Failure.CHAT_GONE:
             log.info("chat refused by Telegram, disabling the link: %s", error)
             await self.internal_events.chat_gone(user_id, error)
+
+
+def refused(noted: tuple[int, uuid.UUID], attempt: int, error: SendError) -> FailedAttempt:
+    """What the delivery log keeps of an attempt Telegram refused."""
+    return FailedAttempt(
+        noted[0],
+        noted[1],
+        attempt,
+        datetime.now(UTC),
+        error.failure.value,
+        error.error_code,
+        error.description,
+        error.retry_after,
+    )
 
 
 def _chain(source: asyncio.Future[Outcome], target: asyncio.Future[Outcome]) -> None:

@@ -70,6 +70,7 @@ async def edit(delivery: Delivery, work: Edit) -> None:
             once,
             edit=True,
             judge=delivery.config.retry.after_edit_failure,
+            noted=(work.row.id, work.item.event.event_id),
         )
         if verdict.status is DeliveryStatus.SENT:
             metrics.EDITED.inc()

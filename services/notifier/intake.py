@@ -25,6 +25,7 @@ from services.notifier.edits import apply_metrics
 from services.notifier.planning import Lookup, activity_row, chat_tag, route
 from services.notifier.progress import ProgressWatch
 from services.notifier.records import (
+    PREVIEW_CHARS,
     SETTLED_IN_PLAN,
     DeliveryIntent,
     DeliveryRow,
@@ -190,6 +191,7 @@ class Intake:
                 elif key in held_edits:
                     plans[key] = Settled("the post's held message is being released")
                 chat_id = chats.get(item.event.user_id)
+                plan = plans[key]
                 intents.append(
                     DeliveryIntent(
                         key,
@@ -198,6 +200,9 @@ class Intake:
                         item.event.user_id,
                         mask_chat_id(chat_id) if status is not DeliveryStatus.SKIPPED else None,
                         status,
+                        item.event.occurred_at,
+                        None if isinstance(plan, Settled) else plan.text[:PREVIEW_CHARS],
+                        plan.reason if isinstance(plan, Settled) else None,
                     )
                 )
             rows = await store.begin_deliveries(conn, intents)

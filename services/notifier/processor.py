@@ -21,6 +21,7 @@ from services.notifier import metrics
 from services.notifier.config import ProcessorConfig
 from services.notifier.delivery import Delivery, InternalEvents
 from services.notifier.intake import ChatIdDecoder, Clock, Intake
+from services.notifier.notes import Notes, early_letter
 from services.notifier.planning import dedupe_key
 from services.notifier.progress import ProgressWatch
 from services.notifier.ratelimit import RateLimiter
@@ -85,8 +86,17 @@ class Processor:
         self._limiter = limiter
         self._progress = ProgressWatch()
         results = Results(store, limiter, self._progress, config)
+        self.notes = Notes(store)
+        """The delivery log's side notes: refused attempts, early dead letters."""
         self._delivery = Delivery(
-            sender, limiter, internal_events, results, self._progress, callback_key, config
+            sender,
+            limiter,
+            internal_events,
+            results,
+            self._progress,
+            callback_key,
+            config,
+            self.notes,
         )
         dispatch = self._delivery.dispatch
         self._intake = Intake(
@@ -104,21 +114,25 @@ class Processor:
             self._progress.note()  # the clock of a stall starts when work arrives
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
-        future.add_done_callback(lambda done: self._settled(event, done))
-        self._intake.add(Item(event, data, future, dedupe_key(event, data), tracing.current()))
+        key = dedupe_key(event, data)
+        future.add_done_callback(lambda done: self._settled(event, key, done))
+        self._intake.add(Item(event, data, future, key, tracing.current()))
         return future
 
     async def handle(self, event: Event, data: Any) -> Outcome:
         """Process one event; returns once its outcome is durably recorded."""
         return await self.submit(event, data)
 
-    def _settled(self, event: Event, future: asyncio.Future[Outcome]) -> None:
+    def _settled(self, event: Event, key: str, future: asyncio.Future[Outcome]) -> None:
         self.in_flight -= 1
         self.settled += 1
         self._progress.note()
         metrics.IN_FLIGHT.dec()
         if not future.cancelled():
-            metrics.EVENTS.labels(event.type.value, future.result().status).inc()
+            outcome = future.result()
+            metrics.EVENTS.labels(event.type.value, outcome.status).inc()
+            if outcome.status == "error":  # dead-lettered before its delivery row was written
+                self.notes.dead_lettered(early_letter(event, key, outcome))
 
     def stalled_for(self) -> float:
         """Seconds without progress while events wait (0 when none wait); a pause Telegram

@@ -54,6 +54,8 @@ OutcomeStatus = DeliveryStatus | Literal["duplicate", "error"]
 
 ERROR_CHARS = 2000
 """Longest error text kept on a delivery."""
+PREVIEW_CHARS = 300
+"""How much of a message's rendered text (HTML) a delivery keeps for the delivery log."""
 
 
 def storable(text: str) -> str:
@@ -172,6 +174,11 @@ class DeliveryIntent:
     user_id: str
     chat_ref: str | None
     status: DeliveryStatus
+    occurred_at: datetime | None = None
+    preview: str | None = None
+    """The start of the message's text (`PREVIEW_CHARS`), for the delivery log."""
+    reason: str | None = None
+    """Why nothing is sent (a skipped delivery)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +206,36 @@ class DeliveryResult:
     error: str | None
     attempts: int
     final: bool
+    dead_letter: DeadLetterReason | None = None
+    """Set when the event's RabbitMQ message goes to the DLQ (recorded with the result)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """An event dead-lettered before it had a delivery row (unreadable, or failed in planning):
+    what the delivery log keeps of it."""
+
+    dedupe_key: str
+    event_id: uuid.UUID
+    event_type: str
+    user_id: str
+    occurred_at: datetime | None
+    reason: DeadLetterReason
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """One attempt Telegram refused or did not answer (the delivery log's attempts)."""
+
+    delivery_id: int
+    event_id: uuid.UUID
+    attempt: int
+    at: datetime
+    failure: str
+    error_code: int | None
+    description: str
+    retry_after: float | None
 
 
 @dataclass(frozen=True, slots=True)

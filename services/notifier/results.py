@@ -22,6 +22,7 @@ from services.notifier.records import (
     Verdict,
 )
 from services.notifier.work import Edit, Item, Send
+from shared.contract import DeadLetterReason
 
 log = logging.getLogger("notifier")
 
@@ -42,6 +43,7 @@ def result_of(
     error: str | None,
     final: bool,
     attempts: int | None = None,
+    dead_letter: DeadLetterReason | None = None,
 ) -> DeliveryResult:
     """The result of one event's delivery."""
     return DeliveryResult(
@@ -54,6 +56,7 @@ def result_of(
         error=error,
         attempts=row.attempts if attempts is None else attempts,
         final=final,
+        dead_letter=dead_letter,
     )
 
 
@@ -103,7 +106,9 @@ class Results:
         outcome = Outcome(status, error, verdict.dead_letter, message_id)
         carried = entry.folded if isinstance(entry, Send) else []
         for each in (entry, *carried):
-            result = result_of(each.item, each.row, status, message_id, error, final, attempts)
+            result = result_of(
+                each.item, each.row, status, message_id, error, final, attempts, verdict.dead_letter
+            )
             self._results.add((result, each.item.future, outcome))
 
     def cancel(self) -> None:

@@ -22,10 +22,12 @@ from services.notifier.records import (
     ERROR_CHARS,
     FINAL_STATUSES,
     ActivityRow,
+    DeadLetterRecord,
     DeliveryIntent,
     DeliveryResult,
     DeliveryRow,
     DeliveryStatus,
+    FailedAttempt,
     HeldDelivery,
     Hold,
     Link,
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 # matches the partial index on held deliveries; parameters pass members (psycopg dumps a StrEnum
 # as its value).
 SENDING, HELD, SENT = DeliveryStatus.SENDING, DeliveryStatus.HELD, DeliveryStatus.SENT
+FAILED = DeliveryStatus.FAILED
 _STATUS = {status.value: status for status in DeliveryStatus}
 """A stored status as its member (a dictionary lookup: `DeliveryStatus(value)` costs 20 times it,
 on every delivery row)."""
@@ -77,19 +80,23 @@ GROUP BY 1, 2, 3
 
 _BEGIN_DELIVERIES = """
 INSERT INTO deliveries AS d (dedupe_key, event_id, event_type, user_id, chat_ref, status,
-                             attempts, created_at, updated_at)
-SELECT k, e, t, u, c, s, 0, now(), now()
-FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[])
-     AS v(k, e, t, u, c, s)
+                             attempts, created_at, updated_at, occurred_at, preview, reason)
+SELECT k, e, t, u, c, s, 0, now(), now(), o, p, r
+FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
+            %s::timestamptz[], %s::text[], %s::text[])
+     AS v(k, e, t, u, c, s, o, p, r)
 ON CONFLICT (dedupe_key) DO UPDATE SET
     status = CASE WHEN d.status = ANY(%s) THEN d.status ELSE excluded.status END,
     chat_ref = CASE WHEN d.status = ANY(%s) THEN d.chat_ref ELSE excluded.chat_ref END,
+    preview = coalesce(excluded.preview, d.preview),
+    reason = CASE WHEN d.status = ANY(%s) THEN d.reason ELSE excluded.reason END,
     updated_at = now()
 RETURNING id, dedupe_key, status, attempts, handed_at
 """
 
 _MARK_HANDED = f"""
-UPDATE deliveries AS d SET handed_at = CASE WHEN v.handed THEN now() END
+UPDATE deliveries AS d SET handed_at = CASE WHEN v.handed THEN now() END,
+    handed_over_at = CASE WHEN v.handed THEN now() ELSE d.handed_over_at END
 FROM unnest(%s::bigint[], %s::bool[]) AS v(id, handed)
 WHERE d.id = v.id AND d.status = '{SENDING}'
 """  # noqa: S608 (statuses only)
@@ -99,11 +106,32 @@ UPDATE deliveries AS d
 SET status = CASE WHEN d.status = '{SENT}' THEN d.status ELSE v.status END,
     telegram_message_id = coalesce(v.message_id, d.telegram_message_id),
     error = v.error, attempts = v.attempts, updated_at = now(), handed_at = NULL,
-    sent_at = CASE WHEN v.status = '{SENT}' THEN now() ELSE d.sent_at END
-FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::int[])
-     AS v(id, status, message_id, error, attempts)
+    sent_at = CASE WHEN v.status = '{SENT}' THEN now() ELSE d.sent_at END,
+    dead_letter = v.dead_letter
+FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::int[], %s::text[])
+     AS v(id, status, message_id, error, attempts, dead_letter)
 WHERE d.id = v.id
 """  # noqa: S608 (statuses only)
+
+# An event dead-lettered before it had a delivery row; a finished delivery keeps its state.
+_DEAD_LETTERS = f"""
+INSERT INTO deliveries AS d (dedupe_key, event_id, event_type, user_id, status, attempts,
+                             created_at, updated_at, occurred_at, error, dead_letter)
+SELECT k, e, t, u, '{FAILED}', 0, now(), now(), o, x, r
+FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
+            %s::text[]) AS v(k, e, t, u, o, x, r)
+ON CONFLICT (dedupe_key) DO UPDATE SET
+    status = '{FAILED}', error = excluded.error, dead_letter = excluded.dead_letter,
+    updated_at = now()
+WHERE d.status <> ALL(%s)
+"""  # noqa: S608 (statuses only)
+
+_ATTEMPTS = """
+INSERT INTO delivery_attempts (delivery_id, event_id, attempt, at, failure, error_code,
+                               description, retry_after)
+SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::int[], %s::timestamptz[], %s::text[],
+                     %s::int[], %s::text[], %s::float8[])
+"""
 
 _MARK_PROCESSED = """
 INSERT INTO processed_events (event_id, type, user_id, received_at)
@@ -278,7 +306,9 @@ class NotifierStore:
             (
                 [i.dedupe_key for i in intents], [i.event_id for i in intents],
                 [i.event_type for i in intents], [i.user_id for i in intents],
-                [i.chat_ref for i in intents], [i.status for i in intents], final, final,
+                [i.chat_ref for i in intents], [i.status for i in intents],
+                [i.occurred_at for i in intents], [i.preview for i in intents],
+                [i.reason for i in intents], final, final, final,
             ),
         )  # fmt: skip
         return {
@@ -361,10 +391,44 @@ class NotifierStore:
                 [r.delivery_id for r in results], [r.status for r in results],
                 [r.telegram_message_id for r in results],
                 [None if r.error is None else storable(r.error)[:ERROR_CHARS] for r in results],
-                [r.attempts for r in results],
+                [r.attempts for r in results], [r.dead_letter for r in results],
             ),
         )  # fmt: skip
         await self.mark_processed(conn, [r for r in results if r.final])
+
+    async def record_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None:
+        """Record events dead-lettered before they had a delivery row (one statement)."""
+        latest = {letter.dedupe_key: letter for letter in letters}.values()
+        if not latest:
+            return
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                _DEAD_LETTERS,
+                (
+                    [r.dedupe_key for r in latest], [r.event_id for r in latest],
+                    [storable(r.event_type)[:64] for r in latest],
+                    [storable(r.user_id)[:128] for r in latest],
+                    [r.occurred_at for r in latest],
+                    [storable(r.error)[:ERROR_CHARS] for r in latest],
+                    [r.reason for r in latest], list(FINAL_STATUSES),
+                ),
+            )  # fmt: skip
+
+    async def record_attempts(self, attempts: Sequence[FailedAttempt]) -> None:
+        """Record attempts Telegram refused or did not answer (one statement)."""
+        if not attempts:
+            return
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                _ATTEMPTS,
+                (
+                    [a.delivery_id for a in attempts], [a.event_id for a in attempts],
+                    [a.attempt for a in attempts], [a.at for a in attempts],
+                    [a.failure for a in attempts], [a.error_code for a in attempts],
+                    [storable(a.description)[:ERROR_CHARS] for a in attempts],
+                    [a.retry_after for a in attempts],
+                ),
+            )  # fmt: skip
 
     async def mark_processed(
         self, conn: AsyncConnection, results: Sequence[DeliveryResult]

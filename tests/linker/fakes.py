@@ -19,7 +19,7 @@ from typing import Any
 from services.common.chat_ids import ChatIdCipher
 from services.linker.errors import BotUnavailable
 from services.linker.linking import ChatOutcome
-from services.linker.ports import Redemption, SendRefused, StoredChat
+from services.linker.ports import Press, Redemption, SendRefused, StoredChat
 from services.linker.preferences import Preferences, PreferencesChange
 from services.linker.ratelimit import RateDecision, gcra
 from services.linker.service import LinkService
@@ -50,6 +50,7 @@ class FakeLinkStore:
         self.links: dict[str, TelegramLink] = {}
         self.rate_limits: dict[str, datetime] = {}
         self.activity: dict[uuid.UUID, Activity] = {}
+        self.presses: list[Press] = []
 
     # -- tokens ------------------------------------------------------------------------------
     async def issue_token(
@@ -198,6 +199,10 @@ class FakeLinkStore:
             return None
         link = self.links.get(found.user_id)
         return found if link is not None and link.chat_lookup in lookups else None
+
+    async def record_press(self, press: Press, lookups: list[str]) -> None:
+        self.journal.append(("store.record_press", press.action, press.outcome))
+        self.presses.append(press)
 
     async def take_rate_slot(
         self, key: str, now: datetime, *, limit: int, period: timedelta
