@@ -79,7 +79,7 @@ def decode_cursor(cursor: str) -> int:
     if not text.startswith(_CURSOR_PREFIX) or not number.isdigit() or len(number) > 19:
         raise InvalidCursor("the cursor is not one this API returned")
     value = int(number)
-    if not 0 < value < 2**63:
+    if not 0 < value < 2**63 or encode_cursor(value) != cursor:  # only the exact text we made
         raise InvalidCursor("the cursor is not one this API returned")
     return value
 

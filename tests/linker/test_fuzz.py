@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
+from services.common.delivery_log import InvalidCursor, decode_cursor, encode_cursor
 from tests.infra import isolated_vhost
 from tests.linker.helpers import BOT_API_KEY, bearer, bot_key
 from tests.linker.served import ServedLinker
@@ -25,6 +27,8 @@ pytestmark = pytest.mark.integration
 
 VERIFY = "/api/telegram/verify-link"
 PREFERENCES = "/api/telegram/preferences"
+NOTIFICATIONS = "/api/telegram/notifications"
+TRACE = "/api/admin/telegram/events/{event_id}/trace"
 OPERATIONS = {
     "GET /api/telegram/link-account",
     "POST /api/telegram/verify-link",
@@ -33,6 +37,9 @@ OPERATIONS = {
     "POST /api/telegram/unlink-account",
     "GET /api/telegram/preferences",
     "PUT /api/telegram/preferences",
+    "GET /api/telegram/notifications",
+    "GET /api/admin/telegram/events/{event_id}/trace",
+    "GET /api/admin/telegram/users/{user_id}/events",
 }
 NEEDS_A_LINK = {"status", "send-test-message", "unlink-account", "preferences"}
 """Operations fuzzed as a linked user, so their success paths are reached too."""
@@ -71,12 +78,20 @@ def linked_user(http: httpx.Client) -> str:
 
 
 def only_unstateable_rules_refused(ctx: Any, response: Any, case: Any) -> bool | None:
-    """positive_data_acceptance, except that PUT /preferences may refuse a schema-valid body for
-    the two rules JSON Schema cannot state: an unknown time zone, quiet hours with start = end."""
+    """positive_data_acceptance, except for the rules JSON Schema cannot state: PUT /preferences
+    may refuse an unknown time zone or quiet hours with start = end; the delivery log a cursor
+    it did not return; an admin endpoint an event nothing is recorded about."""
     positive = case.meta is not None and case.meta.generation.mode.is_positive
     if positive and response.status_code == 422 and case.operation.path == PREFERENCES:
         fields = {problem["field"] for problem in response.json()["details"]}
         assert fields <= {"body.timezone", "body.quiet_hours"}, response.text
+        return None
+    unstateable = {
+        (NOTIFICATIONS, 400): "invalid_cursor",
+        (TRACE, 404): "event_not_found",
+    }.get((case.operation.path, response.status_code))
+    if positive and unstateable is not None:
+        assert response.json()["code"] == unstateable, response.text
         return None
     return positive_data_acceptance(ctx, response, case)
 
@@ -107,7 +122,9 @@ def test_schemathesis_finds_no_undocumented_answer(served, http):
             # A user of its own per operation and mode: one's unlink or rate limit is not
             # another's; the bot's key and a JWT on every request (verify-link takes both).
             user = linked_user(http) if needs_link else new_user()
-            fuzzer(operation, mode, served.base_url, {**bearer(user), **bot_key()})()
+            # The admin endpoints as an admin (a user token's 401/403 are tested elsewhere).
+            roles = ["admin"] if operation.path.startswith("/api/admin/") else []
+            fuzzer(operation, mode, served.base_url, {**bearer(user, roles=roles), **bot_key()})()
 
 
 # ------------------------------------------------------------ what the schema cannot say
@@ -219,3 +236,59 @@ def test_any_body_gets_a_documented_answer(http, documented, method_path, body, 
     expected = body_problem(body, content_type)
     if expected is not None:
         assert response.status_code == expected, response.text
+
+
+def encode_cursor_any(value: int) -> str:
+    """A cursor for any integer, even ones no delivery can have (decoding must refuse those)."""
+    return base64.urlsafe_b64encode(f"d1:{value}".encode()).decode().rstrip("=")
+
+
+QUERY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+LOG_PARAMS = st.dictionaries(
+    st.sampled_from(["limit", "cursor", "type", "status", "before", "Limit"]) | QUERY_TEXT,
+    st.lists(
+        QUERY_TEXT
+        | st.integers(-(2**70), 2**70).map(str)
+        | st.sampled_from(["post_success", "daily_summary", "sent", "dead_lettered", "held"])
+        | st.integers(-5, 2**64).map(encode_cursor_any),
+        min_size=1,
+        max_size=3,
+    ),
+    max_size=4,
+)
+
+
+@given(params=LOG_PARAMS)
+@example(params={"cursor": ["ZDE6MA"]})  # "d1:0": no delivery has id 0
+@example(params={"cursor": [encode_cursor(2**63)]})  # past bigint
+@example(params={"cursor": ["ZDE6MTIz=="]})  # padded
+@example(params={"limit": ["0"], "status": ["sending", "bogus"]})
+@example(params={"typ": ["post_success"]})  # a misspelt filter is refused, not ignored
+@FUZZ
+def test_any_query_of_the_delivery_log_gets_a_documented_answer(http, documented, params):
+    """Whatever the query: a page (200), a bad cursor (400 `invalid_cursor`) or a bad filter
+    (422 `invalid_request` naming it); never a 5xx. A valid page lists only the caller's items."""
+    user = new_user()
+    response = http.get(NOTIFICATIONS, headers=bearer(user), params=params)
+    assert_documented(response, "GET", NOTIFICATIONS, documented)
+    body = response.json()
+    if response.status_code == 200:
+        assert body["notifications"] == [] and body["next_cursor"] is None  # a new user's log
+    elif response.status_code == 400:
+        assert body["code"] == "invalid_cursor", body
+    else:
+        assert (response.status_code, body["code"]) == (422, "invalid_request"), body
+        assert body["details"], body
+
+
+@given(text=st.text(max_size=80) | st.integers(1, 2**63 - 1).map(encode_cursor))
+@example(text="ZDE6MDAwMDAwMDAwMDAwMDAwMDAwMDAx")  # 20 digits
+@example(text="ZDE6MR")  # "d1:1" with other trailing bits: not the cursor of 1
+@example(text="ZDE6M!Q")  # a character base64 would skip
+@FUZZ
+def test_a_cursor_decodes_to_a_delivery_id_or_is_refused(text):
+    try:
+        decoded = decode_cursor(text)
+    except InvalidCursor:
+        return
+    assert 0 < decoded < 2**63 and encode_cursor(decoded) == text

@@ -15,7 +15,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -165,6 +166,21 @@ class UserEvents(BaseModel):
     events: list[dict[str, Any]] = Field(examples=[[EXAMPLE_ITEM, EXAMPLE_DEAD]])
 
 
+def only_query(*names: str) -> Any:
+    """A route dependency refusing query parameters other than `names` (422, `details` naming
+    each): a misspelt filter must not silently list everything."""
+    allowed = frozenset(names)
+
+    async def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise RequestValidationError(
+                [{"loc": ("query", name), "msg": "unknown query parameter"} for name in unknown]
+            )
+
+    return Depends(check)
+
+
 def _cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
@@ -185,10 +201,12 @@ def make_notifications_api(engine: AsyncEngine) -> APIRouter:
             {
                 400: "`cursor` is not one this API returned (`invalid_cursor`)",
                 401: UNAUTHORIZED,
-                422: "`type` or `status` is not one of the listed values, or `limit` is out of "
-                "range (`invalid_request`); `details` says which",
+                422: "`type` or `status` is not one of the listed values, `limit` is out of "
+                "range, or a query parameter is unknown (`invalid_request`); `details` says "
+                "which",
             }
         ),
+        dependencies=[only_query("limit", "cursor", "type", "status")],
         summary="The user's recent notifications and what became of each",
     )
     async def notifications(
@@ -242,9 +260,11 @@ def make_admin_api(engine: AsyncEngine) -> APIRouter:
             {
                 404: "Nothing is recorded about this event (`event_not_found`); look in the "
                 "dead-letter queue with `sns-telegram trace`",
-                422: "`event_id` is not a UUID (`invalid_request`)",
+                422: "`event_id` is not a UUID, or a query parameter is unknown "
+                "(`invalid_request`)",
             }
         ),
+        dependencies=[only_query()],
         summary="Everything recorded about one event",
     )
     async def event_trace(event_id: uuid.UUID) -> EventTrace:
@@ -260,7 +280,10 @@ def make_admin_api(engine: AsyncEngine) -> APIRouter:
     @router.get(
         "/users/{user_id}/events",
         response_model=UserEvents,
-        responses=error_responses({422: "`last` out of range (`invalid_request`)"}),
+        responses=error_responses(
+            {422: "`last` out of range, or a query parameter is unknown (`invalid_request`)"}
+        ),
+        dependencies=[only_query("last")],
         summary="One user's last events and what became of each",
     )
     async def user_events(
