@@ -133,23 +133,15 @@ def _status(row: Any) -> LogStatus:
 
 
 def _item(row: Any) -> LogItem:
+    """A `deliveries` row as the log shows it (fields in `LogItem`'s order)."""
     status = _status(row)
+    why = row.reason if status is LogStatus.SKIPPED and row.reason else row.error
+    until = row.release_at if status is LogStatus.HELD else None
     return LogItem(
-        event_id=row.event_id,
-        type=row.event_type,
-        occurred_at=row.occurred_at,
-        received_at=row.created_at,
-        status=status,
-        reason=row.reason if status is LogStatus.SKIPPED and row.reason else row.error,
-        held_until=row.release_at if status is LogStatus.HELD else None,
-        telegram_message_id=row.telegram_message_id,
-        preview=preview(row.preview),
-        dead_letter=row.dead_letter,
-        sent_at=row.sent_at,
-        updated_at=row.updated_at,
-        attempts=row.attempts,
-        delivery_id=row.id,
-    )
+        row.event_id, row.event_type, row.occurred_at, row.created_at, status, why, until,
+        row.telegram_message_id, preview(row.preview), row.dead_letter, row.sent_at,
+        row.updated_at, row.attempts, row.id,
+    )  # fmt: skip
 
 
 def _status_filter(statuses: set[LogStatus]) -> ColumnElement[bool]:
@@ -260,28 +252,15 @@ async def trace(engine: AsyncEngine, event_id: uuid.UUID) -> EventTrace:
             .mappings()
             .first()
         )
-        tried = (
-            (
-                await conn.execute(
-                    select(attempts)
-                    .where(attempts.c.event_id == event_id)
-                    .order_by(attempts.c.at, attempts.c.id)
-                )
-            )
+        tried, pressed = [
+            (await conn.execute(select(table).where(table.c.event_id == event_id).order_by(*by)))
             .mappings()
             .all()
-        )
-        pressed = (
-            (
-                await conn.execute(
-                    select(presses)
-                    .where(presses.c.event_id == event_id)
-                    .order_by(presses.c.pressed_at, presses.c.id)
-                )
+            for table, by in (
+                (attempts, (attempts.c.at, attempts.c.id)),
+                (presses, (presses.c.pressed_at, presses.c.id)),
             )
-            .mappings()
-            .all()
-        )
+        ]
     return EventTrace(
         event_id=event_id,
         deliveries=[_item(row) for row in rows],

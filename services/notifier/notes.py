@@ -13,11 +13,22 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import astuple
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
 
 from services.notifier.batching import Batcher
-from services.notifier.records import DeadLetterRecord, FailedAttempt, Outcome
+from services.notifier.records import (
+    ERROR_CHARS,
+    FINAL_STATUSES,
+    DeadLetterRecord,
+    DeliveryStatus,
+    FailedAttempt,
+    Outcome,
+    storable,
+)
 from shared.contract import DeadLetterReason, Event
 
 log = logging.getLogger("notifier")
@@ -26,19 +37,68 @@ NOTE_TIMEOUT = 5.0
 """Seconds a batch of notes may take before it is given up (and only logged)."""
 
 
-class NoteStore(Protocol):
-    """Where notes go (`NotifierStore`)."""
+FAILED = DeliveryStatus.FAILED
+# An event dead-lettered before it had a delivery row; a finished delivery keeps its state.
+_DEAD_LETTERS = f"""
+INSERT INTO deliveries AS d (dedupe_key, event_id, event_type, user_id, status, attempts,
+                             created_at, updated_at, occurred_at, error, dead_letter)
+SELECT k, e, t, u, '{FAILED}', 0, now(), now(), o, x, r
+FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
+            %s::text[]) AS v(k, e, t, u, o, x, r)
+ON CONFLICT (dedupe_key) DO UPDATE SET
+    status = '{FAILED}', error = excluded.error, dead_letter = excluded.dead_letter,
+    updated_at = now()
+WHERE d.status <> ALL(%s)
+"""  # noqa: S608 (statuses only)
 
-    async def record_attempts(self, attempts: Sequence[FailedAttempt]) -> None: ...
+_ATTEMPTS = """
+INSERT INTO delivery_attempts (delivery_id, event_id, attempt, at, failure, error_code,
+                               description, retry_after)
+SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::int[], %s::timestamptz[], %s::text[],
+                     %s::int[], %s::text[], %s::float8[])
+"""
 
-    async def record_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None: ...
+
+class NoteStore:
+    """Where notes go: the notifier's tables `deliveries` and `delivery_attempts`, a statement
+    per batch on a connection of the notifier's pool."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def record_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None:
+        """Record events dead-lettered before they had a delivery row (one statement)."""
+        latest = {letter.dedupe_key: letter for letter in letters}.values()
+        if not latest:
+            return
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                _DEAD_LETTERS,
+                (
+                    [r.dedupe_key for r in latest], [r.event_id for r in latest],
+                    [storable(r.event_type)[:64] for r in latest],
+                    [storable(r.user_id)[:128] for r in latest],
+                    [r.occurred_at for r in latest],
+                    [storable(r.error)[:ERROR_CHARS] for r in latest],
+                    [r.reason for r in latest], list(FINAL_STATUSES),
+                ),
+            )  # fmt: skip
+
+    async def record_attempts(self, attempts: Sequence[FailedAttempt]) -> None:
+        """Record attempts Telegram refused or did not answer (one statement)."""
+        if attempts:
+            # The statement's columns are the record's fields, in order.
+            columns = [list(column) for column in zip(*map(astuple, attempts), strict=True)]
+            columns[6] = [storable(text)[:ERROR_CHARS] for text in columns[6]]
+            async with self.pool.connection() as conn:
+                await conn.execute(_ATTEMPTS, columns)
 
 
 class Notes:
     """Queues failed attempts and early dead letters; writes them in the background."""
 
-    def __init__(self, store: NoteStore) -> None:
-        self._store = store
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._store = NoteStore(pool)
         self._attempts = Batcher(500, 0.05, self._write_attempts, on_error=_dropped)
         self._letters = Batcher(500, 0.05, self._write_letters, on_error=_dropped)
 

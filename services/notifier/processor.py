@@ -86,7 +86,7 @@ class Processor:
         self._limiter = limiter
         self._progress = ProgressWatch()
         results = Results(store, limiter, self._progress, config)
-        self.notes = Notes(store)
+        self.notes = Notes(store.pool)
         """The delivery log's side notes: refused attempts, early dead letters."""
         self._delivery = Delivery(
             sender,

@@ -1,5 +1,6 @@
 """The notifier's database work, every statement on its tables in this one module (hence its
-length): one short transaction per batch of events, never per message.
+length; the delivery log's side notes are `notes.py`'s): one short transaction per batch of
+events, never per message.
 
 Plain psycopg 3 (no ORM) on the hot path: every statement takes arrays and `unnest`s them, so a
 batch of any size is a fixed handful of statements.
@@ -22,12 +23,10 @@ from services.notifier.records import (
     ERROR_CHARS,
     FINAL_STATUSES,
     ActivityRow,
-    DeadLetterRecord,
     DeliveryIntent,
     DeliveryResult,
     DeliveryRow,
     DeliveryStatus,
-    FailedAttempt,
     HeldDelivery,
     Hold,
     Link,
@@ -48,7 +47,6 @@ log = logging.getLogger(__name__)
 # matches the partial index on held deliveries; parameters pass members (psycopg dumps a StrEnum
 # as its value).
 SENDING, HELD, SENT = DeliveryStatus.SENDING, DeliveryStatus.HELD, DeliveryStatus.SENT
-FAILED = DeliveryStatus.FAILED
 _STATUS = {status.value: status for status in DeliveryStatus}
 """A stored status as its member (a dictionary lookup: `DeliveryStatus(value)` costs 20 times it,
 on every delivery row)."""
@@ -112,26 +110,6 @@ FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::int[], %s::t
      AS v(id, status, message_id, error, attempts, dead_letter)
 WHERE d.id = v.id
 """  # noqa: S608 (statuses only)
-
-# An event dead-lettered before it had a delivery row; a finished delivery keeps its state.
-_DEAD_LETTERS = f"""
-INSERT INTO deliveries AS d (dedupe_key, event_id, event_type, user_id, status, attempts,
-                             created_at, updated_at, occurred_at, error, dead_letter)
-SELECT k, e, t, u, '{FAILED}', 0, now(), now(), o, x, r
-FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
-            %s::text[]) AS v(k, e, t, u, o, x, r)
-ON CONFLICT (dedupe_key) DO UPDATE SET
-    status = '{FAILED}', error = excluded.error, dead_letter = excluded.dead_letter,
-    updated_at = now()
-WHERE d.status <> ALL(%s)
-"""  # noqa: S608 (statuses only)
-
-_ATTEMPTS = """
-INSERT INTO delivery_attempts (delivery_id, event_id, attempt, at, failure, error_code,
-                               description, retry_after)
-SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::int[], %s::timestamptz[], %s::text[],
-                     %s::int[], %s::text[], %s::float8[])
-"""
 
 _MARK_PROCESSED = """
 INSERT INTO processed_events (event_id, type, user_id, received_at)
@@ -395,40 +373,6 @@ class NotifierStore:
             ),
         )  # fmt: skip
         await self.mark_processed(conn, [r for r in results if r.final])
-
-    async def record_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None:
-        """Record events dead-lettered before they had a delivery row (one statement)."""
-        latest = {letter.dedupe_key: letter for letter in letters}.values()
-        if not latest:
-            return
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                _DEAD_LETTERS,
-                (
-                    [r.dedupe_key for r in latest], [r.event_id for r in latest],
-                    [storable(r.event_type)[:64] for r in latest],
-                    [storable(r.user_id)[:128] for r in latest],
-                    [r.occurred_at for r in latest],
-                    [storable(r.error)[:ERROR_CHARS] for r in latest],
-                    [r.reason for r in latest], list(FINAL_STATUSES),
-                ),
-            )  # fmt: skip
-
-    async def record_attempts(self, attempts: Sequence[FailedAttempt]) -> None:
-        """Record attempts Telegram refused or did not answer (one statement)."""
-        if not attempts:
-            return
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                _ATTEMPTS,
-                (
-                    [a.delivery_id for a in attempts], [a.event_id for a in attempts],
-                    [a.attempt for a in attempts], [a.at for a in attempts],
-                    [a.failure for a in attempts], [a.error_code for a in attempts],
-                    [storable(a.description)[:ERROR_CHARS] for a in attempts],
-                    [a.retry_after for a in attempts],
-                ),
-            )  # fmt: skip
 
     async def mark_processed(
         self, conn: AsyncConnection, results: Sequence[DeliveryResult]
