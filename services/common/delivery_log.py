@@ -155,6 +155,15 @@ def _status_filter(statuses: set[LogStatus]) -> ColumnElement[bool]:
     return or_(*terms)
 
 
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL can take `text` as a parameter (UTF-8, no NUL)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return "\x00" not in text
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of a user's log and the cursor of the next (None: this is the last)."""
@@ -174,6 +183,8 @@ async def user_log(
 ) -> Page:
     """The user's notifications, newest first, after the delivery id `after` (a decoded cursor),
     only of `types` and `statuses` when given."""
+    if not _storable(user_id):  # no such user can have been stored: PostgreSQL refuses it
+        return Page([], None)
     table = Delivery.__table__  # type: ignore[attr-defined]
     query = select(table).where(table.c.user_id == user_id)
     if after is not None:

@@ -16,6 +16,11 @@ OPERATIONS = {
     ("put", "/api/telegram/preferences"): {
         *("200", "400", "401", "404", "413", "415", "422", "503"),
     },
+    ("get", "/api/telegram/notifications"): {"200", "400", "401", "422", "503"},
+    ("get", "/api/admin/telegram/events/{event_id}/trace"): {
+        *("200", "401", "403", "404", "422", "503"),
+    },
+    ("get", "/api/admin/telegram/users/{user_id}/events"): {"200", "401", "403", "422", "503"},
 }
 
 

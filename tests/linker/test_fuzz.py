@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 from typing import Any
 
 import httpx
@@ -292,3 +293,19 @@ def test_a_cursor_decodes_to_a_delivery_id_or_is_refused(text):
     except InvalidCursor:
         return
     assert 0 < decoded < 2**63 and encode_cursor(decoded) == text
+
+
+@given(user=st.text(max_size=140))
+@example(user="a\x00b")  # PostgreSQL refuses NUL in text: no such user, not a 500
+@example(user="\ud800")
+@FUZZ
+def test_any_user_id_of_the_admin_user_events_gets_a_documented_answer(http, documented, user):
+    path = "/api/admin/telegram/users/{user_id}/events"
+    quoted = urllib.parse.quote(user.encode("utf-8", "surrogatepass"), safe="")
+    response = http.get(path.format(user_id=quoted), headers=bearer("support", roles=["admin"]))
+    if response.status_code == 404:  # an empty or slash-only id matches no route
+        assert response.json()["code"] == "not_found"
+        return
+    assert_documented(response, "GET", path, documented)
+    if response.status_code == 200:
+        assert response.json()["events"] == []
