@@ -92,11 +92,16 @@ ON CONFLICT (dedupe_key) DO UPDATE SET
 RETURNING id, dedupe_key, status, attempts, handed_at
 """
 
+# `handed_at` changes only on rows still `sending`; the delivery log's `handed_over_at` is kept
+# even when the answer was recorded first (a mark is written on its own connection, so it can
+# arrive after the result).
 _MARK_HANDED = f"""
-UPDATE deliveries AS d SET handed_at = CASE WHEN v.handed THEN now() END,
+UPDATE deliveries AS d
+SET handed_at = CASE WHEN d.status <> '{SENDING}' THEN d.handed_at
+                     WHEN v.handed THEN now() END,
     handed_over_at = CASE WHEN v.handed THEN now() ELSE d.handed_over_at END
 FROM unnest(%s::bigint[], %s::bool[]) AS v(id, handed)
-WHERE d.id = v.id AND d.status = '{SENDING}'
+WHERE d.id = v.id AND (d.status = '{SENDING}' OR v.handed)
 """  # noqa: S608 (statuses only)
 
 _FINISH = f"""
@@ -297,9 +302,10 @@ class NotifierStore:
     async def mark_handed(self, marks: Sequence[tuple[int, bool]]) -> None:
         """Record that requests were written to Telegram (True) or definitely refused (False).
 
-        Only rows still `sending` change. Committed without waiting for the WAL flush: the mark
-        guards against resending after *our* crash, and a database crash that loses it only
-        means the message may be sent again (never that it is lost).
+        Only rows still `sending` change `handed_at` (the delivery log's `handed_over_at` is set
+        on any). Committed without waiting for the WAL flush: the mark guards against resending
+        after *our* crash, and a database crash that loses it only means the message may be sent
+        again (never that it is lost).
         """
         latest = dict(marks)  # the last word per delivery wins
         if not latest:
