@@ -201,7 +201,7 @@ class DeliveryAttempt(SQLModel, table=True):
     delivery_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     event_id: uuid.UUID = Field(index=True)
     attempt: int
-    at: datetime = Field(sa_column=_tz(nullable=False))
+    at: datetime = Field(sa_column=_tz(nullable=False, index=True))  # retention
     failure: str = Field(max_length=32)
     """How the notifier read the answer: retry_after, transient, migrated, chat_gone, ..."""
     error_code: int | None = None
@@ -220,7 +220,7 @@ class ButtonPress(SQLModel, table=True):
     user_id: str = Field(max_length=128)
     action: str = Field(max_length=32)
     outcome: str = Field(max_length=32)
-    pressed_at: datetime = Field(sa_column=_tz(nullable=False))
+    pressed_at: datetime = Field(sa_column=_tz(nullable=False, index=True))  # retention
 
 
 class SummaryRun(SQLModel, table=True):

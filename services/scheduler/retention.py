@@ -59,6 +59,20 @@ def rules(settings: RetentionSettings) -> list[Rule]:
             why="the delivery log; a held delivery stays until it is sent",
         ),
         Rule(
+            "delivery_attempts",
+            "id",
+            "at",
+            settings.retention_deliveries_days * days,
+            why="the delivery log's refused attempts, kept as long as their deliveries",
+        ),
+        Rule(
+            "button_presses",
+            "id",
+            "pressed_at",
+            settings.retention_deliveries_days * days,
+            why="the delivery log's button presses, kept as long as the deliveries",
+        ),
+        Rule(
             "activity",
             "event_id",
             "recorded_at",

@@ -48,21 +48,22 @@ async def test_0005_upgrades_a_populated_database_in_place(fresh_database_url, r
     from shared.db import create_engine as create_async_engine
     from tests.notifier.harness import running_notifier
     from tests.support.ids import new_chat_id, new_user
-    from tests.support.rows import TABLES, count_every_table, seed_every_table
+    from tests.support.rows import TABLES_0004 as TABLES
+    from tests.support.rows import count_every_table, seed_every_table
 
     config = alembic_config(fresh_database_url)
     command.downgrade(config, "0004")
     engine = create_engine(sqlalchemy_url(fresh_database_url))
     long_ago = datetime.now(UTC) - timedelta(days=90)
     with engine.begin() as conn:
-        old = seed_every_table(conn, new_user("pre-0005"), long_ago)
-        recent = seed_every_table(conn, new_user("pre-0005"), datetime.now(UTC))
+        old = seed_every_table(conn, new_user("pre-0005"), long_ago, TABLES)
+        recent = seed_every_table(conn, new_user("pre-0005"), datetime.now(UTC), TABLES)
 
     migrate(fresh_database_url)
 
     with engine.connect() as conn:
-        assert count_every_table(conn, old) == dict.fromkeys(TABLES, 1)
-        assert count_every_table(conn, recent) == dict.fromkeys(TABLES, 1)
+        assert count_every_table(conn, old, TABLES) == dict.fromkeys(TABLES, 1)
+        assert count_every_table(conn, recent, TABLES) == dict.fromkeys(TABLES, 1)
         assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
     pool = create_async_engine(fresh_database_url, pool_size=1)
     try:
@@ -70,8 +71,8 @@ async def test_0005_upgrades_a_populated_database_in_place(fresh_database_url, r
     finally:
         await pool.dispose()
     with engine.connect() as conn:
-        after = count_every_table(conn, old)
-        assert count_every_table(conn, recent) == dict.fromkeys(TABLES, 1)
+        after = count_every_table(conn, old, TABLES)
+        assert count_every_table(conn, recent, TABLES) == dict.fromkeys(TABLES, 1)
     engine.dispose()
     assert report.by_table()["processed_events"] == 1 and after["processed_events"] == 0
     assert after["activity"] == 1  # recorded at the upgrade: kept RETENTION_ACTIVITY_DAYS from it

@@ -19,15 +19,17 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from sqlalchemy import TextClause
+from sqlalchemy import TextClause, select
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
+from services.notifier import notes
 from services.notifier import store as notifier_store
 from services.notifier.records import FINAL_STATUSES
 from services.scheduler import queries, upkeep
 from services.scheduler.retention import count_expired, delete_batch, rules
 from services.scheduler.retention_settings import RetentionSettings
 from shared.db import libpq_url
+from shared.models import Delivery
 from tests.support.rows import TABLES
 
 pytestmark = pytest.mark.integration
@@ -83,9 +85,10 @@ NOTIFIER: dict[str, Any] = {
     "_LINKS": (USERS,),
     "_REPORTS": (["k"] * 3, USERS, [NOW - timedelta(days=1)] * 3, [NOW] * 3),
     "_BEGIN_DELIVERIES": ([str(e) for e in EVENTS], EVENTS, ["post_success"] * 3, USERS,
-                          ["c"] * 3, ["sending"] * 3, _arr(FINAL_STATUSES), _arr(FINAL_STATUSES)),
+                          ["c"] * 3, ["sending"] * 3, [NOW] * 3, ["p"] * 3, [None] * 3,
+                          _arr(FINAL_STATUSES), _arr(FINAL_STATUSES), _arr(FINAL_STATUSES)),
     "_MARK_HANDED": (IDS, [True] * 3),
-    "_FINISH": (IDS, ["sent"] * 3, [1] * 3, [None] * 3, [1] * 3),
+    "_FINISH": (IDS, ["sent"] * 3, [1] * 3, [None] * 3, [1] * 3, [None] * 3),
     "_MARK_PROCESSED": (EVENTS, ["post_success"] * 3, USERS),
     "_HELD_USERS": (USERS,),
     "_HOLD": (IDS, [NOW] * 3, [Jsonb({})] * 3),
@@ -95,6 +98,33 @@ NOTIFIER: dict[str, Any] = {
     "_HELD_WAITING": None,
     "_MARK_FOLDED": (IDS, [3] * 3),
 }  # fmt: skip
+
+# -- the delivery log's notes (services/notifier/notes.py) and reads (delivery_log.py) ---------
+NOTES: dict[str, Any] = {
+    "_DEAD_LETTERS": ([str(e) for e in EVENTS], EVENTS, ["post_success"] * 3, USERS, [NOW] * 3,
+                      ["e"] * 3, ["invalid"] * 3, _arr(FINAL_STATUSES)),
+    "_ATTEMPTS": (IDS, EVENTS, IDS, [NOW] * 3, ["transient"] * 3, [502] * 3, ["d"] * 3, [None] * 3),
+}  # fmt: skip
+
+
+def delivery_log_reads() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The delivery log's queries as the linker and `trace` run them (compiled for psycopg)."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    page = (
+        select(table)
+        .where(table.c.user_id == USERS[0], table.c.id < 100, table.c.event_type.in_(["x"]))
+        .order_by(table.c.id.desc())
+        .limit(21)
+    )
+    by_event = select(table).where(table.c.event_id == EVENTS[0])
+    reads = {}
+    for name, query in (("user_log", page), ("trace", by_event)):
+        compiled = query.compile(
+            dialect=psycopg_dialect.dialect(), compile_kwargs={"render_postcompile": True}
+        )
+        reads[name] = (str(compiled), dict(compiled.params))
+    return reads
+
 
 # -- the scheduler's statements (services/scheduler/queries.py, upkeep.py) ------------------------
 _SCHEDULE_ROWS = json.dumps(
@@ -187,6 +217,7 @@ def statements(module: Any, kind: type) -> set[str]:
 
 def test_every_statement_of_the_notifier_and_scheduler_is_checked():
     assert statements(notifier_store, str) == set(NOTIFIER)
+    assert statements(notes, str) == set(NOTES)
     assert statements(queries, TextClause) == set(SCHEDULER) | set(WHOLE_TABLE_BY_DESIGN)
     assert statements(upkeep, TextClause) == set(UPKEEP)
 
@@ -194,6 +225,17 @@ def test_every_statement_of_the_notifier_and_scheduler_is_checked():
 @pytest.mark.parametrize("name", sorted(NOTIFIER))
 def test_the_notifiers_statements_use_indexes(explain, name):
     assert seq_scans(explain(getattr(notifier_store, name), NOTIFIER[name])) == []
+
+
+@pytest.mark.parametrize("name", sorted(NOTES))
+def test_the_delivery_log_notes_use_indexes(explain, name):
+    assert seq_scans(explain(getattr(notes, name), NOTES[name])) == []
+
+
+@pytest.mark.parametrize("name", ["user_log", "trace"])
+def test_the_delivery_log_reads_use_indexes(explain, name):
+    statement, params = delivery_log_reads()[name]
+    assert seq_scans(explain(statement, params)) == []
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULER))

@@ -66,6 +66,8 @@ async def test_old_rows_go_recent_and_in_use_rows_stay(env):
         "rate_limits": 1,
         "summary_runs": 2,
         "job_runs": 2,
+        "delivery_attempts": 2,
+        "button_presses": 2,
     }
     assert report.bytes > 0 and all(t.bytes > 0 for t in report.tables)
 

@@ -21,8 +21,12 @@ TABLES = (
     "summary_runs",
     "summary_schedules",
     "job_runs",
+    "delivery_attempts",
+    "button_presses",
 )
 """Every table of the schema (alembic's own aside)."""
+TABLES_0004 = TABLES[: TABLES.index("delivery_attempts")]
+"""The tables as migration 0004 left them (the later ones came with 0006)."""
 
 _INSERTS = {
     "telegram_links": """
@@ -54,6 +58,13 @@ _INSERTS = {
         INSERT INTO job_runs (job_id, trigger, started_at, finished_at, emitted, failed, details)
         VALUES ('telegram_daily_summary', 'schedule', :at, :at, 1, 0,
                 jsonb_build_object('user', CAST(:user AS text)))""",
+    "delivery_attempts": """
+        INSERT INTO delivery_attempts (delivery_id, event_id, attempt, at, failure, error_code,
+                                       description, retry_after)
+        VALUES (0, :event, 1, :at, 'retry_after', 429, CAST(:user AS text), 3)""",
+    "button_presses": """
+        INSERT INTO button_presses (event_id, user_id, action, outcome, pressed_at)
+        VALUES (:event, :user, 'retry', 'requested', :at)""",
 }
 
 
@@ -77,9 +88,9 @@ class Seeded:
         }
 
 
-def inserts() -> list[TextClause]:
+def inserts(tables: tuple[str, ...] = TABLES) -> list[TextClause]:
     """One insert per table, taking `Seeded.params()`."""
-    return [text(_INSERTS[table]) for table in TABLES]
+    return [text(_INSERTS[table]) for table in tables]
 
 
 def owner(table: str) -> str:
@@ -88,29 +99,36 @@ def owner(table: str) -> str:
         "job_runs": "(details ->> 'user')",
         "rate_limits": "substr(key, 14)",
         "link_tokens": "user_id",
+        "delivery_attempts": "description",
     }.get(table, "user_id")
 
 
-def counts(rows: Seeded) -> list[tuple[str, TextClause, dict[str, object]]]:
+def counts(
+    rows: Seeded, tables: tuple[str, ...] = TABLES
+) -> list[tuple[str, TextClause, dict[str, object]]]:
     """(table, statement, parameters) counting how many of `rows` each table still holds."""
     out = []
-    for table in TABLES:
+    for table in tables:
         statement = text(f"SELECT count(*) FROM {table} WHERE {owner(table)} = :value")  # noqa: S608
         out.append((table, statement, {"value": rows.user}))
     return out
 
 
-def seed_every_table(conn: Connection, user: str, at: datetime) -> Seeded:
+def seed_every_table(
+    conn: Connection, user: str, at: datetime, tables: tuple[str, ...] = TABLES
+) -> Seeded:
     """One row in every table (sync connection), dated `at`."""
     rows = Seeded(user, at)
-    for statement in inserts():
+    for statement in inserts(tables):
         conn.execute(statement, rows.params())
     return rows
 
 
-def count_every_table(conn: Connection, rows: Seeded) -> dict[str, int]:
+def count_every_table(
+    conn: Connection, rows: Seeded, tables: tuple[str, ...] = TABLES
+) -> dict[str, int]:
     """How many of `rows` each table still holds (sync connection)."""
-    return {table: int(conn.execute(q, p).scalar_one()) for table, q, p in counts(rows)}
+    return {table: int(conn.execute(q, p).scalar_one()) for table, q, p in counts(rows, tables)}
 
 
 async def seed_every_table_async(

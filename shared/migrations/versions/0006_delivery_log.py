@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("retry_after", sa.Float(), nullable=True),
     )
     op.create_index("ix_delivery_attempts_event_id", "delivery_attempts", ["event_id"])
+    op.create_index("ix_delivery_attempts_at", "delivery_attempts", ["at"])  # retention
     # Owner: linker. The presses of a notification's buttons (Retry, Mute) and their outcome.
     op.create_table(
         "button_presses",
@@ -53,12 +54,11 @@ def upgrade() -> None:
         sa.Column("pressed_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_button_presses_event_id", "button_presses", ["event_id"])
+    op.create_index("ix_button_presses_pressed_at", "button_presses", ["pressed_at"])  # retention
 
 
 def downgrade() -> None:
-    op.drop_index("ix_button_presses_event_id", table_name="button_presses")
-    op.drop_table("button_presses")
-    op.drop_index("ix_delivery_attempts_event_id", table_name="delivery_attempts")
+    op.drop_table("button_presses")  # with its indexes
     op.drop_table("delivery_attempts")
     op.drop_index("ix_deliveries_user_log", table_name="deliveries")
     op.create_index("ix_deliveries_user_id", "deliveries", ["user_id"])
