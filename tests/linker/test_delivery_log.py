@@ -13,7 +13,6 @@ import uuid
 from datetime import UTC, datetime, time
 from typing import Any
 
-import aio_pika
 import pytest
 
 from services.common.callbacks import short_uuid
@@ -24,6 +23,7 @@ from shared.contract import Event
 from tests.linker.conftest import Linker
 from tests.linker.helpers import bearer
 from tests.notifier.harness import Harness, running_notifier
+from tests.support.bus import publish_raw
 from tests.support.ids import new_chat_id, new_user
 from tests.support.waiting import eventually
 
@@ -54,14 +54,6 @@ async def log_of(linker: Linker, user: str, **params: Any) -> list[dict[str, Any
 def one(items: list[dict[str, Any]], event: Event) -> dict[str, Any]:
     (item,) = [i for i in items if i["event_id"] == str(event.event_id)]
     return item
-
-
-async def publish_raw(rabbitmq_url: str, body: dict[str, Any], routing_key: str) -> None:
-    connection = await aio_pika.connect(rabbitmq_url)
-    async with connection:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange("sns.events")
-        await exchange.publish(aio_pika.Message(json.dumps(body).encode()), routing_key)
 
 
 async def traced(h: Harness, event_id: uuid.UUID) -> str:
@@ -96,12 +88,11 @@ async def test_each_status_comes_back_as_it_happened(
         rejected = await h.publish("post_failure", user, FAILURE | {"post_id": "p-3"})
         await h.wait_delivery(rejected, "failed")
         invalid_id = uuid.uuid4()
+        body = {"event_id": str(invalid_id), "type": "post_success", "user_id": user,
+                "occurred_at": "2026-02-26T10:30:00Z", "data": {"likes": "many"}}  # fmt: skip
         await publish_raw(
-            rabbitmq_url,
-            {"event_id": str(invalid_id), "type": "post_success", "user_id": user,
-             "occurred_at": "2026-02-26T10:30:00Z", "data": {"likes": "many"}},
-            "post_success",
-        )  # fmt: skip
+            rabbitmq_url, "post_success", json.dumps(body).encode(), message_id=str(invalid_id)
+        )
 
         async def invalid_recorded() -> bool:
             return any(i["event_id"] == str(invalid_id) for i in await log_of(linker, user))
