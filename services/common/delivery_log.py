@@ -183,6 +183,7 @@ async def user_log(
 ) -> Page:
     """The user's notifications, newest first, after the delivery id `after` (a decoded cursor),
     only of `types` and `statuses` when given."""
+    limit = max(1, min(limit, MAX_PAGE))
     if not _storable(user_id):  # no such user can have been stored: PostgreSQL refuses it
         return Page([], None)
     table = Delivery.__table__  # type: ignore[attr-defined]
@@ -193,7 +194,7 @@ async def user_log(
         query = query.where(table.c.event_type.in_(sorted(types)))
     if statuses:
         query = query.where(_status_filter(statuses))
-    query = query.order_by(table.c.id.desc()).limit(min(limit, MAX_PAGE) + 1)
+    query = query.order_by(table.c.id.desc()).limit(limit + 1)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     items = [_item(row) for row in rows[:limit]]
