@@ -59,6 +59,18 @@ class TelegramLink(SQLModel, table=True):
     quiet_start: time | None = None
     """Quiet hours (local time in `timezone`): messages wait until `quiet_end`; both or neither."""
     quiet_end: time | None = None
+    silent_types: list[str] = Field(
+        default_factory=lambda: ["daily_summary"],
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{daily_summary}'")),
+    )
+    """Types sent without a sound (`disable_notification`); muted wins over silent."""
+    quiet_mode: str = Field(
+        default="hold", max_length=8, sa_column_kwargs={"server_default": "hold"}
+    )
+    """What quiet hours do: `hold` (keep, then fold when they end) or `silent` (send now,
+    without a sound)."""
+    link_previews: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
+    """Whether notifications with a post link show a small preview of the post."""
 
 
 class LinkToken(SQLModel, table=True):

@@ -21,7 +21,9 @@ from services.common.callbacks import Signed
 from services.linker import texts
 from services.linker.preferences import (
     LANGUAGES,
+    MODES,
     MUTABLE_TYPES,
+    QUIET_MODES,
     QUIET_PRESETS,
     Preferences,
     PreferencesChange,
@@ -36,7 +38,12 @@ SET_UNMUTED = "su"
 SET_LANGUAGE = "sl"
 SET_QUIET = "sq"
 """Argument `off`, or `HHMM-HHMM` (start-end)."""
-SETTINGS_ACTIONS = (SET_MUTED, SET_UNMUTED, SET_LANGUAGE, SET_QUIET)
+SET_MODE = "sv"
+"""Argument `<type>.<mode>`: the type delivered loud, silent or muted (`MODES`)."""
+SET_QUIET_MODE = "sh"
+"""Argument `hold` or `silent`: what quiet hours do (`QUIET_MODES`)."""
+SETTINGS_ACTIONS = (SET_MUTED, SET_UNMUTED, SET_LANGUAGE, SET_QUIET, SET_MODE, SET_QUIET_MODE)
+"""`sm`/`su` (mute, unmute) are what keyboards before `sv` carry; they are still honoured."""
 QUIET_OFF = "off"
 
 RETRY_LIFETIME = timedelta(days=7)
@@ -96,13 +103,19 @@ def parse_quiet(argument: str) -> tuple[time, time] | None:
     return start, end
 
 
+def next_mode(mode: str) -> str:
+    """The mode a type's button sets: loud, then silent, then muted, then loud again."""
+    return MODES[(MODES.index(mode) + 1) % len(MODES)]
+
+
 def settings_keyboard(prefs: Preferences) -> list[list[Button]]:
-    """The /settings keyboard: mute toggles two per row, quiet hours, language."""
+    """The /settings keyboard: each type's mode two per row (a press sets the next mode),
+    quiet hours, what they do, language."""
     toggles = [
         Button(
-            texts.type_button(t, t in prefs.muted_types, prefs.language),
-            SET_UNMUTED if t in prefs.muted_types else SET_MUTED,
-            t,
+            texts.type_button(t, prefs.mode(t), prefs.language),
+            SET_MODE,
+            f"{t}.{next_mode(prefs.mode(t))}",
         )
         for t in MUTABLE_TYPES
     ]
@@ -115,13 +128,24 @@ def settings_keyboard(prefs: Preferences) -> list[list[Button]]:
         Button(_chosen(texts.LANGUAGE_NAMES[lang], lang == prefs.language), SET_LANGUAGE, lang)
         for lang in LANGUAGES
     ]
-    return [toggles[:2], toggles[2:], quiet, languages]
+    quiet_modes = [
+        Button(_chosen(label, mode == prefs.quiet_mode), SET_QUIET_MODE, mode)
+        for label, mode in zip(texts.quiet_mode_buttons(prefs.language), QUIET_MODES, strict=True)
+    ]
+    return [toggles[:2], toggles[2:], quiet, quiet_modes, languages]
 
 
 def settings_change(action: str, argument: str) -> PreferencesChange | None:
     """What a settings button changes; None when the action or argument is not one of ours."""
     if action in (SET_MUTED, SET_UNMUTED) and argument in MUTABLE_TYPES:
         return lambda prefs: prefs.muting(argument, action == SET_MUTED)
+    if action == SET_MODE:
+        event_type, _, mode = argument.rpartition(".")
+        if event_type in MUTABLE_TYPES and mode in MODES:
+            return lambda prefs: prefs.with_mode(event_type, mode)
+        return None
+    if action == SET_QUIET_MODE and argument in QUIET_MODES:
+        return lambda prefs: replace(prefs, quiet_mode=argument)
     if action == SET_LANGUAGE and argument in LANGUAGES:
         return lambda prefs: replace(prefs, language=argument)
     if action == SET_QUIET:

@@ -21,6 +21,11 @@ in `shared.contract.TYPES`)."""
 LANGUAGES = ("ko", "en")
 QUIET_PRESETS: tuple[tuple[time, time], ...] = ((time(22), time(7)), (time(23), time(8)))
 """Quiet hours offered as buttons in /settings (the API accepts any)."""
+MODES = ("loud", "silent", "muted")
+"""How a type is delivered: with a sound, without one (`disable_notification`), or not at all."""
+QUIET_MODES = ("hold", "silent")
+"""What quiet hours do: hold messages until they end (then fold them), or send them silently."""
+DEFAULT_SILENT_TYPES = ("daily_summary",)
 
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
@@ -34,6 +39,10 @@ class Preferences:
     language: str = "ko"
     timezone: str = "UTC"
     summary_time: time = time(9)
+    silent_types: tuple[str, ...] = DEFAULT_SILENT_TYPES
+    """Sent without a sound; a type also in `muted_types` is muted."""
+    quiet_mode: str = "hold"
+    link_previews: bool = True
 
     @classmethod
     def of(cls, link: TelegramLink) -> Preferences:
@@ -48,6 +57,9 @@ class Preferences:
             language=link.language if link.language in LANGUAGES else "ko",
             timezone=link.timezone,
             summary_time=link.summary_time,
+            silent_types=ordered_types(link.silent_types),
+            quiet_mode=link.quiet_mode if link.quiet_mode in QUIET_MODES else "hold",
+            link_previews=link.link_previews,
         )
 
     def columns(self) -> dict[str, object]:
@@ -60,12 +72,27 @@ class Preferences:
             "language": self.language,
             "timezone": self.timezone,
             "summary_time": self.summary_time,
+            "silent_types": list(self.silent_types),
+            "quiet_mode": self.quiet_mode,
+            "link_previews": self.link_previews,
         }
 
     def muting(self, event_type: str, muted: bool) -> Preferences:
         """These preferences with `event_type` muted or not."""
         others = [t for t in self.muted_types if t != event_type]
         return replace(self, muted_types=ordered_types([*others, event_type] if muted else others))
+
+    def mode(self, event_type: str) -> str:
+        """How `event_type` is delivered: `loud`, `silent` or `muted` (muted wins)."""
+        if event_type in self.muted_types:
+            return "muted"
+        return "silent" if event_type in self.silent_types else "loud"
+
+    def with_mode(self, event_type: str, mode: str) -> Preferences:
+        """These preferences with `event_type` delivered as `mode` (one of `MODES`)."""
+        others = [t for t in self.silent_types if t != event_type]
+        silent = ordered_types([*others, event_type] if mode == "silent" else others)
+        return replace(self.muting(event_type, mode == "muted"), silent_types=silent)
 
 
 PreferencesChange = Callable[[Preferences], Preferences]

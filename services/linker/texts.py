@@ -145,6 +145,10 @@ _SETTINGS = {
         "daily_at": "매일 {time}",
         "quiet": "🌙 방해 금지 시간",
         "quiet_note": "이 시간의 알림은 끝날 때 모아서 보냅니다",
+        "quiet_note_silent": "이 시간의 알림은 소리 없이 바로 보냅니다",
+        "silent": "무음",
+        "quiet_hold_button": "🌙 모아서 보내기",
+        "quiet_silent_button": "🔈 무음으로 보내기",
         "language": "🌐 언어",
         "timezone": "🕘 시간대",
         "footer": "버튼을 눌러 바꿀 수 있습니다. 시간대와 리포트 시각은 대시보드에서 바꿉니다.",
@@ -157,6 +161,10 @@ _SETTINGS = {
         "daily_at": "daily at {time}",
         "quiet": "🌙 Quiet hours",
         "quiet_note": "notifications in this time are sent together when it ends",
+        "quiet_note_silent": "notifications in this time arrive at once, without a sound",
+        "silent": "silent",
+        "quiet_hold_button": "🌙 Hold until they end",
+        "quiet_silent_button": "🔈 Deliver silently",
         "language": "🌐 Language",
         "timezone": "🕘 Time zone",
         "footer": (
@@ -187,25 +195,36 @@ def settings_text(prefs: Preferences) -> str:
     t = _SETTINGS[_lang(prefs.language)]
     lines = [t["title"], ""]
     for event_type in MUTABLE_TYPES:
-        muted = event_type in prefs.muted_types
-        state = t["off"] if muted else t["on"]
-        if event_type == "daily_summary" and not muted:
+        mode = prefs.mode(event_type)
+        state = {"loud": t["on"], "silent": t["silent"], "muted": t["off"]}[mode]
+        if event_type == "daily_summary" and mode != "muted":
             state += f" ({t['daily_at'].format(time=hhmm(prefs.summary_time))})"
-        lines.append(f"{'🔕' if muted else '🔔'} {type_name(event_type, prefs.language)}: {state}")
+        lines.append(f"{type_button(event_type, mode, prefs.language)}: {state}")
     if prefs.quiet_hours is None:
         lines.append(f"{t['quiet']}: {t['off']}")
     else:
         quiet = quiet_range(*prefs.quiet_hours)
-        lines.append(f"{t['quiet']}: {quiet} ({t['quiet_note']})")
+        note = t["quiet_note_silent"] if prefs.quiet_mode == "silent" else t["quiet_note"]
+        lines.append(f"{t['quiet']}: {quiet} ({note})")
     lines.append(f"{t['language']}: {LANGUAGE_NAMES[_lang(prefs.language)]}")
     lines.append(f"{t['timezone']}: {prefs.timezone}")
     lines += ["", t["footer"]]
     return "\n".join(lines)
 
 
-def type_button(event_type: str, muted: bool, language: str) -> str:
-    """A mute toggle: the bell shows the current state."""
-    return f"{'🔕' if muted else '🔔'} {type_name(event_type, language)}"
+MODE_ICONS = {"loud": "🔔", "silent": "🔈", "muted": "🔕"}
+"""How each delivery mode is shown: with a sound, without one, not at all."""
+
+
+def type_button(event_type: str, mode: str, language: str) -> str:
+    """A type's mode button: the icon shows its current mode (`MODE_ICONS`)."""
+    return f"{MODE_ICONS[mode]} {type_name(event_type, language)}"
+
+
+def quiet_mode_buttons(language: str) -> list[str]:
+    """Labels of what quiet hours do: hold, then deliver silently (`QUIET_MODES`' order)."""
+    t = _SETTINGS[_lang(language)]
+    return [t["quiet_hold_button"], t["quiet_silent_button"]]
 
 
 def quiet_buttons(language: str) -> list[str]:

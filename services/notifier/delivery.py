@@ -140,7 +140,13 @@ class Delivery:
                 work = edits.edit(self, Edit(item, row, plan, ticket))
             else:
                 send = Send(
-                    item, row, plan.chat_id, plan.text, buttons=plan.buttons, language=plan.language
+                    item,
+                    row,
+                    plan.chat_id,
+                    plan.text,
+                    buttons=plan.buttons,
+                    language=plan.language,
+                    options=plan.options,
                 )
                 send.ticket = self.sequencer.enter(plan.chat_id, send)
                 work = self._send(send)
@@ -202,6 +208,7 @@ class Delivery:
                 send.text,
                 reply_markup=self.markup(send.buttons, chat_id),
                 on_written=handed,
+                options=send.options,
             )
         except SendError as error:
             if written and error.failure is not Failure.UNCERTAIN:

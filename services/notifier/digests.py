@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from services.notifier.render import digest_fits, render_digest
+from services.notifier.telegram import Options
 from services.notifier.work import Send
 
 
@@ -36,3 +37,9 @@ def fold(send: Send, taken: list[Send]) -> None:
     send.folded = taken
     send.text = render_digest([send.text, *(f.text for f in taken)], send.language)
     send.buttons = None  # buttons belong to single notifications
+    send.options = fold_options([send.options, *(f.options for f in taken)])
+
+
+def fold_options(each: list[Options]) -> Options:
+    """The options of one message carrying several: silent only when every one was."""
+    return Options(silent=all(o.silent for o in each))

@@ -37,6 +37,7 @@ from services.notifier.render import (
     PlatformTotals,
     render_post_success,
 )
+from services.notifier.telegram import Options
 from services.notifier.work import Item
 from shared.contract import (
     AutomationExecutedData,
@@ -104,12 +105,16 @@ def route(
             ):
                 text = render(event, data, report, link.language)
                 buttons = keyboard(event.type, event.event_id, event.data, link.language)
-            plans[key] = SendPlan(chat_id, text, buttons, link.language)
+            silent = event.type.value in link.silent_types
             until = quiet_until(lookup.now, link.timezone, link.quiet_start, link.quiet_end)
+            if until is not None and link.quiet_mode == "silent":
+                silent, until = True, None  # quiet hours deliver now, without a sound
             if until is None and event.user_id in lookup.waiting:
                 until = lookup.now
+            options = Options(silent=silent)
+            plans[key] = SendPlan(chat_id, text, buttons, link.language, options)
             if until is not None:  # the row id is filled in once the row exists
-                holds[key] = Hold(0, until, {"text": text, "buttons": buttons})
+                holds[key] = Hold(0, until, {"text": text, "buttons": buttons, **options.payload()})
     return plans, holds, held_edits
 
 

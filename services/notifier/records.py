@@ -12,6 +12,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from services.notifier.keyboards import Keyboard
+from services.notifier.telegram import LOUD, Options
 from shared.contract import DeadLetterReason
 
 
@@ -90,6 +91,7 @@ class SendPlan:
     text: str
     buttons: Keyboard | None
     language: str
+    options: Options = LOUD
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,10 @@ class Link:
     timezone: str = "UTC"
     quiet_start: time | None = None
     quiet_end: time | None = None
+    silent_types: tuple[str, ...] = ()
+    quiet_mode: str = "hold"
+    """`hold`: quiet hours keep messages until they end; `silent`: send them now, silently."""
+    link_previews: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from services.common.logging import log_context
 from services.notifier import metrics
 from services.notifier.config import ProcessorConfig
 from services.notifier.delivery import Delivery
+from services.notifier.digests import fold_options
 from services.notifier.intake import ChatIdDecoder, Clock
 from services.notifier.keyboards import Keyboard
 from services.notifier.planning import link_skip_reason
@@ -26,6 +27,7 @@ from services.notifier.records import (
 )
 from services.notifier.render import render_quiet_fold
 from services.notifier.store import NotifierStore
+from services.notifier.telegram import Options
 from shared.db import is_transient
 
 log = logging.getLogger("notifier")
@@ -106,13 +108,14 @@ class Release:
         with log_context(user_id=user_id):
             try:
                 chat_id = self.chat_ids.decrypt(link.chat_id)
+                options = fold_options([Options.of_payload(r.payload) for r in ready])
                 if len(ready) == 1:
                     text, buttons = ready[0].payload["text"], ready[0].payload.get("buttons")
                 else:  # one message, no buttons: they would not say which notification they act on
                     text = render_quiet_fold([r.payload["text"] for r in ready], link.language)
                     buttons = None
                 status, message_id, error, attempts = await self._deliver(
-                    user_id, chat_id, text, buttons, attempts
+                    user_id, chat_id, text, buttons, attempts, options
                 )
             except Exception as exc:  # a bug or bad data: record it on the rows, release others
                 log.exception("releasing held deliveries failed")
@@ -123,7 +126,13 @@ class Release:
         return results, folded
 
     async def _deliver(
-        self, user_id: str, chat_id: int, text: str, buttons: Keyboard | None, attempts: int
+        self,
+        user_id: str,
+        chat_id: int,
+        text: str,
+        buttons: Keyboard | None,
+        attempts: int,
+        options: Options,
     ) -> tuple[DeliveryStatus, int | None, str | None, int]:
         """Send one released message in its chat's turn: (status, message id, error, attempts).
 
@@ -136,7 +145,7 @@ class Release:
 
             async def once(to: int) -> int:
                 return await delivery.sender.send_text(
-                    to, text, reply_markup=delivery.markup(buttons, to)
+                    to, text, reply_markup=delivery.markup(buttons, to), options=options
                 )
 
             verdict, attempts = await delivery.attempt(user_id, chat_id, attempts, once)

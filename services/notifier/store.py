@@ -62,7 +62,8 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 _LINKS = """
-SELECT user_id, chat_id, enabled, muted_types, language, timezone, quiet_start, quiet_end
+SELECT user_id, chat_id, enabled, muted_types, language, timezone, quiet_start, quiet_end,
+       silent_types, quiet_mode, link_previews
 FROM telegram_links WHERE user_id = ANY(%s)
 """
 
@@ -244,9 +245,11 @@ class NotifierStore:
             return {}
         cursor = await conn.execute(_LINKS, (ids,))
         return {
-            user: Link(user, chat_id, enabled, tuple(muted or ()), language, zone, start, end)
-            for user, chat_id, enabled, muted, language, zone, start, end in await cursor.fetchall()
-        }
+            user: Link(user, chat_id, enabled, tuple(muted or ()), language, zone, start, end,
+                       tuple(silent or ()), mode, previews)
+            for user, chat_id, enabled, muted, language, zone, start, end, silent, mode, previews
+            in await cursor.fetchall()
+        }  # fmt: skip
 
     async def daily_reports(
         self, conn: AsyncConnection, windows: Sequence[SummaryWindow]

@@ -65,6 +65,30 @@ class SendError(Exception):
         return self.failure.value
 
 
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How a message is delivered, beyond its text and buttons."""
+
+    silent: bool = False
+    """Arrives without a sound (`disable_notification`)."""
+
+    def fields(self) -> dict[str, Any]:
+        """The request fields these options add (none for the defaults)."""
+        return {"disable_notification": True} if self.silent else {}
+
+    def payload(self) -> dict[str, Any]:
+        """These options as a held delivery's payload keeps them (nothing for the defaults)."""
+        return {"silent": True} if self.silent else {}
+
+    @classmethod
+    def of_payload(cls, payload: dict[str, Any]) -> Options:
+        """The options a held delivery's payload kept."""
+        return cls(silent=payload.get("silent") is True)
+
+
+LOUD = Options()
+
+
 class TelegramSender(Protocol):
     """The port the notifier sends through; returns the Telegram message id."""
 
@@ -75,6 +99,7 @@ class TelegramSender(Protocol):
         *,
         reply_markup: dict[str, Any] | None = None,
         on_written: Callable[[], None] | None = None,
+        options: Options = LOUD,
     ) -> int: ...
 
     async def edit_text(
@@ -152,6 +177,7 @@ class AiogramSender:
         *,
         reply_markup: dict[str, Any] | None = None,
         on_written: Callable[[], None] | None = None,
+        options: Options = LOUD,
     ) -> int:
         """Send one message; raise `SendError` classified from Telegram's answer.
 
@@ -159,6 +185,7 @@ class AiogramSender:
         on Telegram may act on it even if no answer ever reaches us).
         """
         fields: dict[str, Any] = {"chat_id": chat_id, "text": text, **self._extra}
+        fields.update(options.fields())
         if reply_markup is not None:
             fields["reply_markup"] = reply_markup
         result = await self._post(self._url, fields, self._method, on_written)

@@ -10,6 +10,7 @@ from typing import Any
 
 from services.notifier.keyboards import Keyboard
 from services.notifier.records import DeliveryRow, EditPlan, Outcome
+from services.notifier.telegram import LOUD, Options
 from shared.contract import Event
 
 
@@ -39,6 +40,7 @@ class Send:
     started: float = field(default_factory=time.monotonic)
     buttons: Keyboard | None = None
     language: str = "ko"
+    options: Options = LOUD
     folded: list[Send] = field(default_factory=list)
     """Later messages to the same chat that this one carries as a digest."""
     absorbed: bool = False

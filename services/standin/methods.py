@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 from services.standin import updates
 from services.standin.members import chat_member
 from services.standin.model import Chat, StoredMessage, Text
-from services.standin.wire import ApiError, as_bool, as_int, as_json, message_text, reply_markup
+from services.standin.wire import (
+    ApiError,
+    as_bool,
+    as_int,
+    as_json,
+    delivery_options,
+    message_text,
+    reply_markup,
+)
 
 if TYPE_CHECKING:
     from services.standin.state import StandInState
@@ -91,10 +99,13 @@ def send_message(state: StandInState, token: str, params: dict[str, Any]) -> dic
     text = message_text(params, state.strict_html_entities)
     chat = target_chat(state, params)
     markup = reply_markup(params.get("reply_markup"))
+    options = delivery_options(params)
     paid = as_bool(params.get("allow_paid_broadcast", False))
     if state.limits.enabled:
         state.limiter.check(token, chat.id, paid=paid)
-    msg = state.store(StoredMessage(chat, "bot", state.bot_user(token), text, markup))
+    msg = StoredMessage(chat, "bot", state.bot_user(token), text, markup)
+    msg.options = options
+    msg = state.store(msg)
     state.send_message_accepted += 1
     state.paid_broadcasts += paid
     return msg.to_api()

@@ -62,6 +62,7 @@ class StoredMessage:
         "edits",
         "entities",
         "message_id",
+        "options",
         "parse_mode",
         "raw_text",
         "reply_markup",
@@ -92,6 +93,8 @@ class StoredMessage:
         self.edit_date: int | None = None
         self.edits: list[dict[str, Any]] | None = None
         self.deleted = False
+        self.options: dict[str, Any] = {}
+        """How the bot asked for it to be delivered (`wire.delivery_options`)."""
 
     def content(self) -> Text:
         """The message's current text."""
@@ -160,6 +163,7 @@ class StoredMessage:
             "edit_date": self.edit_date,
             "edits": self.edits or [],
             "deleted": self.deleted,
+            "options": self.options,
         }
 
 

@@ -71,6 +71,22 @@ def as_json(value: Any, what: str) -> Any:
     return value
 
 
+def delivery_options(params: dict[str, Any]) -> dict[str, Any]:
+    """What a send asked of its delivery beyond text and buttons, as the stand-in records it
+    on the message (tests assert on it; the inbox shows it): `disable_notification` (only when
+    true) and `link_preview_options`."""
+    options: dict[str, Any] = {}
+    if as_bool(params.get("disable_notification", False)):
+        options["disable_notification"] = True
+    preview = params.get("link_preview_options")
+    if preview not in (None, ""):
+        preview = as_json(preview, "link_preview_options")
+        if not isinstance(preview, dict):
+            raise ApiError(400, "Bad Request: can't parse link preview options")
+        options["link_preview_options"] = preview
+    return options
+
+
 def reply_markup(value: Any) -> dict[str, Any] | None:
     """Validate a reply_markup parameter like Telegram (inline keyboards in detail)."""
     if value in (None, ""):

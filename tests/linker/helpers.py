@@ -18,6 +18,16 @@ BOT_API_KEY = "linker-tests-bot-api-key-0123456789abcdef"
 BOT_USERNAME = "piwpiwtelegrambot"
 BOT_TOKEN = "42:linker-tests"
 """TELEGRAM_BOT_TOKEN of the test linkers (it keys the buttons and the internal events)."""
+DEFAULT_PREFERENCES = {
+    "muted_types": [],
+    "quiet_hours": None,
+    "language": "ko",
+    "timezone": "UTC",
+    "summary_time": "09:00",
+    "silent_types": ["daily_summary"],
+    "quiet_hours_mode": "hold",
+}
+"""GET /api/telegram/preferences of a new link."""
 
 
 def make_jwt(user_id: str | None, *, secret: str = JWT_SECRET, **options: Any) -> str:

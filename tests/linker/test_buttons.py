@@ -19,7 +19,7 @@ from services.linker.retry import retry_event_id
 from shared.contract import EventType
 from shared.db import session_scope
 from shared.models import Activity
-from tests.linker.helpers import bearer
+from tests.linker.helpers import DEFAULT_PREFERENCES, bearer
 from tests.support.ids import new_chat_id, new_user
 from tests.support.processes import free_port
 from tests.support.waiting import eventually
@@ -117,17 +117,20 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
         "🔔 게시 완료",
         "🔔 게시 실패",
         "🔔 자동화 실행",
-        "🔔 일일 리포트",
+        "🔈 일일 리포트",
         "✅ 🌙 끄기",
         "22:00–07:00",
         "23:00–08:00",
+        "✅ 🌙 모아서 보내기",
+        "🔈 무음으로 보내기",
         "✅ 한국어",
         "English",
     }
 
+    # A type's button sets its next mode: loud, then silent, then muted.
     pressed = await linker.press(chat, message["message_id"], keyboard["🔔 게시 완료"])
     assert pressed.text == SAVED
-    assert (await linker.preferences(user))["muted_types"] == ["post_success"]
+    assert (await linker.preferences(user))["silent_types"] == ["post_success", "daily_summary"]
 
     def shown():
         return linker.standin.bot_messages(chat)[-1]
@@ -135,8 +138,15 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
     await eventually(lambda: shown()["edited"])
     edited = shown()
     assert edited["message_id"] == message["message_id"]
-    assert "🔕 게시 완료: 꺼짐" in edited["text"]
-    assert "🔕 게시 완료" in buttons(edited)
+    assert "🔈 게시 완료: 무음" in edited["text"]
+    await linker.press(chat, message["message_id"], buttons(edited)["🔈 게시 완료"])
+    assert (await linker.preferences(user))["muted_types"] == ["post_success"]
+    await eventually(lambda: "🔕 게시 완료: 꺼짐" in shown()["text"])
+    assert "🔕 게시 완료" in buttons(shown())
+
+    pressed = await linker.press(chat, message["message_id"], keyboard["🔈 무음으로 보내기"])
+    assert (await linker.preferences(user))["quiet_hours_mode"] == "silent"
+    await eventually(lambda: "✅ 🔈 무음으로 보내기" in buttons(shown()))
 
     await linker.press(chat, message["message_id"], keyboard["22:00–07:00"])
     assert (await linker.preferences(user))["quiet_hours"] == {"start": "22:00", "end": "07:00"}
@@ -145,12 +155,16 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
     assert pressed.text == "✅ Settings saved"
     await eventually(lambda: shown()["text"].startswith("⚙️ Notification settings"))
     assert "✅ English" in buttons(shown())
+    assert "✅ 🔈 Deliver silently" in buttons(shown())
+    assert "(notifications in this time arrive at once, without a sound)" in shown()["text"]
     assert await linker.preferences(user) == {
         "muted_types": ["post_success"],
         "quiet_hours": {"start": "22:00", "end": "07:00"},
         "language": "en",
         "timezone": "UTC",
         "summary_time": "09:00",
+        "silent_types": ["daily_summary"],
+        "quiet_hours_mode": "silent",
     }
 
     # An old keyboard's button sets its value again: nothing changes, the press is answered.
@@ -340,13 +354,7 @@ async def test_forged_presses_are_answered_and_change_nothing(linker, tap, sessi
 
     await nothing_more(events)
     for who in (user, victim):
-        assert await linker.preferences(who) == {
-            "muted_types": [],
-            "quiet_hours": None,
-            "language": "ko",
-            "timezone": "UTC",
-            "summary_time": "09:00",
-        }
+        assert await linker.preferences(who) == DEFAULT_PREFERENCES
 
 
 async def test_a_press_in_a_chat_that_is_not_linked_is_answered(linker):
@@ -408,13 +416,7 @@ async def test_mute_works_for_30_days_and_a_settings_menu_for_a_day(linker):
             chat, action, argument, issued_at=now - lifetime - timedelta(seconds=1)
         )
         assert (await linker.press(chat, message_id, too_old)).text == EXPIRED, action
-    assert await linker.preferences(user) == {
-        "muted_types": [],
-        "quiet_hours": None,
-        "language": "ko",
-        "timezone": "UTC",
-        "summary_time": "09:00",
-    }
+    assert await linker.preferences(user) == DEFAULT_PREFERENCES
     fresh = linker.sign(chat, "m", "post_success", issued_at=now - timedelta(days=29))
     assert (await linker.press(chat, message_id, fresh)).text == "🔕 게시 완료 알림을 끕니다"
     # A settings menu in use is re-signed with every change, so it keeps working.

@@ -18,6 +18,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
 from services.common.delivery_log import InvalidCursor, decode_cursor, encode_cursor
+from services.linker.preferences import MUTABLE_TYPES
 from tests.infra import isolated_vhost
 from tests.linker.helpers import BOT_API_KEY, bearer, bot_key
 from tests.linker.served import ServedLinker
@@ -309,3 +310,45 @@ def test_any_user_id_of_the_admin_user_events_gets_a_documented_answer(http, doc
     assert_documented(response, "GET", path, documented)
     if response.status_code == 200:
         assert response.json()["events"] == []
+
+
+# ------------------------------------------------------------ delivery options' fields
+TYPE_NAMES = st.sampled_from([*MUTABLE_TYPES, "telegram.linked", "POST_SUCCESS", ""])
+JSON_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(max_size=10), st.lists(TYPE_NAMES, max_size=6)
+)
+
+
+@pytest.fixture(scope="module")
+def options_user(http) -> str:
+    return linked_user(http)
+
+
+@given(
+    silent=st.one_of(st.lists(TYPE_NAMES, max_size=6), JSON_VALUES),
+    mode=st.one_of(st.sampled_from(["hold", "silent", "Hold", "fold"]), JSON_VALUES),
+)
+@example(silent=["post_success", "post_success"], mode="silent")
+@FUZZ
+def test_silent_types_and_quiet_hours_mode_are_validated(
+    http, documented, options_user, silent, mode
+):
+    """Any value of the two fields: a 200 showing exactly what was valid, or a 422 naming the
+    field; never a 5xx."""
+    body = {"silent_types": silent, "quiet_hours_mode": mode}
+    response = http.put(PREFERENCES, headers=bearer(options_user), json=body)
+    assert_documented(response, "PUT", PREFERENCES, documented)
+    valid_types = isinstance(silent, list) and all(t in MUTABLE_TYPES for t in silent)
+    valid_mode = mode in ("hold", "silent")
+    if valid_types and valid_mode:
+        assert response.status_code == 200, response.text
+        shown = response.json()
+        assert shown["silent_types"] == [t for t in MUTABLE_TYPES if t in silent]
+        assert shown["quiet_hours_mode"] == mode
+    else:
+        assert response.status_code == 422, response.text
+        details = response.json()["details"]
+        fields = {p["field"].removeprefix("body.").split(".")[0] for p in details}
+        expected = {"silent_types"} if not valid_types else set()
+        expected |= {"quiet_hours_mode"} if not valid_mode else set()
+        assert fields <= expected | {"body"}, response.text

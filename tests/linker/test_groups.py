@@ -8,7 +8,7 @@ from services.linker import texts
 from shared.contract import EventType
 from shared.db import session_scope
 from shared.models import TelegramLink
-from tests.linker.helpers import bearer
+from tests.linker.helpers import DEFAULT_PREFERENCES, bearer
 from tests.linker.helpers import publish_internal as publish
 from tests.linker.test_buttons import record_failure
 from tests.support.ids import new_chat_id, new_user
@@ -90,13 +90,7 @@ async def test_a_group_link_follows_the_notifiers_chat_migrated_event(linker, se
 MEMBER = {"id": 2001, "first_name": "Member"}
 ADMINS_ONLY = "🔒 이 그룹의 알림은 그룹 관리자만 바꿀 수 있습니다"
 UNKNOWN = "⚠️ 관리자 권한을 확인하지 못했습니다. 잠시 후 다시 시도해 주세요"
-UNCHANGED = {
-    "muted_types": [],
-    "quiet_hours": None,
-    "language": "ko",
-    "timezone": "UTC",
-    "summary_time": "09:00",
-}
+UNCHANGED = DEFAULT_PREFERENCES
 
 
 async def press_as(linker, chat: int, message_id: int, data: str, user=MEMBER) -> str | None:

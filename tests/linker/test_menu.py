@@ -70,6 +70,11 @@ def test_time_zones_are_iana_names(name, valid):
         ("sl", "en", Preferences(language="en")),
         ("sq", "2200-0700", Preferences(quiet_hours=(time(22), time(7)))),
         ("sq", "off", Preferences()),
+        ("sv", "post_success.silent", Preferences(silent_types=("post_success", "daily_summary"))),
+        ("sv", "daily_summary.loud", Preferences(silent_types=())),
+        ("sv", "daily_summary.muted", Preferences(muted_types=("daily_summary",), silent_types=())),
+        ("sh", "silent", Preferences(quiet_mode="silent")),
+        ("sh", "hold", Preferences()),
     ],
 )
 def test_settings_buttons_set_values(action, argument, expected):
@@ -88,6 +93,10 @@ def test_settings_buttons_set_values(action, argument, expected):
         ("sq", "2500-0700"),
         ("sq", "22-07"),
         ("sq", ""),
+        ("sv", "post_success"),
+        ("sv", "post_success.quiet"),
+        ("sv", "telegram.linked.silent"),
+        ("sh", "later"),
         ("zz", "en"),
     ],
 )
@@ -103,7 +112,14 @@ def test_the_settings_keyboard_shows_the_state_and_fits_callback_data(language):
     rows = menu.settings_keyboard(prefs)
     buttons = [button for row in rows for button in row]
     by_action = {(b.action, b.argument): b.label for b in buttons}
-    assert ("su", "post_failure") in by_action and ("sm", "post_success") in by_action
+    # Each type's button shows its mode and sets the next: loud -> silent -> muted -> loud.
+    assert by_action[("sv", "post_success.silent")] == texts.type_button(
+        "post_success", "loud", language
+    )
+    assert by_action[("sv", "daily_summary.muted")].startswith("🔈")  # silent by default
+    assert by_action[("sv", "post_failure.loud")].startswith("🔕")
+    assert by_action[("sh", "hold")].startswith(texts.CHOSEN)
+    assert not by_action[("sh", "silent")].startswith(texts.CHOSEN)
     assert by_action[("sq", "2300-0800")].startswith(texts.CHOSEN)
     assert not by_action[("sq", "off")].startswith(texts.CHOSEN)
     assert by_action[("sl", language)].startswith(texts.CHOSEN)
@@ -117,11 +133,33 @@ def test_the_settings_keyboard_shows_the_state_and_fits_callback_data(language):
 def test_settings_text_in_both_languages():
     korean = texts.settings_text(Preferences(muted_types=("post_success",), timezone="Asia/Seoul"))
     assert korean.startswith("⚙️ 알림 설정")
-    assert "🔕 게시 완료: 꺼짐" in korean and "🔔 일일 리포트: 켜짐 (매일 09:00)" in korean
+    assert "🔕 게시 완료: 꺼짐" in korean and "🔈 일일 리포트: 무음 (매일 09:00)" in korean
+    assert "🔔 게시 실패: 켜짐" in korean
     assert "🌙 방해 금지 시간: 꺼짐" in korean and "Asia/Seoul" in korean
     english = texts.settings_text(Preferences(quiet_hours=(time(22), time(7)), language="en"))
     assert english.startswith("⚙️ Notification settings")
     assert "🌙 Quiet hours: 22:00–07:00" in english and "🌐 Language: English" in english
+    assert "sent together when it ends" in english
+    silently = texts.settings_text(
+        Preferences(quiet_hours=(time(22), time(7)), quiet_mode="silent", language="en")
+    )
+    assert "22:00–07:00 (notifications in this time arrive at once, without a sound)" in silently
+    assert "🔈 Daily report: silent (daily at 09:00)" in silently
+
+
+def test_a_type_has_one_mode():
+    prefs = Preferences()
+    for event_type in MUTABLE_TYPES:
+        for mode in ("loud", "silent", "muted", "silent", "loud"):
+            prefs = prefs.with_mode(event_type, mode)
+            assert prefs.mode(event_type) == mode
+    # Muted wins over silent when the API sets both lists.
+    assert (
+        Preferences(muted_types=("post_success",), silent_types=("post_success",)).mode(
+            "post_success"
+        )
+        == "muted"
+    )
 
 
 def test_answers_fit_a_toast():

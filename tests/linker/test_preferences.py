@@ -7,20 +7,14 @@ from sqlalchemy import text
 
 from shared.db import session_scope
 from shared.models import TelegramLink
-from tests.linker.helpers import bearer
+from tests.linker.helpers import DEFAULT_PREFERENCES, bearer
 from tests.scheduler.harness import make_settings, start_replica
 from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 
 PREFERENCES = "/api/telegram/preferences"
-DEFAULTS = {
-    "muted_types": [],
-    "quiet_hours": None,
-    "language": "ko",
-    "timezone": "UTC",
-    "summary_time": "09:00",
-}
+DEFAULTS = DEFAULT_PREFERENCES
 
 
 async def put(linker, user, body):
@@ -70,6 +64,25 @@ async def test_put_changes_only_the_given_fields_and_returns_them_all(linker, se
     assert (await put(linker, user, {})).json() == await linker.preferences(user)
 
 
+async def test_silent_types_and_the_quiet_hours_mode(linker):
+    """Per type: loud, silent (`silent_types`) or muted (`muted_types`, which wins); quiet
+    hours hold messages or deliver them silently."""
+    user = new_user()
+    await linker.link(user, new_chat_id())
+    body = {"silent_types": ["post_failure", "post_success"], "quiet_hours_mode": "silent"}
+    response = await put(linker, user, body)
+    assert response.status_code == 200, response.text
+    expected = DEFAULTS | {
+        "silent_types": ["post_success", "post_failure"],
+        "quiet_hours_mode": "silent",
+    }
+    assert response.json() == expected
+    assert (await put(linker, user, {"silent_types": []})).json() == expected | {"silent_types": []}
+    assert (await put(linker, user, {"quiet_hours_mode": "hold"})).json()["quiet_hours_mode"] == (
+        "hold"
+    )
+
+
 async def test_preferences_survive_a_new_link(linker):
     user = new_user()
     await linker.link(user, new_chat_id())
@@ -92,6 +105,10 @@ async def test_preferences_survive_a_new_link(linker):
         ({"quiet_hours": {"start": "22:00"}}, "body.quiet_hours.end"),
         ({"language": "fr"}, "body.language"),
         ({"mutedTypes": ["post_success"]}, "body.mutedTypes"),
+        ({"silent_types": ["telegram.linked"]}, "body.silent_types.0"),
+        ({"silent_types": None}, "body"),
+        ({"quiet_hours_mode": "fold"}, "body.quiet_hours_mode"),
+        ({"quiet_hours_mode": None}, "body"),
         ([], "body"),
     ],
 )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.notifier.records import DeliveryResult
-from services.notifier.telegram import SendError
+from services.notifier.telegram import LOUD, Options, SendError
 
 Answer = int | SendError | None
 """A message id (accepted), the failure Telegram answers with, or None: accepted, a new id."""
@@ -23,6 +23,7 @@ class Call:
     text: str
     reply_markup: dict[str, Any] | None
     message_id: int | None = None
+    options: Options = LOUD
 
 
 @dataclass
@@ -42,8 +43,9 @@ class FakeTelegram:
         *,
         reply_markup: dict[str, Any] | None = None,
         on_written: Callable[[], None] | None = None,
+        options: Options = LOUD,
     ) -> int:
-        self.calls.append(Call("sendMessage", chat_id, text, reply_markup))
+        self.calls.append(Call("sendMessage", chat_id, text, reply_markup, None, options))
         if on_written is not None:
             on_written()
         return await self._answer()

@@ -8,6 +8,7 @@ import pytest
 from services.notifier.digests import fold, foldable
 from services.notifier.records import DeliveryRow, DeliveryStatus
 from services.notifier.render import FOLD_SEPARATOR
+from services.notifier.telegram import Options
 from services.notifier.work import Item, Send
 from shared.contract import new_event
 
@@ -66,3 +67,14 @@ async def test_folding_makes_the_first_the_digest_without_buttons():
     assert first.text == FOLD_SEPARATOR.join(["📬 3 new notifications", "a", "b", "c"])
     assert first.buttons is None and first.folded == behind
     assert all(b.absorbed for b in behind)
+
+
+async def test_a_digest_is_silent_only_when_everything_it_carries_is():
+    first, second = send("a"), send("b")
+    first.options = second.options = Options(silent=True)
+    fold(first, [second])
+    assert first.options.silent
+    first, second = send("a"), send("b")
+    first.options = Options(silent=True)
+    fold(first, [second])
+    assert not first.options.silent

@@ -17,6 +17,7 @@ from services.notifier.records import (
     SendPlan,
     Settled,
 )
+from services.notifier.telegram import Options
 from services.notifier.work import Item
 from shared.contract import Event, new_event
 
@@ -157,3 +158,28 @@ async def test_an_update_a_newer_one_replaced_is_skipped_with_the_reason():
     replaced = lookup([linked("u1")], superseded={key: "superseded by a newer update"})
     plans, _, _ = route(items(update), replaced, KEY)
     assert plans[key] == Settled("superseded by a newer update")
+
+
+# -- delivery options: silent types and what quiet hours do --------------------------------------
+
+
+async def test_a_silent_type_is_sent_without_a_sound_and_the_others_with_one():
+    user = linked("u1", silent_types=("post_failure",))
+    silent = new_event("post_failure", "u1", {"platform": "x", "error": "e"})
+    loud = new_event("post_success", "u1", SUCCESS)
+    plans, holds, _ = route(items(silent, loud), lookup([user]), KEY)
+    assert plans[str(silent.event_id)].options == Options(silent=True)  # type: ignore[union-attr]
+    assert plans[str(loud.event_id)].options == Options()  # type: ignore[union-attr]
+    assert holds == {}
+
+
+async def test_quiet_hours_that_deliver_silently_send_now_without_a_sound():
+    quiet = {"timezone": "Asia/Seoul", "quiet_start": time(20), "quiet_end": time(7)}
+    event = new_event("post_success", "u1", SUCCESS)
+    plans, holds, _ = route(items(event), lookup([linked("u1", quiet_mode="silent", **quiet)]), KEY)
+    assert holds == {}
+    assert plans[str(event.event_id)].options == Options(silent=True)  # type: ignore[union-attr]
+    # Holding (the default) keeps a silent type's wish in the held payload.
+    held = linked("u1", silent_types=("post_success",), **quiet)
+    _, holds, _ = route(items(event), lookup([held]), KEY)
+    assert holds[str(event.event_id)].payload["silent"] is True

@@ -25,6 +25,7 @@ from services.linker.preferences import (
     Preferences,
     hhmm,
     is_iana_timezone,
+    ordered_types,
     parse_hhmm,
 )
 
@@ -141,6 +142,7 @@ if TYPE_CHECKING:
 else:
     NotificationType = Literal[MUTABLE_TYPES]
 Language = Literal["ko", "en"]
+QuietHoursMode = Literal["hold", "silent"]
 
 
 def _time_zone(value: str) -> str:
@@ -183,6 +185,8 @@ class PreferencesBody(BaseModel):
                     "language": "ko",
                     "timezone": "Asia/Seoul",
                     "summary_time": "09:00",
+                    "silent_types": ["daily_summary"],
+                    "quiet_hours_mode": "hold",
                 }
             ]
         }
@@ -195,6 +199,14 @@ class PreferencesBody(BaseModel):
     language: Language = Field(description="Language of the notifications and the bot")
     timezone: str = Field(description="IANA time zone of quiet hours and the daily report")
     summary_time: str = Field(description="Local time of the daily report, HH:MM")
+    silent_types: list[NotificationType] = Field(
+        description="Types sent without a sound (`disable_notification`); a type also in "
+        "`muted_types` is muted. New links: `daily_summary`"
+    )
+    quiet_hours_mode: QuietHoursMode = Field(
+        description="`hold`: notifications wait until quiet hours end and arrive as one message; "
+        "`silent`: they arrive at once, without a sound"
+    )
 
     @classmethod
     def of(cls, prefs: Preferences) -> PreferencesBody:
@@ -209,6 +221,8 @@ class PreferencesBody(BaseModel):
                 "language": prefs.language,
                 "timezone": prefs.timezone,
                 "summary_time": hhmm(prefs.summary_time),
+                "silent_types": list(prefs.silent_types),
+                "quiet_hours_mode": prefs.quiet_mode,
             }
         )
 
@@ -224,6 +238,7 @@ def _update_schema(schema: dict[str, Any]) -> None:
         {"quiet_hours": {"start": "23:00", "end": "08:00"}, "language": "en"},
         {"timezone": "Asia/Seoul", "summary_time": "08:30"},
         {"quiet_hours": None},
+        {"silent_types": ["daily_summary", "automation_executed"], "quiet_hours_mode": "silent"},
     ]
 
 
@@ -239,6 +254,10 @@ class PreferencesUpdate(BaseModel):
     language: Language | None = None
     timezone: TimeZoneName | None = None
     summary_time: TimeOfDay | None = Field(default=None, examples=["09:00"])
+    silent_types: list[NotificationType] | None = Field(
+        default=None, description="Replaces the whole list; `[]`: every type with a sound"
+    )
+    quiet_hours_mode: QuietHoursMode | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -269,6 +288,10 @@ class PreferencesUpdate(BaseModel):
             changed = replace(changed, timezone=self.timezone)
         if self.summary_time is not None:
             changed = replace(changed, summary_time=_time(self.summary_time))
+        if self.silent_types is not None:
+            changed = replace(changed, silent_types=ordered_types(self.silent_types))
+        if self.quiet_hours_mode is not None:
+            changed = replace(changed, quiet_mode=self.quiet_hours_mode)
         return changed
 
 
