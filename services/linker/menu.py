@@ -42,7 +42,17 @@ SET_MODE = "sv"
 """Argument `<type>.<mode>`: the type delivered loud, silent or muted (`MODES`)."""
 SET_QUIET_MODE = "sh"
 """Argument `hold` or `silent`: what quiet hours do (`QUIET_MODES`)."""
-SETTINGS_ACTIONS = (SET_MUTED, SET_UNMUTED, SET_LANGUAGE, SET_QUIET, SET_MODE, SET_QUIET_MODE)
+SET_PREVIEWS = "sp"
+"""Argument `on` or `off`: link previews of post links."""
+SETTINGS_ACTIONS = (
+    SET_MUTED,
+    SET_UNMUTED,
+    SET_LANGUAGE,
+    SET_QUIET,
+    SET_MODE,
+    SET_QUIET_MODE,
+    SET_PREVIEWS,
+)
 """`sm`/`su` (mute, unmute) are what keyboards before `sv` carry; they are still honoured."""
 QUIET_OFF = "off"
 
@@ -132,7 +142,11 @@ def settings_keyboard(prefs: Preferences) -> list[list[Button]]:
         Button(_chosen(label, mode == prefs.quiet_mode), SET_QUIET_MODE, mode)
         for label, mode in zip(texts.quiet_mode_buttons(prefs.language), QUIET_MODES, strict=True)
     ]
-    return [toggles[:2], toggles[2:], quiet, quiet_modes, languages]
+    previews = [
+        Button(_chosen(label, (value == "on") == prefs.link_previews), SET_PREVIEWS, value)
+        for label, value in zip(texts.preview_buttons(prefs.language), ("on", "off"), strict=True)
+    ]
+    return [toggles[:2], toggles[2:], quiet, quiet_modes, previews, languages]
 
 
 def settings_change(action: str, argument: str) -> PreferencesChange | None:
@@ -146,6 +160,8 @@ def settings_change(action: str, argument: str) -> PreferencesChange | None:
         return None
     if action == SET_QUIET_MODE and argument in QUIET_MODES:
         return lambda prefs: replace(prefs, quiet_mode=argument)
+    if action == SET_PREVIEWS and argument in ("on", "off"):
+        return lambda prefs: replace(prefs, link_previews=argument == "on")
     if action == SET_LANGUAGE and argument in LANGUAGES:
         return lambda prefs: replace(prefs, language=argument)
     if action == SET_QUIET:

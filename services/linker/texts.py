@@ -149,6 +149,9 @@ _SETTINGS = {
         "silent": "무음",
         "quiet_hold_button": "🌙 모아서 보내기",
         "quiet_silent_button": "🔈 무음으로 보내기",
+        "previews": "🖼 링크 미리보기",
+        "previews_on_button": "🖼 미리보기 켜기",
+        "previews_off_button": "🚫 미리보기 끄기",
         "language": "🌐 언어",
         "timezone": "🕘 시간대",
         "footer": "버튼을 눌러 바꿀 수 있습니다. 시간대와 리포트 시각은 대시보드에서 바꿉니다.",
@@ -165,6 +168,9 @@ _SETTINGS = {
         "silent": "silent",
         "quiet_hold_button": "🌙 Hold until they end",
         "quiet_silent_button": "🔈 Deliver silently",
+        "previews": "🖼 Link previews",
+        "previews_on_button": "🖼 Previews on",
+        "previews_off_button": "🚫 Previews off",
         "language": "🌐 Language",
         "timezone": "🕘 Time zone",
         "footer": (
@@ -206,6 +212,7 @@ def settings_text(prefs: Preferences) -> str:
         quiet = quiet_range(*prefs.quiet_hours)
         note = t["quiet_note_silent"] if prefs.quiet_mode == "silent" else t["quiet_note"]
         lines.append(f"{t['quiet']}: {quiet} ({note})")
+    lines.append(f"{t['previews']}: {t['on'] if prefs.link_previews else t['off']}")
     lines.append(f"{t['language']}: {LANGUAGE_NAMES[_lang(prefs.language)]}")
     lines.append(f"{t['timezone']}: {prefs.timezone}")
     lines += ["", t["footer"]]
@@ -219,6 +226,12 @@ MODE_ICONS = {"loud": "🔔", "silent": "🔈", "muted": "🔕"}
 def type_button(event_type: str, mode: str, language: str) -> str:
     """A type's mode button: the icon shows its current mode (`MODE_ICONS`)."""
     return f"{MODE_ICONS[mode]} {type_name(event_type, language)}"
+
+
+def preview_buttons(language: str) -> list[str]:
+    """Labels of the link preview buttons: on, then off."""
+    t = _SETTINGS[_lang(language)]
+    return [t["previews_on_button"], t["previews_off_button"]]
 
 
 def quiet_mode_buttons(language: str) -> list[str]:

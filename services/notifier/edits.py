@@ -60,7 +60,9 @@ async def edit(delivery: Delivery, work: Edit) -> None:
 
         async def once(chat_id: int) -> int:
             markup = delivery.markup(plan.buttons, chat_id)
-            await delivery.sender.edit_text(chat_id, plan.message_id, plan.text, markup)
+            await delivery.sender.edit_text(
+                chat_id, plan.message_id, plan.text, markup, plan.options
+            )
             return plan.message_id
 
         verdict, attempts = await delivery.attempt(

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from services.common import tracing
 from services.common.platforms import platform_key
-from services.notifier.keyboards import keyboard
+from services.notifier.keyboards import keyboard, web_url
 from services.notifier.preferences import quiet_until
 from services.notifier.records import (
     ActivityRow,
@@ -111,11 +111,17 @@ def route(
                 silent, until = True, None  # quiet hours deliver now, without a sound
             if until is None and event.user_id in lookup.waiting:
                 until = lookup.now
-            options = Options(silent=silent)
+            options = Options(silent, preview_of(event.data, link))
             plans[key] = SendPlan(chat_id, text, buttons, link.language, options)
             if until is not None:  # the row id is filled in once the row exists
                 holds[key] = Hold(0, until, {"text": text, "buttons": buttons, **options.payload()})
     return plans, holds, held_edits
+
+
+def preview_of(data: Mapping[str, Any], link: Link) -> str | None:
+    """The post link a notification previews (small), or None: no post link (an http(s) one,
+    the same the View post button opens), or the user turned previews off."""
+    return web_url(data.get("post_url")) if link.link_previews else None
 
 
 def dedupe_key(event: Event, data: Any) -> str:
@@ -297,4 +303,6 @@ def edit_plan(
         return Settled("the post's message is a quiet-hours fold")
     if post.details.get("chat") != tag:
         return Settled("the post's message is in another chat")
-    return EditPlan(chat_id, post.message_id, text, buttons)
+    return EditPlan(
+        chat_id, post.message_id, text, buttons, Options(preview=preview_of(original, link))
+    )

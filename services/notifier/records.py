@@ -102,6 +102,8 @@ class EditPlan:
     message_id: int
     text: str
     buttons: Keyboard
+    options: Options = LOUD
+    """Only what an edit takes: the link preview."""
 
 
 @dataclass(frozen=True, slots=True)

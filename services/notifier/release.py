@@ -108,12 +108,13 @@ class Release:
         with log_context(user_id=user_id):
             try:
                 chat_id = self.chat_ids.decrypt(link.chat_id)
-                options = fold_options([Options.of_payload(r.payload) for r in ready])
+                kept = [Options.of_payload(r.payload) for r in ready]
                 if len(ready) == 1:
                     text, buttons = ready[0].payload["text"], ready[0].payload.get("buttons")
+                    options = kept[0]
                 else:  # one message, no buttons: they would not say which notification they act on
                     text = render_quiet_fold([r.payload["text"] for r in ready], link.language)
-                    buttons = None
+                    buttons, options = None, fold_options(kept)
                 status, message_id, error, attempts = await self._deliver(
                     user_id, chat_id, text, buttons, attempts, options
                 )

@@ -71,19 +71,43 @@ class Options:
 
     silent: bool = False
     """Arrives without a sound (`disable_notification`)."""
+    preview: str | None = None
+    """The post link whose small preview the message shows; None: no preview at all."""
 
     def fields(self) -> dict[str, Any]:
-        """The request fields these options add (none for the defaults)."""
-        return {"disable_notification": True} if self.silent else {}
+        """The request fields of these options (`edit_fields` and the silence)."""
+        fields = self.edit_fields()
+        if self.silent:
+            fields["disable_notification"] = True
+        return fields
+
+    def edit_fields(self) -> dict[str, Any]:
+        """The fields an edit of the message takes too: its link preview.
+
+        Sent as JSON, not through aiogram's `LinkPreviewOptions`, whose unset fields take the
+        bot's defaults (`link_preview_is_disabled=True` would hide the preview we ask for)."""
+        if self.preview is None:
+            return {"link_preview_options": _NO_PREVIEW}
+        return {"link_preview_options": {"url": self.preview, "prefer_small_media": True}}
 
     def payload(self) -> dict[str, Any]:
         """These options as a held delivery's payload keeps them (nothing for the defaults)."""
-        return {"silent": True} if self.silent else {}
+        kept: dict[str, Any] = {"silent": True} if self.silent else {}
+        if self.preview is not None:
+            kept["preview"] = self.preview
+        return kept
 
     @classmethod
     def of_payload(cls, payload: dict[str, Any]) -> Options:
         """The options a held delivery's payload kept."""
-        return cls(silent=payload.get("silent") is True)
+        preview = payload.get("preview")  # written by `payload` from a checked link
+        return cls(
+            silent=payload.get("silent") is True,
+            preview=preview if isinstance(preview, str) else None,
+        )
+
+
+_NO_PREVIEW = {"is_disabled": True}
 
 
 LOUD = Options()
@@ -103,7 +127,12 @@ class TelegramSender(Protocol):
     ) -> int: ...
 
     async def edit_text(
-        self, chat_id: int, message_id: int, text: str, reply_markup: dict[str, Any] | None = None
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        reply_markup: dict[str, Any] | None = None,
+        options: Options = LOUD,
     ) -> None:
         """Replace a sent message's text and buttons ("message is not modified" is success)."""
         ...
@@ -142,7 +171,7 @@ def classify(exc: Exception) -> SendError:
 
 
 class AiogramSender:
-    """`TelegramSender` on aiogram's session: HTML parse mode, link previews off.
+    """`TelegramSender` on aiogram's session: HTML parse mode, link previews as `Options` say.
 
     The hot path posts `sendMessage` as JSON on aiogram's own aiohttp session. A successful answer
     is read for its `result` only; any other answer goes through aiogram's `check_response`, which
@@ -155,10 +184,7 @@ class AiogramSender:
         self._bot = bot
         self._session = bot.session
         self._url = bot.session.api.api_url(token=bot.token, method="sendMessage")
-        self._extra: dict[str, Any] = {
-            "parse_mode": "HTML",
-            "link_preview_options": {"is_disabled": True},
-        }
+        self._extra: dict[str, Any] = {"parse_mode": "HTML"}
         if allow_paid_broadcast:
             self._extra["allow_paid_broadcast"] = True
         self._method = SendMessage(chat_id=0, text="sendMessage")
@@ -195,7 +221,12 @@ class AiogramSender:
         return message_id
 
     async def edit_text(
-        self, chat_id: int, message_id: int, text: str, reply_markup: dict[str, Any] | None = None
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        reply_markup: dict[str, Any] | None = None,
+        options: Options = LOUD,
     ) -> None:
         """Replace a message's text and buttons; "message is not modified" counts as done."""
         fields: dict[str, Any] = {
@@ -203,7 +234,7 @@ class AiogramSender:
             "message_id": message_id,
             "text": text,
             "parse_mode": "HTML",
-            "link_preview_options": {"is_disabled": True},
+            **options.edit_fields(),
         }
         if reply_markup is not None:
             fields["reply_markup"] = reply_markup

@@ -142,9 +142,13 @@ def edit_message_text(state: StandInState, token: str, params: dict[str, Any]) -
     """editMessageText: new text (and inline keyboard) for a message the bot sent."""
     msg = _edit_target(state, params)
     text = message_text(params, state.strict_html_entities)
+    preview = delivery_options(params).get("link_preview_options")
     if state.limits.edits_per_group_per_min:
         state.limiter.check_edit(msg.chat.id)
-    return _edit(state, msg, text, reply_markup(params.get("reply_markup")))
+    edited = _edit(state, msg, text, reply_markup(params.get("reply_markup")))
+    if preview is not None:
+        msg.options["link_preview_options"] = preview
+    return edited
 
 
 def edit_message_reply_markup(

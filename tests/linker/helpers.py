@@ -26,6 +26,7 @@ DEFAULT_PREFERENCES = {
     "summary_time": "09:00",
     "silent_types": ["daily_summary"],
     "quiet_hours_mode": "hold",
+    "link_previews": True,
 }
 """GET /api/telegram/preferences of a new link."""
 

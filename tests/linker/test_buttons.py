@@ -123,6 +123,8 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
         "23:00–08:00",
         "✅ 🌙 모아서 보내기",
         "🔈 무음으로 보내기",
+        "✅ 🖼 미리보기 켜기",
+        "🚫 미리보기 끄기",
         "✅ 한국어",
         "English",
     }
@@ -147,6 +149,9 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
     pressed = await linker.press(chat, message["message_id"], keyboard["🔈 무음으로 보내기"])
     assert (await linker.preferences(user))["quiet_hours_mode"] == "silent"
     await eventually(lambda: "✅ 🔈 무음으로 보내기" in buttons(shown()))
+    await linker.press(chat, message["message_id"], keyboard["🚫 미리보기 끄기"])
+    assert (await linker.preferences(user))["link_previews"] is False
+    await eventually(lambda: "🖼 링크 미리보기: 꺼짐" in shown()["text"])
 
     await linker.press(chat, message["message_id"], keyboard["22:00–07:00"])
     assert (await linker.preferences(user))["quiet_hours"] == {"start": "22:00", "end": "07:00"}
@@ -156,6 +161,8 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
     await eventually(lambda: shown()["text"].startswith("⚙️ Notification settings"))
     assert "✅ English" in buttons(shown())
     assert "✅ 🔈 Deliver silently" in buttons(shown())
+    assert "✅ 🚫 Previews off" in buttons(shown())
+    assert "🖼 Link previews: off" in shown()["text"]
     assert "(notifications in this time arrive at once, without a sound)" in shown()["text"]
     assert await linker.preferences(user) == {
         "muted_types": ["post_success"],
@@ -165,6 +172,7 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
         "summary_time": "09:00",
         "silent_types": ["daily_summary"],
         "quiet_hours_mode": "silent",
+        "link_previews": False,
     }
 
     # An old keyboard's button sets its value again: nothing changes, the press is answered.

@@ -327,28 +327,31 @@ def options_user(http) -> str:
 @given(
     silent=st.one_of(st.lists(TYPE_NAMES, max_size=6), JSON_VALUES),
     mode=st.one_of(st.sampled_from(["hold", "silent", "Hold", "fold"]), JSON_VALUES),
+    previews=JSON_VALUES,
 )
-@example(silent=["post_success", "post_success"], mode="silent")
+@example(silent=["post_success", "post_success"], mode="silent", previews=False)
+@example(silent=[], mode="hold", previews=1)
 @FUZZ
-def test_silent_types_and_quiet_hours_mode_are_validated(
-    http, documented, options_user, silent, mode
-):
-    """Any value of the two fields: a 200 showing exactly what was valid, or a 422 naming the
-    field; never a 5xx."""
-    body = {"silent_types": silent, "quiet_hours_mode": mode}
+def test_delivery_options_are_validated(http, documented, options_user, silent, mode, previews):
+    """Any value of the delivery options' fields: a 200 showing exactly what was valid, or a
+    422 naming a field at fault; never a 5xx."""
+    body = {"silent_types": silent, "quiet_hours_mode": mode, "link_previews": previews}
     response = http.put(PREFERENCES, headers=bearer(options_user), json=body)
     assert_documented(response, "PUT", PREFERENCES, documented)
     valid_types = isinstance(silent, list) and all(t in MUTABLE_TYPES for t in silent)
     valid_mode = mode in ("hold", "silent")
-    if valid_types and valid_mode:
+    valid_previews = isinstance(previews, bool)
+    if valid_types and valid_mode and valid_previews:
         assert response.status_code == 200, response.text
         shown = response.json()
         assert shown["silent_types"] == [t for t in MUTABLE_TYPES if t in silent]
         assert shown["quiet_hours_mode"] == mode
+        assert shown["link_previews"] is previews
     else:
         assert response.status_code == 422, response.text
         details = response.json()["details"]
         fields = {p["field"].removeprefix("body.").split(".")[0] for p in details}
         expected = {"silent_types"} if not valid_types else set()
         expected |= {"quiet_hours_mode"} if not valid_mode else set()
+        expected |= {"link_previews"} if not valid_previews else set()
         assert fields <= expected | {"body"}, response.text

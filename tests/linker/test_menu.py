@@ -75,6 +75,8 @@ def test_time_zones_are_iana_names(name, valid):
         ("sv", "daily_summary.muted", Preferences(muted_types=("daily_summary",), silent_types=())),
         ("sh", "silent", Preferences(quiet_mode="silent")),
         ("sh", "hold", Preferences()),
+        ("sp", "off", Preferences(link_previews=False)),
+        ("sp", "on", Preferences()),
     ],
 )
 def test_settings_buttons_set_values(action, argument, expected):
@@ -97,6 +99,7 @@ def test_settings_buttons_set_values(action, argument, expected):
         ("sv", "post_success.quiet"),
         ("sv", "telegram.linked.silent"),
         ("sh", "later"),
+        ("sp", "true"),
         ("zz", "en"),
     ],
 )
@@ -120,6 +123,8 @@ def test_the_settings_keyboard_shows_the_state_and_fits_callback_data(language):
     assert by_action[("sv", "post_failure.loud")].startswith("🔕")
     assert by_action[("sh", "hold")].startswith(texts.CHOSEN)
     assert not by_action[("sh", "silent")].startswith(texts.CHOSEN)
+    assert by_action[("sp", "on")].startswith(texts.CHOSEN)
+    assert not by_action[("sp", "off")].startswith(texts.CHOSEN)
     assert by_action[("sq", "2300-0800")].startswith(texts.CHOSEN)
     assert not by_action[("sq", "off")].startswith(texts.CHOSEN)
     assert by_action[("sl", language)].startswith(texts.CHOSEN)
@@ -134,7 +139,7 @@ def test_settings_text_in_both_languages():
     korean = texts.settings_text(Preferences(muted_types=("post_success",), timezone="Asia/Seoul"))
     assert korean.startswith("⚙️ 알림 설정")
     assert "🔕 게시 완료: 꺼짐" in korean and "🔈 일일 리포트: 무음 (매일 09:00)" in korean
-    assert "🔔 게시 실패: 켜짐" in korean
+    assert "🔔 게시 실패: 켜짐" in korean and "🖼 링크 미리보기: 켜짐" in korean
     assert "🌙 방해 금지 시간: 꺼짐" in korean and "Asia/Seoul" in korean
     english = texts.settings_text(Preferences(quiet_hours=(time(22), time(7)), language="en"))
     assert english.startswith("⚙️ Notification settings")
@@ -145,6 +150,8 @@ def test_settings_text_in_both_languages():
     )
     assert "22:00–07:00 (notifications in this time arrive at once, without a sound)" in silently
     assert "🔈 Daily report: silent (daily at 09:00)" in silently
+    off = Preferences(link_previews=False, language="en")
+    assert "🖼 Link previews: off" in texts.settings_text(off)
 
 
 def test_a_type_has_one_mode():

@@ -81,6 +81,7 @@ async def test_silent_types_and_the_quiet_hours_mode(linker):
     assert (await put(linker, user, {"quiet_hours_mode": "hold"})).json()["quiet_hours_mode"] == (
         "hold"
     )
+    assert (await put(linker, user, {"link_previews": False})).json()["link_previews"] is False
 
 
 async def test_preferences_survive_a_new_link(linker):
@@ -109,6 +110,9 @@ async def test_preferences_survive_a_new_link(linker):
         ({"silent_types": None}, "body"),
         ({"quiet_hours_mode": "fold"}, "body.quiet_hours_mode"),
         ({"quiet_hours_mode": None}, "body"),
+        ({"link_previews": "no"}, "body.link_previews"),
+        ({"link_previews": 0}, "body.link_previews"),
+        ({"link_previews": None}, "body"),
         ([], "body"),
     ],
 )

@@ -51,9 +51,14 @@ class FakeTelegram:
         return await self._answer()
 
     async def edit_text(
-        self, chat_id: int, message_id: int, text: str, reply_markup: dict[str, Any] | None = None
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        reply_markup: dict[str, Any] | None = None,
+        options: Options = LOUD,
     ) -> None:
-        self.calls.append(Call("editMessageText", chat_id, text, reply_markup, message_id))
+        self.calls.append(Call("editMessageText", chat_id, text, reply_markup, message_id, options))
         await self._answer()
 
     async def _answer(self) -> int:

@@ -108,3 +108,72 @@ async def test_held_messages_keep_their_sound_and_a_fold_is_silent_only_if_all_w
             await h.wait_delivery(event, "sent")
         assert sounds(h, alone_chat) == [True]
         assert sounds(h, mixed_chat) == [False]  # one loud notification makes the fold loud
+
+
+# -- link previews --------------------------------------------------------------------------------
+SUCCESS = {
+    "platform": "instagram",
+    "content": "Post content here...",
+    "post_url": "https://instagram.com/p/abc",
+    "post_id": "post-1",
+}
+SMALL = {"url": "https://instagram.com/p/abc", "prefer_small_media": True}
+NONE = {"is_disabled": True}
+
+
+def previews(h, chat):
+    """Each bot message's `link_preview_options` as the stand-in recorded them."""
+    return [m["options"]["link_preview_options"] for m in h.standin.messages(chat, "bot")]
+
+
+@pytest.mark.parametrize("language", ["ko", "en"])
+async def test_a_post_link_shows_a_small_preview_and_other_messages_none(
+    database_url, rabbitmq_url, language
+):
+    async with running_notifier(database_url, rabbitmq_url) as h:
+        user, chat = new_user(), new_chat_id()
+        await h.link(user, chat, language=language)
+        success = await h.publish("post_success", user, SUCCESS)
+        await h.wait_delivery(success, "sent")
+        failure = await h.publish("post_failure", user, FAILURE)
+        await h.wait_delivery(failure, "sent")
+        assert previews(h, chat) == [SMALL, NONE]
+        # New counts edit the message and keep its preview.
+        update = await h.publish(
+            "post_metrics_updated", user, {"post_id": "post-1", "likes": 7, "comments": 1}
+        )
+        await h.wait_delivery(update, "edited")
+        (edited, _) = h.standin.messages(chat, "bot")
+        assert edited["edited"] and edited["options"]["link_preview_options"] == SMALL
+
+
+async def test_previews_turned_off_show_none(database_url, rabbitmq_url):
+    async with running_notifier(database_url, rabbitmq_url) as h:
+        user, chat = new_user(), new_chat_id()
+        await h.link(user, chat, link_previews=False)
+        event = await h.publish("post_success", user, SUCCESS)
+        await h.wait_delivery(event, "sent")
+        assert previews(h, chat) == [NONE]
+
+
+async def test_a_held_post_keeps_its_preview_and_a_fold_has_none(database_url, rabbitmq_url):
+    clock = Clock(NIGHT)
+    async with running_notifier(
+        database_url, rabbitmq_url, clock=clock, notifier_release_interval_seconds=0.05
+    ) as h:
+        alone, alone_chat = new_user(), new_chat_id()
+        folded, folded_chat = new_user(), new_chat_id()
+        await h.link(alone, alone_chat, **QUIET)
+        await h.link(folded, folded_chat, **QUIET)
+        held = [
+            await h.publish("post_success", alone, SUCCESS),
+            await h.publish("post_success", folded, SUCCESS),
+            await h.publish("post_failure", folded, FAILURE),
+        ]
+        for event in held:
+            await h.wait_delivery(event, "held")
+        clock.now = MORNING
+        for event in held:
+            await h.wait_delivery(event, "sent")
+        assert previews(h, alone_chat) == [SMALL]
+        assert previews(h, folded_chat) == [NONE]

@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     model_validator,
@@ -187,6 +188,7 @@ class PreferencesBody(BaseModel):
                     "summary_time": "09:00",
                     "silent_types": ["daily_summary"],
                     "quiet_hours_mode": "hold",
+                    "link_previews": True,
                 }
             ]
         }
@@ -207,6 +209,10 @@ class PreferencesBody(BaseModel):
         description="`hold`: notifications wait until quiet hours end and arrive as one message; "
         "`silent`: they arrive at once, without a sound"
     )
+    link_previews: bool = Field(
+        description="Notifications with a post link show a small preview of the post; "
+        "false: no previews"
+    )
 
     @classmethod
     def of(cls, prefs: Preferences) -> PreferencesBody:
@@ -223,6 +229,7 @@ class PreferencesBody(BaseModel):
                 "summary_time": hhmm(prefs.summary_time),
                 "silent_types": list(prefs.silent_types),
                 "quiet_hours_mode": prefs.quiet_mode,
+                "link_previews": prefs.link_previews,
             }
         )
 
@@ -239,6 +246,7 @@ def _update_schema(schema: dict[str, Any]) -> None:
         {"timezone": "Asia/Seoul", "summary_time": "08:30"},
         {"quiet_hours": None},
         {"silent_types": ["daily_summary", "automation_executed"], "quiet_hours_mode": "silent"},
+        {"link_previews": False},
     ]
 
 
@@ -258,6 +266,7 @@ class PreferencesUpdate(BaseModel):
         default=None, description="Replaces the whole list; `[]`: every type with a sound"
     )
     quiet_hours_mode: QuietHoursMode | None = None
+    link_previews: StrictBool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -292,6 +301,8 @@ class PreferencesUpdate(BaseModel):
             changed = replace(changed, silent_types=ordered_types(self.silent_types))
         if self.quiet_hours_mode is not None:
             changed = replace(changed, quiet_mode=self.quiet_hours_mode)
+        if self.link_previews is not None:
+            changed = replace(changed, link_previews=self.link_previews)
         return changed
 
 
