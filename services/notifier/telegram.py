@@ -113,6 +113,10 @@ _NO_PREVIEW = {"is_disabled": True}
 LOUD = Options()
 
 
+Markup = dict[str, Any] | None
+"""A `reply_markup` as Telegram takes it (signed buttons), or none."""
+
+
 class TelegramSender(Protocol):
     """The port the notifier sends through; returns the Telegram message id."""
 
@@ -127,12 +131,7 @@ class TelegramSender(Protocol):
     ) -> int: ...
 
     async def edit_text(
-        self,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        reply_markup: dict[str, Any] | None = None,
-        options: Options = LOUD,
+        self, chat: int, message: int, text: str, markup: Markup = None, options: Options = LOUD
     ) -> None:
         """Replace a sent message's text and buttons ("message is not modified" is success)."""
         ...
@@ -221,23 +220,18 @@ class AiogramSender:
         return message_id
 
     async def edit_text(
-        self,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        reply_markup: dict[str, Any] | None = None,
-        options: Options = LOUD,
+        self, chat: int, message: int, text: str, markup: Markup = None, options: Options = LOUD
     ) -> None:
         """Replace a message's text and buttons; "message is not modified" counts as done."""
         fields: dict[str, Any] = {
-            "chat_id": chat_id,
-            "message_id": message_id,
+            "chat_id": chat,
+            "message_id": message,
             "text": text,
             "parse_mode": "HTML",
             **options.edit_fields(),
         }
-        if reply_markup is not None:
-            fields["reply_markup"] = reply_markup
+        if markup is not None:
+            fields["reply_markup"] = markup
         try:
             await self._post(self._edit_url, fields, self._edit_method)
         except SendError as error:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.notifier.records import DeliveryResult
-from services.notifier.telegram import LOUD, Options, SendError
+from services.notifier.telegram import LOUD, Markup, Options, SendError
 
 Answer = int | SendError | None
 """A message id (accepted), the failure Telegram answers with, or None: accepted, a new id."""
@@ -51,14 +51,9 @@ class FakeTelegram:
         return await self._answer()
 
     async def edit_text(
-        self,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        reply_markup: dict[str, Any] | None = None,
-        options: Options = LOUD,
+        self, chat: int, message: int, text: str, markup: Markup = None, options: Options = LOUD
     ) -> None:
-        self.calls.append(Call("editMessageText", chat_id, text, reply_markup, message_id, options))
+        self.calls.append(Call("editMessageText", chat, text, markup, message, options))
         await self._answer()
 
     async def _answer(self) -> int:

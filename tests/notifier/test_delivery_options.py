@@ -22,6 +22,23 @@ FAILURE = {"platform": "instagram", "error": "Connection timeout"}
 AUTOMATION = {"automation_name": "a", "platforms": ["x"], "execution_time": "2026-02-26T23:00:00Z"}
 
 
+async def held_until_morning(h, clock, events):
+    """Each event is held for the night's quiet hours, then sent when the morning comes."""
+    for event in events:
+        await h.wait_delivery(event, "held")
+    clock.now = MORNING
+    for event in events:
+        await h.wait_delivery(event, "sent")
+
+
+def at_night(database_url, rabbitmq_url):
+    """A notifier whose clock stands at 23:00 UTC, and that clock (the test moves it)."""
+    clock = Clock(NIGHT)
+    return clock, running_notifier(
+        database_url, rabbitmq_url, clock=clock, notifier_release_interval_seconds=0.05
+    )
+
+
 def sounds(h, chat):
     """For each message the bot sent to `chat`: whether it asked to arrive without a sound."""
     return [
@@ -71,10 +88,8 @@ async def test_silent_loud_and_muted_types(database_url, rabbitmq_url):
 
 
 async def test_quiet_hours_that_deliver_silently_send_at_once(database_url, rabbitmq_url):
-    clock = Clock(NIGHT)
-    async with running_notifier(
-        database_url, rabbitmq_url, clock=clock, notifier_release_interval_seconds=0.05
-    ) as h:
+    _, night = at_night(database_url, rabbitmq_url)
+    async with night as h:
         user, chat = new_user(), new_chat_id()
         await h.link(user, chat, quiet_mode="silent", silent_types=[], **QUIET)
         event = await h.publish("post_failure", user, FAILURE)
@@ -87,10 +102,8 @@ async def test_quiet_hours_that_deliver_silently_send_at_once(database_url, rabb
 async def test_held_messages_keep_their_sound_and_a_fold_is_silent_only_if_all_were(
     database_url, rabbitmq_url
 ):
-    clock = Clock(NIGHT)
-    async with running_notifier(
-        database_url, rabbitmq_url, clock=clock, notifier_release_interval_seconds=0.05
-    ) as h:
+    clock, night = at_night(database_url, rabbitmq_url)
+    async with night as h:
         alone, alone_chat = new_user(), new_chat_id()
         mixed, mixed_chat = new_user(), new_chat_id()
         await h.link(alone, alone_chat, silent_types=["post_failure"], **QUIET)
@@ -101,11 +114,7 @@ async def test_held_messages_keep_their_sound_and_a_fold_is_silent_only_if_all_w
             await h.publish("post_failure", mixed, FAILURE | {"error": "second"}),
             await h.publish("automation_executed", mixed, AUTOMATION),
         ]
-        for event in held:
-            await h.wait_delivery(event, "held")
-        clock.now = MORNING
-        for event in held:
-            await h.wait_delivery(event, "sent")
+        await held_until_morning(h, clock, held)
         assert sounds(h, alone_chat) == [True]
         assert sounds(h, mixed_chat) == [False]  # one loud notification makes the fold loud
 
@@ -157,10 +166,8 @@ async def test_previews_turned_off_show_none(database_url, rabbitmq_url):
 
 
 async def test_a_held_post_keeps_its_preview_and_a_fold_has_none(database_url, rabbitmq_url):
-    clock = Clock(NIGHT)
-    async with running_notifier(
-        database_url, rabbitmq_url, clock=clock, notifier_release_interval_seconds=0.05
-    ) as h:
+    clock, night = at_night(database_url, rabbitmq_url)
+    async with night as h:
         alone, alone_chat = new_user(), new_chat_id()
         folded, folded_chat = new_user(), new_chat_id()
         await h.link(alone, alone_chat, **QUIET)
@@ -170,10 +177,6 @@ async def test_a_held_post_keeps_its_preview_and_a_fold_has_none(database_url, r
             await h.publish("post_success", folded, SUCCESS),
             await h.publish("post_failure", folded, FAILURE),
         ]
-        for event in held:
-            await h.wait_delivery(event, "held")
-        clock.now = MORNING
-        for event in held:
-            await h.wait_delivery(event, "sent")
+        await held_until_morning(h, clock, held)
         assert previews(h, alone_chat) == [SMALL]
         assert previews(h, folded_chat) == [NONE]
