@@ -139,15 +139,8 @@ class Delivery:
                 ticket = self.sequencer.enter(plan.chat_id)
                 work = edits.edit(self, Edit(item, row, plan, ticket))
             else:
-                send = Send(
-                    item,
-                    row,
-                    plan.chat_id,
-                    plan.text,
-                    buttons=plan.buttons,
-                    language=plan.language,
-                    options=plan.options,
-                )
+                send = Send(item, row, plan.chat_id, plan.text, buttons=plan.buttons)
+                send.language, send.options = plan.language, plan.options
                 send.ticket = self.sequencer.enter(plan.chat_id, send)
                 work = self._send(send)
             self._active[key] = item.future
