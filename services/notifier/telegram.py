@@ -111,6 +111,7 @@ _NO_PREVIEW = {"is_disabled": True}
 
 
 LOUD = Options()
+"""The defaults: with a sound, no link preview."""
 
 
 Markup = dict[str, Any] | None
