@@ -58,8 +58,9 @@ async def table_bytes(database_url: str) -> dict[str, int]:
         out = {}
         for table in HISTORY_TABLES:
             cursor = await conn.execute(
-                "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint "
-                "FROM pg_partition_tree(%s::regclass)",
+                "SELECT CASE WHEN c.relkind = 'p' THEN (SELECT sum(pg_total_relation_size(relid)) "
+                "FROM pg_partition_tree(c.oid)) ELSE pg_total_relation_size(c.oid) END::bigint "
+                "FROM pg_class c WHERE c.oid = %s::regclass",
                 (table,),
             )
             out[table] = int((await cursor.fetchone() or [0])[0])
@@ -277,7 +278,7 @@ async def main(parts: list[str]) -> dict[str, Any]:
     """Run the chosen parts; write bench/results/history.json."""
     # A part run alone keeps the others' last results (each part compares within itself).
     result: dict[str, Any] = {
-        k: v for k, v in load("history").items() if k not in ("benchmark", "machine")
+        k: v for k, v in load("history").items() if k not in ("benchmark", "machine", "measured_at")
     }
     started = time.monotonic()
     for name in parts:
