@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind
 from rich.console import Console
 
 from bench.harness import Process, Servers, sized, write_result
-from bench.notifier_bench import _start_notifier, throughput
+from bench.notifier_bench import start_with, throughput
 from services.common import tracing
 from tests.support.traces import OtlpReceiver
 
@@ -39,7 +39,7 @@ ROUNDS = int(os.environ.get("BENCH_TRACING_ROUNDS", sized(2, 1)))
 def _starter(endpoint: str) -> Any:
     def start(s: Servers, base: str, lifted: bool = True) -> Process:
         lifts = {"telegram_rate_global": 0, "telegram_rate_per_chat": 0} if lifted else {}
-        return _start_notifier(
+        return start_with(
             s,
             base,
             **lifts,
