@@ -285,7 +285,8 @@ def round_trips(paid_ax: Axes, standard_ax: Axes, result: dict[str, Any]) -> Non
                 ],
             )
         ax.set_xticks(range(len(rtts)), [f"RTT {r}" for r in rtts])
-        ax.set_ylim(80, 108)
+        lowest = min(100 * result[r][c][part]["fraction_of_limit"] for r in rtts for c in result[r])
+        ax.set_ylim(80 if lowest > 85 else 0, 108)
         ax.set_ylabel(f"% of {limit}/s")
         ax.legend(fontsize=8, loc="lower left")
         ax.set_title(
