@@ -3,6 +3,7 @@ process runner, the stand-in and seeding are the tests' own, from tests/support)
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
@@ -54,11 +55,14 @@ def servers() -> Iterator[Servers]:
 
 class Process(Service):
     """One of our commands as a child process, started at once, its output in
-    bench/results/<name>.log; stopped with SIGTERM."""
+    bench/results/<name>.log; stopped with SIGTERM (at the latest when the benchmark exits)."""
 
     def __init__(self, argv: list[str], env: dict[str, str], name: str) -> None:
         super().__init__(name, argv, env, RESULTS / f"{name}.log")
         self.start()
+        # A benchmark that fails half-way must not leave its processes running on a shared
+        # machine (stopping a stopped process does nothing).
+        atexit.register(self.stop)
 
 
 @asynccontextmanager
