@@ -166,9 +166,11 @@ async def browse(url: str, queue: str, *, limit: int | None = None) -> Listing:
 
 async def find(url: str, queue: str, key: str) -> DeadLetter:
     """The message at position `key` (a number), or with event id / message_id `key` or a
-    unique prefix of it (at least 4 characters). Raises `OpsError` if there is none."""
+    unique prefix of it (at least 4 characters). A number that is no position is read as a
+    prefix (an event id may start with digits). Raises `OpsError` if there is none."""
     by_position = int(key) if key.isdigit() else None
-    if by_position is None and len(key) < 4:
+    by_prefix = len(key) >= 4
+    if not by_prefix and by_position is None:
         raise OpsError("give a position from `dlq list` or at least 4 characters of an id")
     exact: DeadLetter | None = None
     found: list[DeadLetter] = []
@@ -178,11 +180,11 @@ async def find(url: str, queue: str, key: str) -> DeadLetter:
                 continue  # read on all the same: see held_queue
             if letter.position == by_position or letter.matches_id(key):
                 exact = letter
-            elif by_position is None and (letter.event_id or "").startswith(key):
+            elif by_prefix and (letter.event_id or "").startswith(key):
                 found.append(letter)
     if exact is not None:
         return exact
-    if by_position is not None:
+    if by_position is not None and not found:
         raise OpsError(f"{queue} has {total} message(s): there is no position {by_position}")
     if len(found) > 1:
         ids = ", ".join(letter.event_id or "?" for letter in found[:5])

@@ -170,6 +170,22 @@ async def test_show_finds_by_id_prefix_or_position_and_prints_everything(url):
     await wait_size(url, NOTIFIER_DLQ, 3)
 
 
+async def test_show_reads_a_number_that_is_no_position_as_an_id_prefix(url):
+    """An event id may start with eight digits: `dlq show 12345678` finds it, not 'no position'."""
+    event = sample_event().model_copy(update={"event_id": uuid.UUID(DIGITS_FIRST)})
+    await dead_letter_event(url, event)
+    await wait_size(url, NOTIFIER_DLQ, 1)
+
+    assert (await find(url, NOTIFIER_DLQ, "12345678")).event_id == DIGITS_FIRST
+    assert (await find(url, NOTIFIER_DLQ, "1")).event_id == DIGITS_FIRST  # position 1
+    with pytest.raises(OpsError, match="no position 87654321"):
+        await find(url, NOTIFIER_DLQ, "87654321")
+    await wait_size(url, NOTIFIER_DLQ, 1)
+
+
+DIGITS_FIRST = "12345678-1234-4234-8234-123456789012"
+
+
 async def test_replay_republishes_with_clean_headers_and_removes_from_the_dlq(url):
     observer = await observe(url, "post_success", "post_failure")
     blocked, invalid, exhausted = await three_dead_letters(url)
