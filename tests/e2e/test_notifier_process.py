@@ -39,7 +39,7 @@ async def test_sigterm_finishes_fast_and_leaves_unsent_messages_for_the_next_not
             telegram_rate_per_group_per_min=3, notifier_shutdown_seconds=2,
         ).start()  # fmt: skip
         try:
-            await first.wait_ready(timeout=30)
+            await first.wait_ready()
             async with httpx.AsyncClient() as client:
                 alive = await client.get(first.url("/healthz"))
                 assert alive.status_code == 200

@@ -108,7 +108,7 @@ async def ready(url: str) -> bool:
 async def test_link_notify_summarise_and_stop(system):
     process, urls, log, rabbitmq_url = system
     for name in ("linker", "scheduler", "notifier"):
-        await eventually(lambda name=name: ready(urls[name]), timeout=60, interval=0.25)
+        await eventually(lambda name=name: ready(urls[name]), timeout=120, interval=0.25)
 
     user, chat = new_user("e2e"), new_chat_id()
     async with (

@@ -122,8 +122,9 @@ class Service:
         except httpx.HTTPError:
             return False
 
-    async def wait_ready(self, path: str = "/readyz", timeout: float = 60) -> None:
-        """Wait until `path` answers 200."""
+    async def wait_ready(self, path: str = "/readyz", timeout: float = 120) -> None:
+        """Wait until `path` answers 200 (a bound, not a speed claim: importing aiogram alone took
+        20-27 s on a 2-core machine under load; `make bench` measures time to ready)."""
         await eventually(lambda: self.answers(path), timeout, 0.2, f"{self.name} ready")
 
     def rss_mb(self) -> float:
