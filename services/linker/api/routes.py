@@ -1,7 +1,7 @@
 """The linker's REST routes for the frontend: the spec's five `/api/telegram/*` endpoints and
 `/api/telegram/preferences`, each with the error statuses it documents.
 
-Paths, methods and bodies of the five are the spec's (seeds/telegram-bot-integration.md); an
+Paths, methods and bodies of the five are the spec's (the OpenAPI document shows them); an
 invalid body is a 400 there, a 422 for the preferences. The use cases' refusals are answered by
 `errors.py`. Four endpoints and the preferences act for the user of the `Authorization: Bearer`
 JWT; verify-link is for a trusted bot that runs elsewhere (`trusted_bot.py`): a chat is linked
