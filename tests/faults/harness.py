@@ -74,6 +74,23 @@ def notifier(
     return our_service("notifier", env, log_dir, name)
 
 
+@asynccontextmanager
+async def notifier_up(
+    database_url: str, rabbitmq_url: str, api_base: str, log_dir: Path, **extra: Any
+) -> AsyncIterator[Service]:
+    """A notifier process, started and ready. When the block ends it must still be up (the
+    faults did not take it down) and stop cleanly, exit status 0 (its log's end says why not)."""
+    service = notifier(database_url, rabbitmq_url, api_base, log_dir, "notifier", **extra)
+    service.start()
+    try:
+        await service.wait_ready()
+        yield service
+        assert service.alive, service.log_text()[-3000:]
+    finally:
+        code = service.stop()
+    assert code == 0, service.log_text()[-3000:]
+
+
 def scheduler(
     database_url: str, rabbitmq_url: str, api_base: str, log_dir: Path, name: str, **extra: Any
 ) -> Service:
@@ -291,6 +308,18 @@ async def settled(database_url: str, rabbitmq_url: str, marked: Marked) -> bool:
     return await processed_count(database_url, marked) == len(marked.events) and (
         await queue_depth(rabbitmq_url) == 0
     )
+
+
+async def until_settled(
+    database_url: str,
+    rabbitmq_url: str,
+    marked: Marked,
+    timeout: float,
+    what: str,
+    interval: float = 0.25,
+) -> None:
+    """Wait until `settled`; after `timeout` seconds fail, saying `what` did not happen."""
+    await eventually(lambda: settled(database_url, rabbitmq_url, marked), timeout, interval, what)
 
 
 # -- server outages --------------------------------------------------------------------------

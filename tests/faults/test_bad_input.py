@@ -19,7 +19,7 @@ from tests.faults.harness import (
     drain_dlq,
     make_users,
     marked_events,
-    notifier,
+    notifier_up,
     queue_depth,
     report,
     tally,
@@ -190,12 +190,9 @@ async def test_malformed_events_are_dead_lettered_and_valid_ones_delivered(
     order = iter(valid.events)
 
     async with standin_process(tmp_path) as telegram:
-        service = notifier(
-            fresh_database_url, rabbitmq_url, telegram.base_url, tmp_path, "notifier"
-        )
-        service.start()
-        try:
-            await service.wait_ready()
+        async with notifier_up(
+            fresh_database_url, rabbitmq_url, telegram.base_url, tmp_path
+        ) as service:
 
             async def publish_valid(n: int) -> None:
                 for _ in range(n):
@@ -242,9 +239,6 @@ async def test_malformed_events_are_dead_lettered_and_valid_ones_delivered(
                     f"{expected_dead} messages in the DLQ and the queue empty",
                 )
             assert await service.answers(), "the notifier is not ready any more"
-        finally:
-            code = service.stop()
-        assert code == 0, service.log_text()[-3000:]
         counted = await tally(telegram, valid)
         hostile_texts = [
             (m["text"], m["raw_text"]) for m in await telegram.messages(hostile_chat, "bot")

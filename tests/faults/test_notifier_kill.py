@@ -19,13 +19,13 @@ from tests.faults.harness import (
     execute,
     make_users,
     marked_events,
-    notifier,
+    notifier_up,
     publish_reliably,
     queue_depth,
     report,
-    settled,
     size,
     tally,
+    until_settled,
 )
 from tests.support.links import seed_links
 from tests.support.standin import standin_process
@@ -54,12 +54,9 @@ async def test_kill_9_five_times_during_a_stream(
     handed_over = 0  # in flight at a kill, request written and marked: must not be resent
 
     async with standin_process(tmp_path) as telegram:
-        service = notifier(
-            fresh_database_url, rabbitmq_url, telegram.base_url, tmp_path, "notifier", **settings
-        )
-        service.start()
-        try:
-            await service.wait_ready()
+        async with notifier_up(
+            fresh_database_url, rabbitmq_url, telegram.base_url, tmp_path, **settings
+        ) as service:
             stream = asyncio.create_task(
                 publish_reliably(
                     rabbitmq_url, marked.events, rate=40 if at_limits else 800, window=20
@@ -86,16 +83,13 @@ async def test_kill_9_five_times_during_a_stream(
                     in_flight[index] = in_flight.get(index, 0) + 1
                 service.start()
             stats = await stream
-            await eventually(
-                lambda: settled(fresh_database_url, rabbitmq_url, marked),
+            await until_settled(
+                fresh_database_url,
+                rabbitmq_url,
+                marked,
                 180,
-                0.25,
                 "every event processed after the last restart",
             )
-            assert service.alive, service.log_text()[-3000:]
-        finally:
-            code = service.stop()
-        assert code == 0, service.log_text()[-3000:]
         counted = await tally(telegram, marked)
     dead = await drain_dlq(rabbitmq_url)
     assert await queue_depth(rabbitmq_url) == 0

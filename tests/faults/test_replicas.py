@@ -21,9 +21,9 @@ from tests.faults.harness import (
     publish_reliably,
     report,
     scheduler,
-    settled,
     size,
     tally,
+    until_settled,
 )
 from tests.support.links import seed_links
 from tests.support.standin import standin_process
@@ -69,11 +69,13 @@ async def test_two_notifiers_and_two_schedulers(fresh_database_url, rabbitmq_url
             due = datetime.now(UTC) + SUMMARY_LEAD
             await seed_links(fresh_database_url, users, summary_time=due.strftime("%H:%M:%S"))
             await publish_reliably(rabbitmq_url, marked.events, window=10)
-            await eventually(
-                lambda: settled(fresh_database_url, rabbitmq_url, marked),
+            await until_settled(
+                fresh_database_url,
+                rabbitmq_url,
+                marked,
                 EVENTS / LIMIT * 3 + 60,
-                0.5,
                 "every event processed",
+                0.5,
             )
             await eventually(
                 lambda: _summaries_sent(fresh_database_url, tag),

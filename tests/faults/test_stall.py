@@ -23,8 +23,8 @@ from tests.faults.harness import (
     notifier,
     publish_reliably,
     report,
-    settled,
     tally,
+    until_settled,
 )
 from tests.support.links import seed_links
 from tests.support.standin import standin_process
@@ -81,11 +81,13 @@ async def test_a_stalled_notifier_hands_over_to_the_standby(
                 await eventually(lambda: not active.alive, 60, 0.1, "the stalled notifier exiting")
                 exited = time.monotonic()
                 await lock.rollback()  # the stuck session is gone
-            await eventually(
-                lambda: settled(fresh_database_url, rabbitmq_url, marked),
+            await until_settled(
+                fresh_database_url,
+                rabbitmq_url,
+                marked,
                 60,
-                0.2,
                 "every event delivered by the standby",
+                0.2,
             )
             taken_over = time.monotonic()
         finally:

@@ -27,12 +27,12 @@ from tests.faults.harness import (
     execute,
     make_users,
     marked_events,
-    notifier,
+    notifier_up,
     publish_reliably,
     report,
-    settled,
     size,
     tally,
+    until_settled,
 )
 from tests.support.links import seed_links
 from tests.support.standin import standin_process
@@ -70,12 +70,7 @@ async def test_429_5xx_hangs_and_dropped_connections(fresh_database_url, rabbitm
     faults = sum(int(str(f.get("count", 1))) for _, batch in PHASES for f in batch)
 
     async with standin_process(tmp_path) as telegram:
-        service = notifier(
-            fresh_database_url, rabbitmq_url, telegram.base_url, tmp_path, "notifier"
-        )
-        service.start()
-        try:
-            await service.wait_ready()
+        async with notifier_up(fresh_database_url, rabbitmq_url, telegram.base_url, tmp_path):
             stream = asyncio.create_task(publish_reliably(rabbitmq_url, marked.events, window=10))
             for threshold, batch in PHASES:
                 await eventually(
@@ -87,16 +82,13 @@ async def test_429_5xx_hangs_and_dropped_connections(fresh_database_url, rabbitm
                 for fault in batch:
                     await telegram.add_fault(fault)
             await stream
-            await eventually(
-                lambda: settled(fresh_database_url, rabbitmq_url, marked),
+            await until_settled(
+                fresh_database_url,
+                rabbitmq_url,
+                marked,
                 120,
-                0.25,
                 "every event processed after the faults",
             )
-            assert service.alive, service.log_text()[-3000:]
-        finally:
-            code = service.stop()
-        assert code == 0, service.log_text()[-3000:]
         stats = await telegram.stats()
         counted = await tally(telegram, marked)
     statuses = dict(
