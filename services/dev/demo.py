@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from services.common.safe_text import redact
+from services.common.publishing import connected
 from services.dev.tokens import mint
 from shared.contract import MESSAGE_TYPES, Event, EventType, new_event, sample_data
-from shared.publisher import EventPublisher
 
 DEMO_USER = "demo"
 DEMO_CHAT = 7
@@ -82,12 +81,5 @@ async def run_demo(env: Mapping[str, str], standin: str | None, say: Callable[[s
 
 async def publish(url: str, event: Event) -> None:
     """Publish as a platform service does: confirmed, `mandatory` (no queue bound is an error)."""
-    publisher = EventPublisher(url)
-    try:
-        await publisher.connect()
-    except (OSError, TimeoutError) as exc:  # aio-pika's connection errors are OSErrors
-        raise RuntimeError(f"cannot connect to RabbitMQ at {redact(url)}: {exc!r}") from None
-    try:
+    async with connected(url) as publisher:
         await publisher.publish(event)
-    finally:
-        await publisher.close()

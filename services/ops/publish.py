@@ -11,7 +11,7 @@ from typing import Any
 import aio_pika
 from pydantic import ValidationError
 
-from services.common.safe_text import redact
+from services.common.publishing import BrokerUnreachable, connected
 from services.ops.amqp import OpsError
 from shared.contract import (
     INTERNAL_EXCHANGE,
@@ -22,7 +22,7 @@ from shared.contract import (
     new_event,
     sample_data,
 )
-from shared.publisher import EventPublisher, PublishError
+from shared.publisher import PublishError
 
 
 class InvalidInput(ValueError):
@@ -102,13 +102,11 @@ def build_event(
 
 async def publish(url: str, event: Event, *, confirm_timeout: float = 10.0) -> None:
     """Publish with confirms and `mandatory` (an event no queue receives is an error)."""
-    publisher = EventPublisher(url, timeout=confirm_timeout)
     try:
-        await publisher.connect()
-    except (OSError, TimeoutError) as exc:  # aio-pika's connection errors are OSErrors
-        raise OpsError(f"cannot connect to RabbitMQ at {redact(url)}: {exc!r}") from None
-    try:
-        await publisher.publish(event)
+        async with connected(url, confirm_timeout=confirm_timeout) as publisher:
+            await publisher.publish(event)
+    except BrokerUnreachable as exc:
+        raise OpsError(str(exc)) from None
     except PublishError as exc:
         hint = ""
         if isinstance(exc.__cause__, aio_pika.exceptions.PublishError):  # returned: unroutable
@@ -117,5 +115,3 @@ async def publish(url: str, event: Event, *, confirm_timeout: float = 10.0) -> N
                 "is the consuming service's topology declared?)"
             )
         raise OpsError(f"{exc}{hint}") from None
-    finally:
-        await publisher.close()
