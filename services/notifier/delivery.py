@@ -29,13 +29,11 @@ from services.notifier.ratelimit import ChatSequencer, RateLimiter
 from services.notifier.records import (
     FINAL_STATUSES,
     SETTLED_IN_PLAN,
-    DeliveryRow,
     DeliveryStatus,
     EditPlan,
     FailedAttempt,
     Outcome,
     OutcomeStatus,
-    Plan,
     Settled,
     Verdict,
     problem,
@@ -43,7 +41,7 @@ from services.notifier.records import (
 from services.notifier.results import Results, result_of
 from services.notifier.retry import MOVED, PACED, Judge
 from services.notifier.telegram import Failure, SendError, TelegramSender
-from services.notifier.work import Edit, Item, Send
+from services.notifier.work import Edit, Item, Planned, Send
 
 log = logging.getLogger("notifier")
 
@@ -90,29 +88,21 @@ class Delivery:
 
     # -- dispatch ---------------------------------------------------------------------------
 
-    def dispatch(
-        self, items: list[Item], rows: dict[str, DeliveryRow], plans: dict[str, Plan]
-    ) -> None:
+    def dispatch(self, batch: Planned) -> None:
         """Resolve duplicates and skips; queue sends in arrival order (tickets taken here)."""
         leaders: dict[str, Item] = {}
-        for item in items:
+        for item in batch.items:
             try:
-                self._dispatch_one(item, rows, plans, leaders)
+                self._dispatch_one(item, batch, leaders)
             except Exception as exc:  # a bug: this event is dead-lettered, the others go on
                 log.exception("event %s could not be dispatched", item.event.event_id)
                 if not item.future.done():
                     item.future.set_result(Outcome("error", problem(exc), "processing_error"))
 
-    def _dispatch_one(
-        self,
-        item: Item,
-        rows: dict[str, DeliveryRow],
-        plans: dict[str, Plan],
-        leaders: dict[str, Item],
-    ) -> None:
+    def _dispatch_one(self, item: Item, batch: Planned, leaders: dict[str, Item]) -> None:
         key = item.dedupe_key
-        row = rows.get(key)
-        plan = plans.get(key)
+        row = batch.rows.get(key)
+        plan = batch.plans.get(key)
         leader = leaders.setdefault(key, item)
         if row is None or plan is None:
             item.future.set_result(Outcome("duplicate", "already processed"))

@@ -28,18 +28,16 @@ from services.notifier.records import (
     PREVIEW_CHARS,
     SETTLED_IN_PLAN,
     DeliveryIntent,
-    DeliveryRow,
     DeliveryStatus,
     Hold,
     Outcome,
-    Plan,
     Settled,
     SummaryWindow,
     problem,
 )
 from services.notifier.results import result_of
 from services.notifier.store import NotifierStore
-from services.notifier.work import Item
+from services.notifier.work import Item, Planned
 from shared.contract import ACTIVITY_TYPES, DailySummaryData
 
 log = logging.getLogger("notifier")
@@ -47,8 +45,8 @@ log = logging.getLogger("notifier")
 Clock = Callable[[], datetime]
 """The current time, timezone-aware (quiet hours are decided on it; tests pass a fixed one)."""
 
-Dispatch = Callable[[list[Item], dict[str, DeliveryRow], dict[str, Plan]], None]
-"""Takes a planned batch on: its items, their delivery rows and plans (by dedupe key)."""
+Dispatch = Callable[[Planned], None]
+"""Takes a planned batch on."""
 
 
 class ChatIdDecoder(Protocol):
@@ -126,15 +124,13 @@ class Intake:
             _fail(item, exc)
             return
         self.progress.note()
-        self.dispatch(*planned)
+        self.dispatch(planned)
 
     def _batch_failed(self, items: list[Item], exc: Exception) -> None:
         for item in items:
             _fail(item, exc)
 
-    async def _plan(
-        self, items: list[Item]
-    ) -> tuple[list[Item], dict[str, DeliveryRow], dict[str, Plan]]:
+    async def _plan(self, items: list[Item]) -> Planned:
         """One transaction: read links, record activity, aggregate, create delivery rows."""
         store = self.store
         now = self.clock()
@@ -205,24 +201,19 @@ class Intake:
                         plan.reason if isinstance(plan, Settled) else None,
                     )
                 )
-            rows = await store.begin_deliveries(conn, intents)
-            await self._hold(conn, rows, plans, holds)
+            batch = Planned(items, await store.begin_deliveries(conn, intents), plans)
+            await self._hold(conn, batch, holds)
             settled = []
-            for key, row in rows.items():
+            for key, row in batch.rows.items():
                 plan = plans[key]
                 if isinstance(plan, Settled) and row.status in SETTLED_IN_PLAN:
                     settled.append(result_of(firsts[key], row, row.status, None, plan.reason, True))
             await store.mark_processed(conn, settled)
-        return items, rows, plans
+        return batch
 
-    async def _hold(
-        self,
-        conn: Any,
-        rows: dict[str, DeliveryRow],
-        plans: dict[str, Plan],
-        holds: dict[str, Hold],
-    ) -> None:
+    async def _hold(self, conn: Any, batch: Planned, holds: dict[str, Hold]) -> None:
         """Keep quiet-hours messages in the database (their rows become `held`)."""
+        rows, plans = batch.rows, batch.plans
         wanted = {
             k: dataclasses.replace(hold, delivery_id=rows[k].id)
             for k, hold in holds.items()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.notifier.keyboards import Keyboard
-from services.notifier.records import DeliveryRow, EditPlan, Outcome
+from services.notifier.records import DeliveryRow, EditPlan, Outcome, Plan
 from services.notifier.telegram import LOUD, Options
 from shared.contract import Event
 
@@ -25,6 +25,15 @@ class Item:
     trace: Any = None
     """The event's trace context (its consume span), carried to its render and delivery; None
     when tracing is off."""
+
+
+@dataclass(slots=True)
+class Planned:
+    """A batch as intake planned it: its items, and each dedupe key's delivery row and plan."""
+
+    items: list[Item]
+    rows: dict[str, DeliveryRow]
+    plans: dict[str, Plan]
 
 
 @dataclass(slots=True)

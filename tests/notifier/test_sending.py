@@ -23,7 +23,7 @@ from services.notifier.records import (
 from services.notifier.results import Results
 from services.notifier.retry import RetryPolicy
 from services.notifier.telegram import Failure, SendError
-from services.notifier.work import Item
+from services.notifier.work import Item, Planned
 from shared.contract import new_event
 from tests.notifier.fakes import FakeTelegram, MemoryResults, RecordingLinker
 
@@ -67,7 +67,7 @@ class Rig:
 
     def dispatch(self, items: list[Item], plans: dict[str, Plan], handed: bool = False) -> None:
         rows = {i.dedupe_key: self.row(i, handed) for i in items}
-        self.delivery.dispatch(items, rows, plans)
+        self.delivery.dispatch(Planned(items, rows, plans))
 
     async def send(self, *items: Item, chat: int = CHAT) -> list[Outcome]:
         plans: dict[str, Plan] = {
