@@ -1,5 +1,6 @@
 """`sns-telegram`: one command line for every service and operation.
 
+A subcommand's help is its function's docstring (`services/ops/arguments.py`, `command`).
 Every subcommand reads its configuration from the environment variables that
 deploy/.env.example lists.
 """
@@ -11,12 +12,10 @@ import os
 import sys
 import urllib.parse
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
-from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_RABBITMQ_URL
-
-if TYPE_CHECKING:
-    from services.ops.letters import Selection
+from services.ops.arguments import command, count, rabbitmq_url
+from services.ops.dlq_commands import add_dlq_parser
+from shared.settings import DEFAULT_DATABASE_URL
 
 DESCRIPTION = """\
 Telegram notifications for the SNS automation platform.
@@ -91,16 +90,25 @@ def _rotate_keys(_: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
+    """delete rows past their retention (RETENTION_*); --dry-run counts them only
+
+    Delete, in batches of PRUNE_BATCH_SIZE, every row past its retention (RETENTION_* variables;
+    docs/operations.md, 'Data retention'), as the scheduler does every PRUNE_INTERVAL_MINUTES,
+    and print rows and bytes per table. Safe beside the running services.
+    """
     from services.scheduler.prune_cli import run
 
     return run(dry_run=args.dry_run, say=_say)
 
 
-def _rabbitmq_url() -> str:
-    return os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
-
-
 def _broker_permissions(args: argparse.Namespace) -> int:
+    """set RabbitMQ permissions: platform publishers write sns.events only
+
+    Give RABBITMQ_URL's account everything in its vhost and each --publisher account (default
+    RABBITMQ_PUBLISHER_USER, platform) sns.events only (created with RABBITMQ_PUBLISHER_PASSWORD
+    if missing), through the management API at RABBITMQ_MANAGEMENT_URL (default: port 15672 of
+    RABBITMQ_URL's host).
+    """
     from services.ops.amqp import OpsError
     from services.ops.permissions import Management, apply
     from services.ops.settings import BrokerPermissionsSettings
@@ -137,48 +145,13 @@ def _broker_permissions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dlq_selection(args: argparse.Namespace) -> Selection:
-    from services.ops.letters import Selection
-
-    return Selection(
-        ids=frozenset(args.id or ()),
-        reason=args.reason,
-        only_valid=getattr(args, "only_valid", False),
-    )
-
-
-def _dlq_list(args: argparse.Namespace) -> int:
-    from services.ops.dlq_cli import run_list
-
-    return run_list(_rabbitmq_url(), args.queue, limit=args.limit)
-
-
-def _dlq_show(args: argparse.Namespace) -> int:
-    from services.ops.dlq_cli import run_show
-
-    return run_show(_rabbitmq_url(), args.queue, args.key)
-
-
-def _dlq_replay(args: argparse.Namespace) -> int:
-    from services.ops.dlq_cli import run_replay
-
-    return run_replay(
-        _rabbitmq_url(),
-        args.queue,
-        _dlq_selection(args),
-        limit=args.limit,
-        dry_run=args.dry_run,
-    )
-
-
-def _dlq_purge(args: argparse.Namespace) -> int:
-    from services.ops.dlq_cli import run_purge
-
-    return run_purge(_rabbitmq_url(), args.queue, _dlq_selection(args), yes=args.yes)
-
-
 def _publish(args: argparse.Namespace) -> int:
-    """Build the event (exit 2 when invalid), publish it with confirms, print its id."""
+    """publish one event on sns.events by hand and print its event id
+
+    Build a contract event, publish it with publisher confirms (an event no queue receives is an
+    error) and print its event id. Without --data the type's sample data from the specification
+    is used.
+    """
     import asyncio
 
     from services.ops.amqp import OpsError
@@ -197,7 +170,7 @@ def _publish(args: argparse.Namespace) -> int:
         _say(f"invalid event: {exc}", error=True)
         return 2
     try:
-        asyncio.run(publish(_rabbitmq_url(), event))
+        asyncio.run(publish(rabbitmq_url(), event))
     except OpsError as exc:
         _say(f"error: {exc}", error=True)
         return 1
@@ -206,87 +179,10 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
-
-
-def _add_dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from services.ops.letters import DEAD_LETTER_QUEUES
-    from shared.contract import NOTIFIER_DLQ
-
-    dlq = sub.add_parser(
-        "dlq",
-        help="inspect, replay or purge a dead-letter queue",
-        description=(
-            "Messages are read with basic.get and held unacknowledged until the command ends, "
-            "then requeued in order: while it runs they are invisible to others. See "
-            "docs/operations.md, 'Dead letters'."
-        ),
-    )
-    actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-
-    def action(name: str, help: str) -> argparse.ArgumentParser:
-        parser = actions.add_parser(name, help=help, description=help)
-        parser.add_argument(
-            "--queue",
-            default=NOTIFIER_DLQ,
-            choices=DEAD_LETTER_QUEUES,
-            help=f"the dead-letter queue (default {NOTIFIER_DLQ})",
-        )
-        return parser
-
-    listing = action("list", "a table of the messages, left in the queue")
-    listing.add_argument(
-        "--limit", type=_count, default=100, help="show the first N messages (default 100)"
-    )
-    listing.set_defaults(func=_dlq_list)
-
-    show = action("show", "one message in full (headers, pretty JSON body), left in the queue")
-    show.add_argument("key", metavar="ID", help="event id (or a unique prefix) or position")
-    show.set_defaults(func=_dlq_show)
-
-    replay = action(
-        "replay",
-        "re-publish messages to sns.events with their original routing key; each leaves the "
-        "DLQ only once the broker confirmed it",
-    )
-    replay.add_argument(
-        "--id", action="append", metavar="ID", help="only this event id (repeatable)"
-    )
-    replay.add_argument("--reason", help="only messages dead-lettered for this reason")
-    replay.add_argument("--limit", type=_count, help="replay at most N messages")
-    replay.add_argument(
-        "--only-valid", action="store_true", help="skip messages that are not valid events"
-    )
-    replay.add_argument(
-        "--dry-run", action="store_true", help="show what would be replayed; change nothing"
-    )
-    replay.set_defaults(func=_dlq_replay)
-
-    purge = action("purge", "delete messages for good (asks first unless --yes)")
-    purge.add_argument(
-        "--id", action="append", metavar="ID", help="only this event id (repeatable)"
-    )
-    purge.add_argument("--reason", help="only messages dead-lettered for this reason")
-    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    purge.set_defaults(func=_dlq_purge)
-
-
 def _add_publish_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from shared.contract import EventType
 
-    publish = sub.add_parser(
-        "publish",
-        help="publish one event on sns.events by hand and print its event id",
-        description=(
-            "Build a contract event, publish it with publisher confirms (an event no queue "
-            "receives is an error) and print its event id. Without --data the type's sample "
-            "data from the specification is used."
-        ),
-    )
+    publish = command(sub, "publish", _publish)
     types = [t.value for t in EventType]
     publish.add_argument("type", choices=types, metavar="TYPE", help=f"one of {', '.join(types)}")
     publish.add_argument("--user", required=True, help="the platform user id")
@@ -297,7 +193,6 @@ def _add_publish_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     publish.add_argument(
         "--occurred-at", metavar="ISO", help="ISO 8601 with a time zone (default: now)"
     )
-    publish.set_defaults(func=_publish)
     from services.ops.trace_cli import add_trace_parser
 
     add_trace_parser(sub)
@@ -327,6 +222,12 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _dev_token(args: argparse.Namespace) -> int:
+    """print a JWT the development setup accepts (APP_ENV=development only)
+
+    Print a JWT signed with JWT_SECRET (or the development secret of `sns-telegram dev`), with
+    JWT_AUDIENCE, or ADMIN_JWT_AUDIENCE and the admin role for --admin, and JWT_ISSUER when they
+    are set. Refused unless APP_ENV=development.
+    """
     from services.dev.tokens import Refused, mint
 
     try:
@@ -338,8 +239,10 @@ def _dev_token(args: argparse.Namespace) -> int:
 
 
 def _add_dev_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    dev = sub.add_parser(
+    dev = command(
+        sub,
         "dev",
+        _dev,
         help="servers, the Telegram stand-in, one migration and the three services, for a "
         "developer machine; says `ready` once everything answers",
     )
@@ -357,22 +260,10 @@ def _add_dev_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="once ready, link chat 7 in the stand-in to user `demo` and publish one message of "
         "each type and a daily report",
     )
-    dev.set_defaults(func=_dev)
-    token = sub.add_parser(
-        "dev-token",
-        help="print a JWT the development setup accepts (APP_ENV=development only)",
-        description=(
-            "Print a JWT signed with JWT_SECRET (or the development secret of `sns-telegram "
-            "dev`), with JWT_AUDIENCE, or ADMIN_JWT_AUDIENCE and the admin role for --admin, and "
-            "JWT_ISSUER when they are set. Refused unless APP_ENV=development."
-        ),
-    )
+    token = command(sub, "dev-token", _dev_token)
     token.add_argument("--user", required=True, help="the platform user id (the `sub` claim)")
     token.add_argument("--admin", action="store_true", help="an admin token (/api/admin/...)")
-    token.add_argument(
-        "--minutes", type=_count, default=60, help="lifetime in minutes (default 60)"
-    )
-    token.set_defaults(func=_dev_token)
+    token.add_argument("--minutes", type=count, default=60, help="lifetime in minutes (default 60)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -383,54 +274,42 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("migrate", help="create the database if missing, then upgrade it").set_defaults(
-        func=_migrate
-    )
-    sub.add_parser(
+    command(sub, "migrate", _migrate, help="create the database if missing, then upgrade it")
+    command(
+        sub,
         "notifier",
+        _service("notifier"),
         help="consume events and send Telegram messages (port NOTIFIER_PORT: health, metrics)",
-    ).set_defaults(func=_service("notifier"))
-    sub.add_parser(
-        "linker", help="account-linking REST API and bot updates (port LINKER_PORT)"
-    ).set_defaults(func=_service("linker"))
-    sub.add_parser(
-        "scheduler", help="daily summary triggers and the scheduler admin API (port SCHEDULER_PORT)"
-    ).set_defaults(func=_service("scheduler"))
-    _add_dev_parsers(sub)
-    _add_dlq_parser(sub)
-    _add_publish_parser(sub)
-    sub.add_parser(
-        "rotate-keys",
-        help="re-encrypt stored chat ids under the newest CHAT_ID_ENCRYPTION_KEY key",
-    ).set_defaults(func=_rotate_keys)
-    pruning = sub.add_parser(
-        "prune",
-        help="delete rows past their retention (RETENTION_*); --dry-run counts them only",
-        description=(
-            "Delete, in batches of PRUNE_BATCH_SIZE, every row past its retention (RETENTION_* "
-            "variables; docs/operations.md, 'Data retention'), as the scheduler does every "
-            "PRUNE_INTERVAL_MINUTES, and print rows and bytes per table. Safe beside the "
-            "running services."
-        ),
     )
+    command(
+        sub,
+        "linker",
+        _service("linker"),
+        help="account-linking REST API and bot updates (port LINKER_PORT)",
+    )
+    command(
+        sub,
+        "scheduler",
+        _service("scheduler"),
+        help="daily summary triggers and the scheduler admin API (port SCHEDULER_PORT)",
+    )
+    _add_dev_parsers(sub)
+    add_dlq_parser(sub)
+    _add_publish_parser(sub)
+    command(
+        sub,
+        "rotate-keys",
+        _rotate_keys,
+        help="re-encrypt stored chat ids under the newest CHAT_ID_ENCRYPTION_KEY key",
+    )
+    pruning = command(sub, "prune", _prune)
     pruning.add_argument(
         "--dry-run", action="store_true", help="count what would go, per table; delete nothing"
     )
-    pruning.set_defaults(func=_prune)
-    permissions = sub.add_parser(
-        "broker-permissions",
-        help="set RabbitMQ permissions: platform publishers write sns.events only",
-        description=(
-            "Give RABBITMQ_URL's account everything in its vhost and each --publisher account "
-            "(default RABBITMQ_PUBLISHER_USER, platform) sns.events only (created with "
-            "RABBITMQ_PUBLISHER_PASSWORD if missing), through the management API at "
-            "RABBITMQ_MANAGEMENT_URL (default: port 15672 of RABBITMQ_URL's host)."
-        ),
-    )
+    permissions = command(sub, "broker-permissions", _broker_permissions)
     permissions.add_argument(
         "--publisher", action="append", default=[], metavar="USER", help="a publisher account"
     )
-    permissions.set_defaults(func=_broker_permissions)
     return parser
 
 
