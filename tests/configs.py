@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from services.linker.settings import LinkerSettings
-from services.notifier.main import NotifierSettings
+from services.notifier.settings import NotifierSettings
 from services.scheduler.settings import SchedulerSettings
 from shared.settings import BaseServiceSettings, variable_name
 

@@ -24,8 +24,9 @@ from services.notifier import digests, edits, metrics
 from services.notifier.config import ProcessorConfig
 from services.notifier.keyboards import Keyboard, reply_markup
 from services.notifier.notes import Notes
+from services.notifier.ordering import ChatSequencer
 from services.notifier.progress import ProgressWatch
-from services.notifier.ratelimit import ChatSequencer, RateLimiter
+from services.notifier.ratelimit import RateLimiter
 from services.notifier.records import (
     FINAL_STATUSES,
     SETTLED_IN_PLAN,

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.internal_events import internal_events_key, is_signed
 from services.common.telegram import bot_token
-from services.notifier.main import Notifier, NotifierSettings, build, start, stop
+from services.notifier.main import Notifier, build, start, stop
+from services.notifier.settings import NotifierSettings
 from services.standin.server import StandIn
 from shared.contract import INTERNAL_EXCHANGE, NOTIFIER_DLQ, Event
 from shared.db import create_engine

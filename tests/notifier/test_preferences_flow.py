@@ -276,7 +276,8 @@ async def test_25_messages_to_a_group_keep_to_its_20_a_minute(database_url, rabb
 
 
 async def test_two_replicas_release_each_held_message_once(database_url, rabbitmq_url):
-    from services.notifier.main import NotifierSettings, build, start, stop
+    from services.notifier.main import build, start, stop
+    from services.notifier.settings import NotifierSettings
 
     clock = Clock(NIGHT)
     async with notifier(database_url, rabbitmq_url, clock, telegram_rate_per_chat=100) as h:

@@ -87,7 +87,8 @@ async def test_paid_broadcast_sends_above_30_a_second_without_429(database_url, 
 
 
 async def test_two_notifiers_share_the_queue_with_one_active_consumer(database_url, rabbitmq_url):
-    from services.notifier.main import NotifierSettings, build, start, stop
+    from services.notifier.main import build, start, stop
+    from services.notifier.settings import NotifierSettings
 
     async with running_notifier(database_url, rabbitmq_url, standin_limits=TELEGRAM_LIMITS) as h:
         second = build(

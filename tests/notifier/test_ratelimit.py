@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from services.notifier.ratelimit import ChatSequencer, Limits, RateLimiter, SlidingWindow
+from services.notifier.ordering import ChatSequencer
+from services.notifier.ratelimit import Limits, RateLimiter, SlidingWindow
 
 pytestmark = pytest.mark.unit
 
