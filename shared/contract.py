@@ -1,4 +1,5 @@
-"""The wire contract between the SNS platform and the Telegram services.
+"""The wire contract between the SNS platform and the Telegram services, in one module on purpose
+(hence its length): the one file a publishing team reads to know every name, header and model.
 
 Other teams code against these names and models; change them only with a version bump
 (see docs/architecture.md, "The wire contract"). Everything about the wire is defined here, once.
