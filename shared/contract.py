@@ -78,6 +78,7 @@ class EventType(StrEnum):
     TELEGRAM_UNLINKED = "telegram.unlinked"
     TELEGRAM_BLOCKED = "telegram.blocked"
     TELEGRAM_CHAT_MIGRATED = "telegram.chat_migrated"
+    TELEGRAM_TOPIC_CLOSED = "telegram.topic_closed"
 
 
 MAX_COUNT = 2**31 - 1
@@ -289,6 +290,19 @@ class TelegramChatMigratedData(_Data):
     )
 
 
+MAX_THREAD_ID = 2**63 - 1
+"""The largest forum topic id (`message_thread_id`) a link stores (BIGINT); topics start at 1."""
+
+
+class TelegramTopicClosedData(_Data):
+    """`data` of `telegram.topic_closed`: the link's forum topic was closed or deleted (the
+    notifier sent to the group's General topic instead)."""
+
+    message_thread_id: int = Field(ge=1, le=MAX_THREAD_ID, description="The topic refused")
+    reason: str
+    error_code: int
+
+
 class Shown(StrEnum):
     """What a linked user sees of an event of a type."""
 
@@ -427,6 +441,16 @@ TYPES: dict[EventType, TypeSpec] = {
         TelegramChatMigratedData,
         published_by="the notifier, when a group became a supergroup",
         sample=lambda _: {"new_chat_id": -1001234567890},
+        internal=True,
+    ),
+    EventType.TELEGRAM_TOPIC_CLOSED: TypeSpec(
+        TelegramTopicClosedData,
+        published_by="the notifier, when the forum topic of a link was closed or deleted",
+        sample=lambda _: {
+            "message_thread_id": 42,
+            "reason": "Bad Request: message thread not found",
+            "error_code": 400,
+        },
         internal=True,
     ),
 }

@@ -37,7 +37,7 @@ from services.linker.errors import BotUnavailable
 from services.linker.linking import ChatOutcome
 from services.linker.permissions import Permission, may_change
 from services.linker.ports import BotUsername, SendRefused
-from services.linker.preferences import MUTABLE_TYPES, Preferences
+from services.linker.preferences import MUTABLE_TYPES, Preferences, topic
 from services.linker.service import LinkService
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,12 @@ def bot_username_source(bot: Bot, configured: str | None) -> BotUsername:
     return username
 
 
+def topic_of(message: Message) -> int | None:
+    """The forum topic a message was sent in (`message_thread_id` of a topic message), or None:
+    the chat itself, a forum's General topic, a reply thread, or an id no link can store."""
+    return topic(message.message_thread_id) if message.is_topic_message else None
+
+
 async def answer(message: Message, text: str) -> None:
     """Reply in the message's chat (plain text: our texts carry no markup)."""
     await message.answer(text, parse_mode=None)
@@ -139,7 +145,7 @@ def make_router() -> Router:
             await answer(message, texts.answer("permission_unknown", "ko"))
             return
         outcome, problem = await links.redeem_in_chat(
-            command.args or "", message.chat.id, message.chat.type
+            command.args or "", message.chat.id, message.chat.type, topic_of(message)
         )
         if outcome is ChatOutcome.LINKED:
             await answer(message, texts.LINKED)

@@ -1,9 +1,10 @@
 """A chat's links: what the bot's commands and Telegram's chat events change (/stop, /start to
 resume, the bot blocked or removed, a group's migration, the chat's /settings), and the
-notifier's `telegram.blocked` and `telegram.chat_migrated` (events.py)."""
+notifier's `telegram.blocked`, `telegram.chat_migrated` and `telegram.topic_closed` (events.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from services.common.logging import mask_chat_id
@@ -72,6 +73,26 @@ class Chats(UseCase):
         changed = await self.store.disable(user_id, occurred_at, self.clock())
         log.info(
             "telegram link paused" if changed else "telegram.blocked changed nothing",
+            extra={"user_id": user_id, "reason": reason},
+        )
+        return changed
+
+    async def on_topic_closed(self, user_id: str, thread: int, reason: str) -> bool:
+        """`telegram.topic_closed`: the link's topic is gone, its messages go to General from now
+        on (unless the link was pointed at another topic since)."""
+
+        cleared: list[int] = []
+
+        def clear(prefs: Preferences) -> Preferences:
+            if prefs.message_thread_id != thread:
+                return prefs
+            cleared.append(thread)
+            return replace(prefs, message_thread_id=None)
+
+        await self.store.change_preferences(user_id, clear, self.clock())
+        changed = bool(cleared)
+        log.info(
+            "telegram topic cleared" if changed else "telegram.topic_closed changed nothing",
             extra={"user_id": user_id, "reason": reason},
         )
         return changed

@@ -1,7 +1,8 @@
-"""The linker's consumer of the notifier's `telegram.blocked` and `telegram.chat_migrated`.
+"""The linker's consumer of the notifier's `telegram.blocked`, `telegram.chat_migrated` and
+`telegram.topic_closed`.
 
 Queue `linker.events`: quorum, durable, bound to the internal exchange `sns.telegram.internal`
-(never to `sns.events`, which every platform team can write to) for those two routing keys, at
+(never to `sns.events`, which every platform team can write to) for those routing keys, at
 most `DELIVERY_LIMIT` deliveries, dead letters to `sns.events.dlx` with routing key
 `linker.events.dlq` (queue `linker.events.dlq`). A message without our services' signature
 (services/common/internal_events.py) or that is invalid is rejected to the DLQ at once; a
@@ -42,6 +43,7 @@ from shared.contract import (
     InvalidEvent,
     TelegramBlockedData,
     TelegramChatMigratedData,
+    TelegramTopicClosedData,
     parse_event,
 )
 
@@ -96,7 +98,7 @@ def make_broker(url: str, links: LinkService, key: bytes, *, prefetch: int = 16)
         title="linker.events",
     )
     async def handle(message: RabbitMessage) -> None:
-        """Pause links Telegram refused; move links of migrated groups."""
+        """Pause links Telegram refused; move links of migrated groups; clear closed topics."""
         if not is_signed(key, message.body, message.raw_message.headers):
             EVENTS.labels("unknown", "unsigned").inc()
             log.error(
@@ -116,6 +118,8 @@ def make_broker(url: str, links: LinkService, key: bytes, *, prefetch: int = 16)
                 await links.on_blocked(event.user_id, event.occurred_at, data.reason)
             elif isinstance(data, TelegramChatMigratedData):
                 await links.on_chat_migrated(event.user_id, event.occurred_at, data.new_chat_id)
+            elif isinstance(data, TelegramTopicClosedData):
+                await links.on_topic_closed(event.user_id, data.message_thread_id, data.reason)
             else:
                 EVENTS.labels(event.type.value, "unexpected").inc()
                 log.error("event type %s is not for the linker; rejected", event.type.value)

@@ -66,13 +66,14 @@ class Linking(UseCase):
         return IssuedLink(token, linking_url(username, token), username, expires_at)
 
     async def redeem_in_chat(
-        self, token: str, chat_id: int, chat_type: str | None
+        self, token: str, chat_id: int, chat_type: str | None, thread: int | None = None
     ) -> tuple[ChatOutcome, TokenProblem | None]:
-        """`/start TOKEN` in a chat: link the token's user to it, or say why not."""
+        """`/start TOKEN` in a chat (in forum topic `thread`, if any): link the token's user to
+        it, or say why not."""
         if not is_well_formed(token):
             LINKS.labels("bot", TokenProblem.NOT_FOUND.value).inc()
             return ChatOutcome.REFUSED, TokenProblem.NOT_FOUND
-        chat = self._stored_chat(chat_id, chat_type)
+        chat = self._stored_chat(chat_id, chat_type, thread)
         result = await self.store.redeem(hash_token(token), chat, self.clock())
         if result.problem is None and result.user_id is not None:
             LINKS.labels("bot", "linked").inc()

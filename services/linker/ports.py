@@ -76,6 +76,8 @@ class StoredChat:
     stored: str
     lookup: str
     chat_type: str | None
+    thread: int | None = None
+    """The forum topic a link to this chat goes to (`message_thread_id`); None: the chat."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import time
 
 from shared import contract
+from shared.contract import MAX_THREAD_ID as MAX_THREAD_ID  # the largest topic id stored
 from shared.contract import is_iana_timezone as is_iana_timezone  # the API's zone check
 from shared.models import TelegramLink
 
@@ -43,6 +44,8 @@ class Preferences:
     """Sent without a sound; a type also in `muted_types` is muted."""
     quiet_mode: str = "hold"
     link_previews: bool = True
+    message_thread_id: int | None = None
+    """The forum topic notifications go to; None: the chat itself (a forum's General topic)."""
 
     @classmethod
     def of(cls, link: TelegramLink) -> Preferences:
@@ -60,6 +63,7 @@ class Preferences:
             silent_types=ordered_types(link.silent_types),
             quiet_mode=link.quiet_mode if link.quiet_mode in QUIET_MODES else "hold",
             link_previews=link.link_previews,
+            message_thread_id=topic(link.message_thread_id),
         )
 
     def columns(self) -> dict[str, object]:
@@ -75,6 +79,7 @@ class Preferences:
             "silent_types": list(self.silent_types),
             "quiet_mode": self.quiet_mode,
             "link_previews": self.link_previews,
+            "message_thread_id": self.message_thread_id,
         }
 
     def muting(self, event_type: str, muted: bool) -> Preferences:
@@ -103,6 +108,14 @@ def ordered_types(types: Iterable[str]) -> tuple[str, ...]:
     """The known types among `types`, once each, in display order."""
     given = set(types)
     return tuple(t for t in MUTABLE_TYPES if t in given)
+
+
+def topic(thread: object) -> int | None:
+    """`thread` as a forum topic a link can store, or None (General) when it is none: missing,
+    not an int, or out of 1..`MAX_THREAD_ID`."""
+    if isinstance(thread, int) and not isinstance(thread, bool) and 1 <= thread <= MAX_THREAD_ID:
+        return thread
+    return None
 
 
 def parse_hhmm(text: str) -> time | None:

@@ -304,6 +304,7 @@ _UNLINKED = {
     "chat_id": None,
     "chat_lookup": None,
     "chat_type": None,
+    "message_thread_id": None,
     "enabled": False,
     "linked_at": None,
 }
@@ -341,6 +342,7 @@ async def _link(session: AsyncSession, user_id: str, chat: StoredChat, now: date
         "chat_id": chat.stored,
         "chat_lookup": chat.lookup,
         "chat_type": chat.chat_type,
+        "message_thread_id": chat.thread,
         "enabled": True,
         "linked_at": now,
         "updated_at": now,

@@ -51,11 +51,14 @@ class UseCase:
     _: KW_ONLY
     clock: Clock = utcnow
 
-    def _stored_chat(self, chat_id: int, chat_type: str | None) -> StoredChat:
+    def _stored_chat(
+        self, chat_id: int, chat_type: str | None, thread: int | None = None
+    ) -> StoredChat:
         return StoredChat(
             stored=self.cipher.encrypt(chat_id),
             lookup=self.cipher.lookup(chat_id)[0],
             chat_type=chat_type_for(chat_id, chat_type),
+            thread=thread,
         )
 
     async def _deliver(self, chat_id: int, text: str) -> int:

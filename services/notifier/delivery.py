@@ -42,6 +42,7 @@ from services.notifier.records import (
 from services.notifier.results import Results, result_of
 from services.notifier.retry import MOVED, PACED, Judge
 from services.notifier.telegram import Failure, SendError, TelegramSender
+from services.notifier.topics import TopicFallback
 from services.notifier.work import Edit, Item, Planned, Send
 
 log = logging.getLogger("notifier")
@@ -53,6 +54,8 @@ class InternalEvents(Protocol):
     async def chat_gone(self, user_id: str, error: SendError) -> None: ...
 
     async def chat_migrated(self, user_id: str, new_chat_id: int) -> None: ...
+
+    async def topic_closed(self, user_id: str, thread: int, error: SendError) -> None: ...
 
 
 @dataclass(eq=False)
@@ -159,6 +162,7 @@ class Delivery:
                     functools.partial(self._send_once, send),
                     expose=True,
                     noted=(send.row.id, item.event.event_id),
+                    topic=TopicFallback(send, send.language),
                 )
                 if span is not None:
                     span.set_attributes(
@@ -254,6 +258,7 @@ class Delivery:
         edit: bool = False,
         judge: Judge | None = None,
         noted: tuple[int, uuid.UUID] | None = None,
+        topic: TopicFallback | None = None,
     ) -> tuple[Verdict, int]:
         """`call(chat_id)` under the rate limiter (an edit's budget: `edit`) until it succeeds
         or `judge` (by default the policy's `after_send_failure`) stops it: a 429 pauses its
@@ -261,7 +266,8 @@ class Delivery:
         migrated group is retried at its new id, a transient failure
         after a backoff. Returns the verdict (`sent` with the message id on success) and the
         attempts made. Each refused attempt is noted for the delivery log under `noted` (the
-        delivery's row id and event id)."""
+        delivery's row id and event id). A message into a forum topic that is gone goes to
+        General once (`topic`)."""
         judge = judge or self.config.retry.after_send_failure
         rate_limited = 0
         while True:
@@ -277,6 +283,9 @@ class Delivery:
                 if noted is not None and self.notes is not None:
                     self.notes.attempt_failed(refused(noted, attempts, error))
                 await self._heed(user_id, chat_id, error, edit)
+                if topic is not None and topic.to_general(error):
+                    await self._topic_gone(user_id, chat_id, topic, error)
+                    continue
                 decision = judge(error, attempts, rate_limited)
                 if isinstance(decision, Verdict):
                     if decision.status is DeliveryStatus.UNCERTAIN:
@@ -302,7 +311,24 @@ class Delivery:
                 raise
             self.limiter.release(chat_id, edit)
             self.progress.note()
-            return Verdict(DeliveryStatus.SENT, message_id), attempts
+            sent = Verdict(DeliveryStatus.SENT, message_id)
+            return (topic.recorded(sent) if topic is not None else sent), attempts
+
+    async def _topic_gone(
+        self, user_id: str, chat_id: int, topic: TopicFallback, error: SendError
+    ) -> None:
+        """The link's topic is gone: the linker clears it, and the group is told (in General,
+        best effort: the notification itself follows whatever the notice meets)."""
+        log.info("forum topic gone, sending to General: %s", error)
+        assert topic.thread is not None  # set by `to_general`
+        await self.internal_events.topic_closed(user_id, topic.thread, error)
+        await self.limiter.acquire(chat_id)
+        try:
+            await self.sender.send_text(chat_id, topic.notice())
+        except SendError as failed:
+            log.info("telling the group its topic is gone failed: %s", failed)
+        finally:
+            self.limiter.release(chat_id, False)
 
     async def _heed(self, user_id: str, chat_id: int, error: SendError, edit: bool) -> None:
         """What Telegram's answer means beyond this message: a 429 pauses its chat (and may

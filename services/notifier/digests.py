@@ -42,5 +42,5 @@ def fold(send: Send, taken: list[Send]) -> None:
 
 def fold_options(each: list[Options]) -> Options:
     """The options of one message carrying several: silent only when every one was, no link
-    preview (it would show one of several posts)."""
-    return Options(silent=all(o.silent for o in each))
+    preview (it would show one of several posts), in the topic of the first (one chat, one link)."""
+    return Options(silent=all(o.silent for o in each), thread=each[0].thread)

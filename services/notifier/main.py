@@ -26,6 +26,7 @@ from services.common.logging import configure_logging, log_context
 from services.common.telegram import bot_token, make_bot
 from services.common.web import EmbeddedServer, broker_check, health_router, stop_on_signals
 from services.notifier import metrics
+from services.notifier.linker_events import PublishedInternalEvents
 from services.notifier.notes import unreadable_letter
 from services.notifier.ordering import DeliveryOrder
 from services.notifier.processor import (
@@ -40,7 +41,7 @@ from services.notifier.ratelimit import RateLimiter
 from services.notifier.retry import RetryPolicy
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import NotifierStore, open_pool
-from services.notifier.telegram import AiogramSender, SendError, TelegramSender
+from services.notifier.telegram import AiogramSender, TelegramSender
 from services.notifier.topology import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -54,12 +55,7 @@ from shared.contract import (
     NOTIFICATION_TYPES,
     ORIGINAL_ROUTING_KEY_HEADER,
     DeadLetterReason,
-    EventType,
     InvalidEvent,
-    TelegramBlockedData,
-    TelegramChatMigratedData,
-    is_supergroup_id,
-    new_event,
     parse_event,
 )
 
@@ -67,30 +63,6 @@ log = logging.getLogger("notifier")
 
 STALLED = 1
 """Exit status after the notifier stopped itself because it made no progress."""
-
-
-class PublishedInternalEvents:
-    """`InternalEvents` for the linker: signed, on the internal exchange, with confirms."""
-
-    def __init__(self, publisher: InternalPublisher) -> None:
-        self._publisher = publisher
-
-    async def chat_gone(self, user_id: str, error: SendError) -> None:
-        """Tell the linker Telegram refused the chat for good (403, chat not found)."""
-        data = TelegramBlockedData(reason=error.description, error_code=error.error_code or 0)
-        await self._publisher.publish(
-            new_event(EventType.TELEGRAM_BLOCKED, user_id, data), mandatory=False
-        )
-
-    async def chat_migrated(self, user_id: str, new_chat_id: int) -> None:
-        """Tell the linker the group became a supergroup with a new id."""
-        if not is_supergroup_id(new_chat_id):  # not what Telegram says: nothing to tell
-            log.warning("migration to a chat id that is not a supergroup's not announced")
-            return
-        data = TelegramChatMigratedData(new_chat_id=new_chat_id)
-        await self._publisher.publish(
-            new_event(EventType.TELEGRAM_CHAT_MIGRATED, user_id, data), mandatory=False
-        )
 
 
 @dataclass

@@ -111,7 +111,7 @@ def route(
                 silent, until = True, None  # quiet hours deliver now, without a sound
             if until is None and event.user_id in lookup.waiting:
                 until = lookup.now
-            options = Options(silent, preview_of(event.data, link))
+            options = Options(silent, preview_of(event.data, link), link.message_thread_id)
             plans[key] = SendPlan(chat_id, text, buttons, link.language, options)
             if until is not None:  # the row id is filled in once the row exists
                 holds[key] = Hold(0, until, {"text": text, "buttons": buttons, **options.payload()})

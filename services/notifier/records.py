@@ -155,6 +155,8 @@ class Link:
     quiet_mode: str = "hold"
     """`hold`: quiet hours keep messages until they end; `silent`: send them now, silently."""
     link_previews: bool = True
+    message_thread_id: int | None = None
+    """The forum topic the link's messages go to; None: the chat itself (General)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.common.logging import log_context
 from services.notifier import metrics
@@ -28,6 +28,7 @@ from services.notifier.records import (
 from services.notifier.render import render_quiet_fold
 from services.notifier.store import NotifierStore
 from services.notifier.telegram import Options
+from services.notifier.topics import Held, TopicFallback
 from shared.db import is_transient
 
 log = logging.getLogger("notifier")
@@ -115,8 +116,9 @@ class Release:
                 else:  # one message, no buttons: they would not say which notification they act on
                     text = render_quiet_fold([r.payload["text"] for r in ready], link.language)
                     buttons, options = None, fold_options(kept)
+                options = replace(options, thread=link.message_thread_id)  # its topic of now
                 status, message_id, error, attempts = await self._deliver(
-                    user_id, chat_id, text, buttons, attempts, options
+                    user_id, chat_id, text, buttons, attempts, options, link.language
                 )
             except Exception as exc:  # a bug or bad data: record it on the rows, release others
                 log.exception("releasing held deliveries failed")
@@ -134,6 +136,7 @@ class Release:
         buttons: Keyboard | None,
         attempts: int,
         options: Options,
+        language: str,
     ) -> tuple[DeliveryStatus, int | None, str | None, int]:
         """Send one released message in its chat's turn: (status, message id, error, attempts).
 
@@ -146,10 +149,14 @@ class Release:
 
             async def once(to: int) -> int:
                 return await delivery.sender.send_text(
-                    to, text, reply_markup=delivery.markup(buttons, to), options=options
+                    to, text, reply_markup=delivery.markup(buttons, to), options=held.options
                 )
 
-            verdict, attempts = await delivery.attempt(user_id, chat_id, attempts, once)
+            held = Held(options)
+            topic = TopicFallback(held, language)
+            verdict, attempts = await delivery.attempt(
+                user_id, chat_id, attempts, once, topic=topic
+            )
             if verdict.status is DeliveryStatus.SENT:
                 metrics.SENT.labels("quiet_hours").inc()
             return verdict.status, verdict.message_id, verdict.error, attempts

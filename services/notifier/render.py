@@ -67,6 +67,7 @@ class Labels:
     view_post: str
     retry: str
     mute_type: str
+    topic_gone: str
 
 
 KO = Labels(
@@ -98,6 +99,7 @@ KO = Labels(
     view_post="🔗 게시물 보기",
     retry="🔄 다시 시도",
     mute_type="🔕 이 유형 알림 끄기",
+    topic_gone="ℹ️ 알림을 보내던 토픽이 닫혔거나 삭제되어, 이제부터 일반(General)으로 보냅니다.",
 )
 
 EN = Labels(
@@ -129,6 +131,8 @@ EN = Labels(
     view_post="🔗 View post",
     retry="🔄 Retry",
     mute_type="🔕 Mute this type",
+    topic_gone="ℹ️ The topic notifications went to was closed or deleted; "
+    "they go to General from now on.",
 )
 
 

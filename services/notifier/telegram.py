@@ -37,6 +37,9 @@ class Failure(StrEnum):
     """400 with migrate_to_chat_id: resend to the new id and store it."""
     CHAT_GONE = "chat_gone"
     """403 (blocked, deactivated) or 400 chat not found: disable the link; never retry."""
+    TOPIC_GONE = "topic_gone"
+    """400 message thread not found / TOPIC_CLOSED: the forum topic was closed or deleted; send
+    to the group's General topic instead (once) and clear the link's topic."""
     REJECTED = "rejected"
     """Any other 4xx: this message can never be sent as it is; dead-letter it."""
     TRANSIENT = "transient"
@@ -73,12 +76,17 @@ class Options:
     """Arrives without a sound (`disable_notification`)."""
     preview: str | None = None
     """The post link whose small preview the message shows; None: no preview at all."""
+    thread: int | None = None
+    """The forum topic it goes to (`message_thread_id`); None: the chat itself (General)."""
 
     def fields(self) -> dict[str, Any]:
-        """The request fields of these options (`edit_fields` and the silence)."""
+        """The request fields of these options (`edit_fields`, the silence and the topic; an
+        edit finds its message by id and needs no topic)."""
         fields = self.edit_fields()
         if self.silent:
             fields["disable_notification"] = True
+        if self.thread is not None:
+            fields["message_thread_id"] = self.thread
         return fields
 
     def edit_fields(self) -> dict[str, Any]:
@@ -154,6 +162,8 @@ def classify(exc: Exception) -> SendError:
         # case disables the link, and the description is the only thing that tells them apart.
         if "chat not found" in description.lower():
             return SendError(Failure.CHAT_GONE, description, 400)
+        if any(words in description.lower() for words in TOPIC_GONE):
+            return SendError(Failure.TOPIC_GONE, description, 400)
         return SendError(Failure.REJECTED, description, 400)
     if isinstance(exc, TelegramUnauthorizedError):
         return SendError(Failure.TRANSIENT, "bot token rejected (401)", 401)
@@ -168,6 +178,10 @@ def classify(exc: Exception) -> SendError:
         return SendError(Failure.TRANSIENT, f"network error: {type(cause).__name__}")
     status = getattr(exc, "status_code", None)
     return SendError(Failure.REJECTED, f"{type(exc).__name__}: {description}", status)
+
+
+TOPIC_GONE = ("message thread not found", "topic_closed", "topic_deleted")
+"""What Telegram's 400 says when a message's forum topic is closed or deleted."""
 
 
 class AiogramSender:

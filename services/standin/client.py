@@ -124,7 +124,7 @@ class StandInClient:
         self, chat_id: int, text: str, **how: Unpack[UserMessage]
     ) -> dict[str, Any]:
         """Act as the user writing `text` in the chat (`user`, `chat_type`, `title`; on behalf
-        of `sender_chat`, if given); returns the queued update."""
+        of `sender_chat`, in topic `message_thread_id`, if given); returns the queued update."""
         body: dict[str, Any] = {"text": text}
         for name, value in how.items():
             if value is not None:
@@ -154,6 +154,12 @@ class StandInClient:
         if migrate_to is not None:
             body["migrate_to"] = migrate_to
         return await self._request("POST", f"/_standin/chats/{chat_id}/state", body)
+
+    async def set_topic(self, chat_id: int, thread: int, state: str) -> dict[str, Any]:
+        """Make a forum topic of the chat `open`, `closed` or `deleted`; returns the chat."""
+        return await self._request(
+            "POST", f"/_standin/chats/{chat_id}/topics/{thread}", {"state": state}
+        )
 
     async def migrate(self, chat_id: int, to: int | None = None) -> list[dict[str, Any]]:
         """Turn the group into a supergroup; returns the two service-message updates."""

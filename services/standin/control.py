@@ -82,6 +82,7 @@ class Control:
         r.add_post("/_standin/chats/{chat_id}/press", self.press)
         r.add_post("/_standin/chats/{chat_id}/state", self.chat_state)
         r.add_post("/_standin/chats/{chat_id}/migrate", self.migrate)
+        r.add_post("/_standin/chats/{chat_id}/topics/{thread}", self.topic)
         r.add_get("/_standin/chats/{chat_id}/members", self.members)
         r.add_post("/_standin/chats/{chat_id}/members/{user_id}", self.set_member)
         r.add_get("/_standin/sent", self.sent)
@@ -157,6 +158,7 @@ class Control:
                 chat_type=body.get("chat_type"),
                 title=body.get("title"),
                 sender_chat=body.get("sender_chat"),
+                message_thread_id=body.get("message_thread_id"),
             )
         except (AttributeError, ValueError) as e:
             return _error(400, str(e))
@@ -198,6 +200,16 @@ class Control:
         except (TypeError, ValueError) as e:
             return _error(400, str(e))
         return json_response({"updates": updates})
+
+    async def topic(self, request: web.Request) -> web.StreamResponse:
+        """`POST /_standin/chats/{id}/topics/{thread}`: a forum topic is open, closed, deleted."""
+        chat_id, body = await _chat_and_body(request)
+        try:
+            thread = int(request.match_info["thread"])
+            chat = users.set_topic(self.state, chat_id, thread, str(body.get("state") or "open"))
+        except ValueError as e:
+            return _error(400, str(e))
+        return json_response(chat.to_view())
 
     async def members(self, request: web.Request) -> web.StreamResponse:
         """`GET /_standin/chats/{id}/members`: the statuses set in the chat."""

@@ -92,6 +92,13 @@ def get_chat_member(state: StandInState, token: str, params: dict[str, Any]) -> 
     return chat_member(state.members.status(chat.id, chat.type, user_id, default["id"]), user)
 
 
+TOPIC_ERRORS = {
+    "closed": "Bad Request: TOPIC_CLOSED",
+    "deleted": "Bad Request: message thread not found",
+}
+"""Telegram's answer to a send into a forum topic that is closed or deleted."""
+
+
 def send_message(state: StandInState, token: str, params: dict[str, Any]) -> dict[str, Any]:
     """sendMessage: the only rate-limited method."""
     if params.get("chat_id") in (None, ""):
@@ -100,11 +107,14 @@ def send_message(state: StandInState, token: str, params: dict[str, Any]) -> dic
     chat = target_chat(state, params)
     markup = reply_markup(params.get("reply_markup"))
     options = delivery_options(params)
+    thread = options.get("message_thread_id")
+    if thread is not None and thread in chat.topics:
+        raise ApiError(400, TOPIC_ERRORS[chat.topics[thread]])
     paid = as_bool(params.get("allow_paid_broadcast", False))
     if state.limits.enabled:
         state.limiter.check(token, chat.id, paid=paid)
     msg = StoredMessage(chat, "bot", state.bot_user(token), text, markup)
-    msg.options = options
+    msg.options, msg.thread = options, thread
     msg = state.store(msg)
     state.send_message_accepted += 1
     state.paid_broadcasts += paid

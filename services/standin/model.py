@@ -39,6 +39,7 @@ class UserMessage(TypedDict, total=False):
     chat_type: str | None
     title: str | None
     sender_chat: Mapping[str, Any] | None
+    message_thread_id: int | None
 
 
 class Text(NamedTuple):
@@ -70,6 +71,7 @@ class StoredMessage:
         "sent_at",
         "seq",
         "text",
+        "thread",
     )
 
     def __init__(
@@ -95,6 +97,8 @@ class StoredMessage:
         self.deleted = False
         self.options: dict[str, Any] = {}
         """How the bot asked for it to be delivered (`wire.delivery_options`)."""
+        self.thread: int | None = None
+        """The forum topic it was sent in (`message_thread_id`); None: the chat (General)."""
 
     def content(self) -> Text:
         """The message's current text."""
@@ -136,6 +140,9 @@ class StoredMessage:
         out["date"] = self.date
         if self.edit_date is not None:
             out["edit_date"] = self.edit_date
+        if self.thread is not None:
+            out["message_thread_id"] = self.thread
+            out["is_topic_message"] = True
         out["text"] = self.text
         if self.entities:
             out["entities"] = self.entities
@@ -164,6 +171,7 @@ class StoredMessage:
             "edits": self.edits or [],
             "deleted": self.deleted,
             "options": self.options,
+            "message_thread_id": self.thread,
         }
 
 
@@ -180,6 +188,7 @@ class Chat:
         "next_message_id",
         "state",
         "title",
+        "topics",
         "type",
         "username",
         "version",
@@ -205,6 +214,8 @@ class Chat:
         self.bot_count = 0
         self.last: StoredMessage | None = None
         self.version = 0
+        self.topics: dict[int, str] = {}
+        """Forum topics that are not open: thread id -> `closed` or `deleted`."""
 
     def add(self, msg: StoredMessage) -> StoredMessage:
         """Store a new message of this chat under the chat's next message id."""
@@ -258,6 +269,7 @@ class Chat:
             "message_count": len(self.messages),
             "bot_message_count": self.bot_count,
             "version": self.version,
+            "topics": {str(thread): state for thread, state in self.topics.items()},
             "last_message": self.last.to_view() if self.last is not None else None,
         }
 

@@ -118,6 +118,10 @@ class StandIn:
         """Make a chat blocked / deactivated / not_found / migrated (migrate_to) / ok."""
         self.state.set_chat_state(chat_id, state, migrate_to)
 
+    def set_topic(self, chat_id: int, thread: int, state: str) -> None:
+        """Make a forum topic of the chat `open`, `closed` or `deleted` (sends into it: 400)."""
+        users.set_topic(self.state, chat_id, thread, state)
+
     def migrate(self, chat_id: int, new_chat_id: int | None = None) -> list[dict[str, Any]]:
         """The group becomes a supergroup (new id `-10…` unless given); returns the updates."""
         return users.migrate(self.state, chat_id, new_chat_id)

@@ -25,8 +25,10 @@ def write(
     chat_type: str | None = None,
     title: str | None = None,
     sender_chat: Mapping[str, Any] | None = None,
+    message_thread_id: int | None = None,
 ) -> dict[str, Any]:
-    """The user writes `text` in the chat: stores it and queues a `message` update.
+    """The user writes `text` in the chat (in forum topic `message_thread_id`, if given; any
+    integer, as a test of a bot's input wants it): stores it and queues a `message` update.
 
     With `sender_chat` the message is sent on behalf of that chat, as Telegram shows an
     anonymous group administrator (the group itself) or a user posting as a channel."""
@@ -34,6 +36,9 @@ def write(
         raise ValueError("text is empty")
     if sender_chat is not None and not isinstance(sender_chat.get("id"), int):
         raise ValueError("sender_chat needs an integer id")
+    thread = message_thread_id
+    if thread is not None and (not isinstance(thread, int) or isinstance(thread, bool)):
+        raise ValueError("message_thread_id must be an integer")
     chat = state.chat(chat_id, chat_type, title)
     sender = {"is_bot": False, **chat.default_user(), **(user or {})}
     if sender_chat is not None:
@@ -44,7 +49,9 @@ def write(
         if user and user.get("username"):
             chat.username = str(user["username"])
     content = Text(text, text, None, command_entities(text))
-    msg = state.store(StoredMessage(chat, "user", sender, content, None))
+    msg = StoredMessage(chat, "user", sender, content, None)
+    msg.thread = thread
+    msg = state.store(msg)
     state.user_messages += 1
     message = msg.to_api()
     if sender_chat is not None:
@@ -111,6 +118,20 @@ def migrate(
     for update in updates:
         state.push_update(update)
     return updates
+
+
+def set_topic(state: StandInState, chat_id: int, thread: int, status: str) -> Chat:
+    """A forum topic of the chat is `open`, `closed` or `deleted`: sends into one that is not
+    open answer 400 as Telegram does (`methods.TOPIC_ERRORS`)."""
+    if status not in ("open", "closed", "deleted"):
+        raise ValueError("state must be open, closed or deleted")
+    chat = state.chat(chat_id)
+    if status == "open":
+        chat.topics.pop(thread, None)
+    else:
+        chat.topics[thread] = status
+    chat.version += 1
+    return chat
 
 
 def _service_update(

@@ -74,8 +74,10 @@ def as_json(value: Any, what: str) -> Any:
 def delivery_options(params: dict[str, Any]) -> dict[str, Any]:
     """What a send asked of its delivery beyond text and buttons, as the stand-in records it
     on the message (tests assert on it; the inbox shows it): `disable_notification` (only when
-    true) and `link_preview_options`."""
+    true), `link_preview_options` and `message_thread_id` (the forum topic)."""
     options: dict[str, Any] = {}
+    if params.get("message_thread_id") not in (None, ""):
+        options["message_thread_id"] = as_int(params["message_thread_id"], "message_thread_id")
     if as_bool(params.get("disable_notification", False)):
         options["disable_notification"] = True
     preview = params.get("link_preview_options")

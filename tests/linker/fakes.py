@@ -108,6 +108,7 @@ class FakeLinkStore:
     def _link(self, user_id: str, chat: StoredChat, now: datetime) -> None:
         row = self.links.setdefault(user_id, TelegramLink(user_id=user_id))
         row.chat_id, row.chat_lookup, row.chat_type = chat.stored, chat.lookup, chat.chat_type
+        row.message_thread_id = chat.thread
         row.enabled, row.linked_at, row.updated_at = True, now, now
 
     async def get_link(self, user_id: str) -> TelegramLink | None:

@@ -74,12 +74,16 @@ class RecordingLinker:
 
     gone: list[tuple[str, str]] = field(default_factory=list)
     migrated: list[tuple[str, int]] = field(default_factory=list)
+    topics: list[tuple[str, int, str]] = field(default_factory=list)
 
     async def chat_gone(self, user_id: str, error: SendError) -> None:
         self.gone.append((user_id, error.description))
 
     async def chat_migrated(self, user_id: str, new_chat_id: int) -> None:
         self.migrated.append((user_id, new_chat_id))
+
+    async def topic_closed(self, user_id: str, thread: int, error: SendError) -> None:
+        self.topics.append((user_id, thread, error.description))
 
 
 @dataclass

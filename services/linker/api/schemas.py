@@ -22,6 +22,7 @@ from pydantic import (
 
 from services.linker.errors import NOT_LINKED_MESSAGE
 from services.linker.preferences import (
+    MAX_THREAD_ID,
     MUTABLE_TYPES,
     Preferences,
     hhmm,
@@ -189,6 +190,7 @@ class PreferencesBody(BaseModel):
                     "silent_types": ["daily_summary"],
                     "quiet_hours_mode": "hold",
                     "link_previews": True,
+                    "message_thread_id": None,
                 }
             ]
         }
@@ -213,6 +215,11 @@ class PreferencesBody(BaseModel):
         description="Notifications with a post link show a small preview of the post; "
         "false: no previews"
     )
+    message_thread_id: int | None = Field(
+        default=None,
+        description="The forum topic of the linked group that notifications go to; null: the "
+        "chat itself (a forum's General topic). Set by linking inside a topic",
+    )
 
     @classmethod
     def of(cls, prefs: Preferences) -> PreferencesBody:
@@ -230,14 +237,15 @@ class PreferencesBody(BaseModel):
                 "silent_types": list(prefs.silent_types),
                 "quiet_hours_mode": prefs.quiet_mode,
                 "link_previews": prefs.link_previews,
+                "message_thread_id": prefs.message_thread_id,
             }
         )
 
 
 def _update_schema(schema: dict[str, Any]) -> None:
-    # None is only the "not given" default: null is refused for all but quiet_hours.
+    # None is only the "not given" default: null is refused for all but the nullable ones.
     for name, field in schema["properties"].items():
-        options = field.pop("anyOf", None) if name != "quiet_hours" else None
+        options = field.pop("anyOf", None) if name not in NULLABLE else None
         if options:
             field.update(next(o for o in options if o.get("type") != "null"))
     schema["examples"] = [
@@ -247,7 +255,14 @@ def _update_schema(schema: dict[str, Any]) -> None:
         {"quiet_hours": None},
         {"silent_types": ["daily_summary", "automation_executed"], "quiet_hours_mode": "silent"},
         {"link_previews": False},
+        {"message_thread_id": 42},
+        {"message_thread_id": None},
     ]
+
+
+NULLABLE = ("quiet_hours", "message_thread_id")
+"""The preferences whose null means something: no quiet hours, no topic (General)."""
+ThreadId = Annotated[StrictInt, BeforeValidator(_integral), Field(ge=1, le=MAX_THREAD_ID)]
 
 
 class PreferencesUpdate(BaseModel):
@@ -267,12 +282,17 @@ class PreferencesUpdate(BaseModel):
     )
     quiet_hours_mode: QuietHoursMode | None = None
     link_previews: StrictBool | None = None
+    message_thread_id: ThreadId | None = Field(
+        default=None,
+        description="The forum topic notifications go to (the linked group must be a forum "
+        "with that topic); null: the chat itself (General)",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _only_quiet_hours_may_be_null(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            nulls = sorted(k for k, v in value.items() if v is None and k != "quiet_hours")
+            nulls = sorted(k for k, v in value.items() if v is None and k not in NULLABLE)
             if nulls:
                 raise ValueError(f"may not be null: {', '.join(nulls)}")
         return value
@@ -303,6 +323,8 @@ class PreferencesUpdate(BaseModel):
             changed = replace(changed, quiet_mode=self.quiet_hours_mode)
         if self.link_previews is not None:
             changed = replace(changed, link_previews=self.link_previews)
+        if "message_thread_id" in given:
+            changed = replace(changed, message_thread_id=self.message_thread_id)
         return changed
 
 
