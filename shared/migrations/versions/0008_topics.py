@@ -12,11 +12,13 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
+TOPIC = "message_thread_id"
+"""Owner: linker. NULL (every existing link): the chat itself, or a forum's General topic."""
+
 
 def upgrade() -> None:
-    # Owner: linker. NULL (every existing link): the chat itself, or a forum's General topic.
-    op.add_column("telegram_links", sa.Column("message_thread_id", sa.BigInteger(), nullable=True))
+    op.add_column("telegram_links", sa.Column(TOPIC, sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_column("telegram_links", "message_thread_id")
+    op.drop_column("telegram_links", TOPIC)
