@@ -173,6 +173,7 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
         "silent_types": ["daily_summary"],
         "quiet_hours_mode": "silent",
         "link_previews": False,
+        "message_thread_id": None,
     }
 
     # An old keyboard's button sets its value again: nothing changes, the press is answered.

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -262,7 +263,7 @@ def _update_schema(schema: dict[str, Any]) -> None:
 
 NULLABLE = ("quiet_hours", "message_thread_id")
 """The preferences whose null means something: no quiet hours, no topic (General)."""
-ThreadId = Annotated[StrictInt, BeforeValidator(_integral), Field(ge=1, le=MAX_THREAD_ID)]
+ThreadId = Annotated[StrictInt, Ge(1), Le(MAX_THREAD_ID), BeforeValidator(_integral)]
 
 
 class PreferencesUpdate(BaseModel):
