@@ -71,6 +71,9 @@ class TelegramLink(SQLModel, table=True):
     without a sound)."""
     link_previews: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
     """Whether notifications with a post link show a small preview of the post."""
+    post_images: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
+    """Whether a post notification carrying the post's image (`image_url`) is sent as a photo
+    with the text as its caption."""
     message_thread_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     """The forum topic notifications go to (`message_thread_id`); None: the chat itself (a
     forum's General topic)."""

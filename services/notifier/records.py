@@ -157,6 +157,8 @@ class Link:
     link_previews: bool = True
     message_thread_id: int | None = None
     """The forum topic the link's messages go to; None: the chat itself (General)."""
+    post_images: bool = True
+    """Whether a post notification carrying an `image_url` goes as a photo with a caption."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ ON CONFLICT (event_id) DO NOTHING
 
 _LINKS = """
 SELECT user_id, chat_id, enabled, muted_types, language, timezone, quiet_start, quiet_end,
-       silent_types, quiet_mode, link_previews, message_thread_id
+       silent_types, quiet_mode, link_previews, message_thread_id, post_images
 FROM telegram_links WHERE user_id = ANY(%s)
 """
 
@@ -246,9 +246,9 @@ class NotifierStore:
         cursor = await conn.execute(_LINKS, (ids,))
         return {
             user: Link(user, chat_id, enabled, tuple(muted or ()), language, zone, start, end,
-                       tuple(silent or ()), mode, previews, thread)
+                       tuple(silent or ()), mode, previews, thread, images)
             for (user, chat_id, enabled, muted, language, zone, start, end, silent, mode, previews,
-                 thread) in await cursor.fetchall()
+                 thread, images) in await cursor.fetchall()
         }  # fmt: skip
 
     async def daily_reports(
