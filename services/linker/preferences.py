@@ -44,6 +44,9 @@ class Preferences:
     """Sent without a sound; a type also in `muted_types` is muted."""
     quiet_mode: str = "hold"
     link_previews: bool = True
+    post_images: bool = True
+    """A post notification whose event carries `data.image_url` is sent as that photo with the
+    text as its caption; False: always a text message."""
     message_thread_id: int | None = None
     """The forum topic notifications go to; None: the chat itself (a forum's General topic)."""
 
@@ -63,6 +66,7 @@ class Preferences:
             silent_types=ordered_types(link.silent_types),
             quiet_mode=link.quiet_mode if link.quiet_mode in QUIET_MODES else "hold",
             link_previews=link.link_previews,
+            post_images=link.post_images,
             message_thread_id=topic(link.message_thread_id),
         )
 
@@ -79,6 +83,7 @@ class Preferences:
             "silent_types": list(self.silent_types),
             "quiet_mode": self.quiet_mode,
             "link_previews": self.link_previews,
+            "post_images": self.post_images,
             "message_thread_id": self.message_thread_id,
         }
 

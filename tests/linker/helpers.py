@@ -27,6 +27,7 @@ DEFAULT_PREFERENCES = {
     "silent_types": ["daily_summary"],
     "quiet_hours_mode": "hold",
     "link_previews": True,
+    "post_images": True,
     "message_thread_id": None,
 }
 """GET /api/telegram/preferences of a new link."""

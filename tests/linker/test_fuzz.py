@@ -340,25 +340,37 @@ def options_user(http) -> str:
     silent=st.one_of(st.lists(TYPE_NAMES, max_size=6), JSON_VALUES),
     mode=st.one_of(st.sampled_from(["hold", "silent", "Hold", "fold"]), JSON_VALUES),
     previews=JSON_VALUES,
+    images=JSON_VALUES,
 )
-@example(silent=["post_success", "post_success"], mode="silent", previews=False)
-@example(silent=[], mode="hold", previews=1)
+@example(silent=["post_success", "post_success"], mode="silent", previews=False, images=False)
+@example(silent=[], mode="hold", previews=1, images=True)
+@example(silent=[], mode="hold", previews=True, images=0)
+@example(silent=[], mode="hold", previews=True, images="false")
 @FUZZ
-def test_delivery_options_are_validated(http, documented, options_user, silent, mode, previews):
+def test_delivery_options_are_validated(
+    http, documented, options_user, silent, mode, previews, images
+):
     """Any value of the delivery options' fields: a 200 showing exactly what was valid, or a
     422 naming a field at fault; never a 5xx."""
-    body = {"silent_types": silent, "quiet_hours_mode": mode, "link_previews": previews}
+    body = {
+        "silent_types": silent,
+        "quiet_hours_mode": mode,
+        "link_previews": previews,
+        "post_images": images,
+    }
     response = http.put(PREFERENCES, headers=bearer(options_user), json=body)
     assert_documented(response, "PUT", PREFERENCES, documented)
     valid_types = isinstance(silent, list) and all(t in MUTABLE_TYPES for t in silent)
     valid_mode = mode in ("hold", "silent")
     valid_previews = isinstance(previews, bool)
-    if valid_types and valid_mode and valid_previews:
+    valid_images = isinstance(images, bool)
+    if valid_types and valid_mode and valid_previews and valid_images:
         assert response.status_code == 200, response.text
         shown = response.json()
         assert shown["silent_types"] == [t for t in MUTABLE_TYPES if t in silent]
         assert shown["quiet_hours_mode"] == mode
         assert shown["link_previews"] is previews
+        assert shown["post_images"] is images
     else:
         assert response.status_code == 422, response.text
         details = response.json()["details"]
@@ -366,4 +378,5 @@ def test_delivery_options_are_validated(http, documented, options_user, silent, 
         expected = {"silent_types"} if not valid_types else set()
         expected |= {"quiet_hours_mode"} if not valid_mode else set()
         expected |= {"link_previews"} if not valid_previews else set()
+        expected |= {"post_images"} if not valid_images else set()
         assert fields <= expected | {"body"}, response.text

@@ -84,6 +84,25 @@ async def test_silent_types_and_the_quiet_hours_mode(linker):
     assert (await put(linker, user, {"link_previews": False})).json()["link_previews"] is False
 
 
+async def test_post_images_are_stored_for_the_notifier_and_kept(linker, sessions):
+    """`post_images: false` lands in the column the notifier reads; other changes and a new
+    link keep it; `true` turns images back on."""
+    user = new_user()
+    await linker.link(user, new_chat_id())
+    response = await put(linker, user, {"post_images": False})
+    assert response.status_code == 200, response.text
+    assert response.json() == DEFAULTS | {"post_images": False}
+    async with session_scope(sessions) as session:
+        row = await session.get(TelegramLink, user)
+    assert row is not None and row.post_images is False
+
+    assert (await put(linker, user, {"language": "en"})).json()["post_images"] is False
+    await linker.link(user, new_chat_id())
+    assert (await linker.preferences(user))["post_images"] is False
+    assert (await put(linker, user, {"post_images": True})).json()["post_images"] is True
+    assert (await linker.preferences(user))["post_images"] is True
+
+
 async def test_preferences_survive_a_new_link(linker):
     user = new_user()
     await linker.link(user, new_chat_id())
@@ -113,6 +132,10 @@ async def test_preferences_survive_a_new_link(linker):
         ({"link_previews": "no"}, "body.link_previews"),
         ({"link_previews": 0}, "body.link_previews"),
         ({"link_previews": None}, "body"),
+        ({"post_images": "false"}, "body.post_images"),
+        ({"post_images": 1}, "body.post_images"),
+        ({"post_images": None}, "body"),
+        ({"postImages": False}, "body.postImages"),
         ([], "body"),
     ],
 )

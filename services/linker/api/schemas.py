@@ -191,6 +191,7 @@ class PreferencesBody(BaseModel):
                     "silent_types": ["daily_summary"],
                     "quiet_hours_mode": "hold",
                     "link_previews": True,
+                    "post_images": True,
                     "message_thread_id": None,
                 }
             ]
@@ -216,6 +217,11 @@ class PreferencesBody(BaseModel):
         description="Notifications with a post link show a small preview of the post; "
         "false: no previews"
     )
+    post_images: bool = Field(
+        description="A post_success or post_failure notification whose event carries "
+        "`data.image_url` is sent as that image with the text as its caption; false: always "
+        "a text message"
+    )
     message_thread_id: int | None = Field(
         default=None,
         description="The forum topic of the linked group that notifications go to; null: the "
@@ -238,6 +244,7 @@ class PreferencesBody(BaseModel):
                 "silent_types": list(prefs.silent_types),
                 "quiet_hours_mode": prefs.quiet_mode,
                 "link_previews": prefs.link_previews,
+                "post_images": prefs.post_images,
                 "message_thread_id": prefs.message_thread_id,
             }
         )
@@ -256,6 +263,7 @@ def _update_schema(schema: dict[str, Any]) -> None:
         {"quiet_hours": None},
         {"silent_types": ["daily_summary", "automation_executed"], "quiet_hours_mode": "silent"},
         {"link_previews": False},
+        {"post_images": False},
         {"message_thread_id": 42},
         {"message_thread_id": None},
     ]
@@ -283,6 +291,9 @@ class PreferencesUpdate(BaseModel):
     )
     quiet_hours_mode: QuietHoursMode | None = None
     link_previews: StrictBool | None = None
+    post_images: StrictBool | None = Field(
+        default=None, description="false: post notifications are text, never an image"
+    )
     message_thread_id: ThreadId | None = Field(
         default=None,
         description="The forum topic notifications go to (the linked group must be a forum "
@@ -324,6 +335,8 @@ class PreferencesUpdate(BaseModel):
             changed = replace(changed, quiet_mode=self.quiet_hours_mode)
         if self.link_previews is not None:
             changed = replace(changed, link_previews=self.link_previews)
+        if self.post_images is not None:
+            changed = replace(changed, post_images=self.post_images)
         if "message_thread_id" in given:
             changed = replace(changed, message_thread_id=self.message_thread_id)
         return changed
