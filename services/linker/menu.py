@@ -44,6 +44,12 @@ SET_QUIET_MODE = "sh"
 """Argument `hold` or `silent`: what quiet hours do (`QUIET_MODES`)."""
 SET_PREVIEWS = "sp"
 """Argument `on` or `off`: link previews of post links."""
+SET_IMAGES = "si"
+"""Argument `on` or `off`: post notifications sent as the post's image with a caption."""
+SET_TOPIC = "st"
+"""Argument `general`: notifications go to the chat itself (a forum's General topic), not the
+topic the link was made in. Only General: a topic is chosen by linking inside it."""
+TOPIC_GENERAL = "general"
 SETTINGS_ACTIONS = (
     SET_MUTED,
     SET_UNMUTED,
@@ -52,9 +58,13 @@ SETTINGS_ACTIONS = (
     SET_MODE,
     SET_QUIET_MODE,
     SET_PREVIEWS,
+    SET_IMAGES,
+    SET_TOPIC,
 )
 """`sm`/`su` (mute, unmute) are what keyboards before `sv` carry; they are still honoured."""
 QUIET_OFF = "off"
+ON_OFF = ("on", "off")
+"""The arguments of an on/off setting's two buttons, in the order they are shown."""
 
 RETRY_LIFETIME = timedelta(days=7)
 MUTE_LIFETIME = timedelta(days=30)
@@ -120,7 +130,8 @@ def next_mode(mode: str) -> str:
 
 def settings_keyboard(prefs: Preferences) -> list[list[Button]]:
     """The /settings keyboard: each type's mode two per row (a press sets the next mode),
-    quiet hours, what they do, language."""
+    quiet hours, what they do, link previews, post images, language; and, when notifications go
+    to a forum topic, a button that moves them to General."""
     toggles = [
         Button(
             texts.type_button(t, prefs.mode(t), prefs.language),
@@ -142,11 +153,12 @@ def settings_keyboard(prefs: Preferences) -> list[list[Button]]:
         Button(_chosen(label, mode == prefs.quiet_mode), SET_QUIET_MODE, mode)
         for label, mode in zip(texts.quiet_mode_buttons(prefs.language), QUIET_MODES, strict=True)
     ]
-    previews = [
-        Button(_chosen(label, (value == "on") == prefs.link_previews), SET_PREVIEWS, value)
-        for label, value in zip(texts.preview_buttons(prefs.language), ("on", "off"), strict=True)
-    ]
-    return [toggles[:2], toggles[2:], quiet, quiet_modes, previews, languages]
+    previews = _on_off(texts.preview_buttons(prefs.language), prefs.link_previews, SET_PREVIEWS)
+    images = _on_off(texts.image_buttons(prefs.language), prefs.post_images, SET_IMAGES)
+    rows = [toggles[:2], toggles[2:], quiet, quiet_modes, previews, images, languages]
+    if prefs.message_thread_id is not None:
+        rows.append([Button(texts.general_button(prefs.language), SET_TOPIC, TOPIC_GENERAL)])
+    return rows
 
 
 def settings_change(action: str, argument: str) -> PreferencesChange | None:
@@ -160,8 +172,12 @@ def settings_change(action: str, argument: str) -> PreferencesChange | None:
         return None
     if action == SET_QUIET_MODE and argument in QUIET_MODES:
         return lambda prefs: replace(prefs, quiet_mode=argument)
-    if action == SET_PREVIEWS and argument in ("on", "off"):
+    if action == SET_PREVIEWS and argument in ON_OFF:
         return lambda prefs: replace(prefs, link_previews=argument == "on")
+    if action == SET_IMAGES and argument in ON_OFF:
+        return lambda prefs: replace(prefs, post_images=argument == "on")
+    if action == SET_TOPIC and argument == TOPIC_GENERAL:
+        return lambda prefs: replace(prefs, message_thread_id=None)
     if action == SET_LANGUAGE and argument in LANGUAGES:
         return lambda prefs: replace(prefs, language=argument)
     if action == SET_QUIET:
@@ -171,6 +187,14 @@ def settings_change(action: str, argument: str) -> PreferencesChange | None:
             return None
         return lambda prefs: replace(prefs, quiet_hours=quiet)
     return None
+
+
+def _on_off(labels: list[str], value: bool, action: str) -> list[Button]:
+    """An on/off setting's two buttons (`labels`: on, then off), the current one chosen."""
+    return [
+        Button(_chosen(label, (argument == "on") == value), action, argument)
+        for label, argument in zip(labels, ON_OFF, strict=True)
+    ]
 
 
 def _chosen(label: str, chosen: bool) -> str:

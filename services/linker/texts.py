@@ -152,6 +152,11 @@ _SETTINGS = {
         "previews": "🖼 링크 미리보기",
         "previews_on_button": "🖼 미리보기 켜기",
         "previews_off_button": "🚫 미리보기 끄기",
+        "images": "📷 게시물 이미지",
+        "images_on_button": "📷 이미지 켜기",
+        "images_off_button": "🚫 이미지 끄기",
+        "topic": "📌 토픽",
+        "general_button": "📌 일반(General)으로 옮기기",
         "language": "🌐 언어",
         "timezone": "🕘 시간대",
         "footer": "버튼을 눌러 바꿀 수 있습니다. 시간대와 리포트 시각은 대시보드에서 바꿉니다.",
@@ -171,6 +176,11 @@ _SETTINGS = {
         "previews": "🖼 Link previews",
         "previews_on_button": "🖼 Previews on",
         "previews_off_button": "🚫 Previews off",
+        "images": "📷 Post images",
+        "images_on_button": "📷 Images on",
+        "images_off_button": "🚫 Images off",
+        "topic": "📌 Topic",
+        "general_button": "📌 Move to General",
         "language": "🌐 Language",
         "timezone": "🕘 Time zone",
         "footer": (
@@ -213,6 +223,9 @@ def settings_text(prefs: Preferences) -> str:
         note = t["quiet_note_silent"] if prefs.quiet_mode == "silent" else t["quiet_note"]
         lines.append(f"{t['quiet']}: {quiet} ({note})")
     lines.append(f"{t['previews']}: {t['on'] if prefs.link_previews else t['off']}")
+    lines.append(f"{t['images']}: {t['on'] if prefs.post_images else t['off']}")
+    if prefs.message_thread_id is not None:  # none: the chat itself, nothing to say
+        lines.append(f"{t['topic']}: #{prefs.message_thread_id}")
     lines.append(f"{t['language']}: {LANGUAGE_NAMES[_lang(prefs.language)]}")
     lines.append(f"{t['timezone']}: {prefs.timezone}")
     lines += ["", t["footer"]]
@@ -232,6 +245,17 @@ def preview_buttons(language: str) -> list[str]:
     """Labels of the link preview buttons: on, then off."""
     t = _SETTINGS[_lang(language)]
     return [t["previews_on_button"], t["previews_off_button"]]
+
+
+def image_buttons(language: str) -> list[str]:
+    """Labels of the post image buttons: on, then off."""
+    t = _SETTINGS[_lang(language)]
+    return [t["images_on_button"], t["images_off_button"]]
+
+
+def general_button(language: str) -> str:
+    """Label of the button that moves notifications from their forum topic to General."""
+    return _SETTINGS[_lang(language)]["general_button"]
 
 
 def quiet_mode_buttons(language: str) -> list[str]:

@@ -125,6 +125,8 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
         "🔈 무음으로 보내기",
         "✅ 🖼 미리보기 켜기",
         "🚫 미리보기 끄기",
+        "✅ 📷 이미지 켜기",
+        "🚫 이미지 끄기",
         "✅ 한국어",
         "English",
     }
@@ -152,6 +154,11 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
     await linker.press(chat, message["message_id"], keyboard["🚫 미리보기 끄기"])
     assert (await linker.preferences(user))["link_previews"] is False
     await eventually(lambda: "🖼 링크 미리보기: 꺼짐" in shown()["text"])
+    pressed = await linker.press(chat, message["message_id"], keyboard["🚫 이미지 끄기"])
+    assert pressed.text == SAVED
+    assert (await linker.preferences(user))["post_images"] is False
+    await eventually(lambda: "📷 게시물 이미지: 꺼짐" in shown()["text"])
+    assert "✅ 🚫 이미지 끄기" in buttons(shown()) and "📷 이미지 켜기" in buttons(shown())
 
     await linker.press(chat, message["message_id"], keyboard["22:00–07:00"])
     assert (await linker.preferences(user))["quiet_hours"] == {"start": "22:00", "end": "07:00"}
@@ -163,6 +170,8 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
     assert "✅ 🔈 Deliver silently" in buttons(shown())
     assert "✅ 🚫 Previews off" in buttons(shown())
     assert "🖼 Link previews: off" in shown()["text"]
+    assert "✅ 🚫 Images off" in buttons(shown())
+    assert "📷 Post images: off" in shown()["text"]
     assert "(notifications in this time arrive at once, without a sound)" in shown()["text"]
     assert await linker.preferences(user) == {
         "muted_types": ["post_success"],
@@ -173,6 +182,7 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
         "silent_types": ["daily_summary"],
         "quiet_hours_mode": "silent",
         "link_previews": False,
+        "post_images": False,
         "message_thread_id": None,
     }
 
@@ -182,6 +192,13 @@ async def test_settings_buttons_change_the_preferences_and_edit_the_message(link
     assert pressed.text == "✅ Settings saved"
     assert len(shown()["edits"]) == edits
     assert (await linker.preferences(user))["language"] == "en"
+
+    # Images back on, from the English menu: the press flips the preference and the menu.
+    pressed = await linker.press(chat, message["message_id"], buttons(shown())["📷 Images on"])
+    assert pressed.text == "✅ Settings saved"
+    assert (await linker.preferences(user))["post_images"] is True
+    await eventually(lambda: "📷 Post images: on" in shown()["text"])
+    assert "✅ 📷 Images on" in buttons(shown())
 
 
 async def test_settings_follow_the_api(linker):

@@ -1,13 +1,17 @@
 """Pure core of preferences and buttons: changes, the /settings keyboard, retry events, texts."""
 
+import string
 import uuid
 from datetime import time
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from services.common.callbacks import MAX_BYTES, callback_key, sign, verify
 from services.linker import menu, texts
 from services.linker.preferences import (
+    MAX_THREAD_ID,
     MUTABLE_TYPES,
     Preferences,
     is_iana_timezone,
@@ -77,6 +81,9 @@ def test_time_zones_are_iana_names(name, valid):
         ("sh", "hold", Preferences()),
         ("sp", "off", Preferences(link_previews=False)),
         ("sp", "on", Preferences()),
+        ("si", "off", Preferences(post_images=False)),
+        ("si", "on", Preferences()),
+        ("st", "general", Preferences()),
     ],
 )
 def test_settings_buttons_set_values(action, argument, expected):
@@ -100,6 +107,10 @@ def test_settings_buttons_set_values(action, argument, expected):
         ("sv", "telegram.linked.silent"),
         ("sh", "later"),
         ("sp", "true"),
+        ("si", "false"),
+        ("si", ""),
+        ("st", "42"),
+        ("st", "General"),
         ("zz", "en"),
     ],
 )
@@ -125,6 +136,9 @@ def test_the_settings_keyboard_shows_the_state_and_fits_callback_data(language):
     assert not by_action[("sh", "silent")].startswith(texts.CHOSEN)
     assert by_action[("sp", "on")].startswith(texts.CHOSEN)
     assert not by_action[("sp", "off")].startswith(texts.CHOSEN)
+    assert by_action[("si", "on")].startswith(texts.CHOSEN)
+    assert not by_action[("si", "off")].startswith(texts.CHOSEN)
+    assert not any(b.action == "st" for b in buttons)  # no topic: nothing to move back
     assert by_action[("sq", "2300-0800")].startswith(texts.CHOSEN)
     assert not by_action[("sq", "off")].startswith(texts.CHOSEN)
     assert by_action[("sl", language)].startswith(texts.CHOSEN)
@@ -135,11 +149,67 @@ def test_the_settings_keyboard_shows_the_state_and_fits_callback_data(language):
         assert menu.settings_change(button.action, button.argument) is not None
 
 
+ARGUMENTS = st.text(alphabet=string.ascii_letters + string.digits + "-_.", max_size=24) | (
+    st.sampled_from(["on", "off", "general", "General", "true", "0", "post_success.muted"])
+)
+
+
+@given(
+    action=st.sampled_from([*menu.SETTINGS_ACTIONS, "zz"]),
+    argument=ARGUMENTS,
+    images=st.booleans(),
+    thread=st.none() | st.integers(1, MAX_THREAD_ID),
+)
+@example(action="si", argument="off", images=True, thread=None)
+@example(action="st", argument="general", images=False, thread=MAX_THREAD_ID)
+def test_any_settings_button_sets_a_value_or_is_refused(action, argument, images, thread):
+    """Whatever a signed settings button carries: refused, or a change that is the same when
+    pressed again; only `si` touches post images, only `st general` the topic (to General)."""
+    before = Preferences(post_images=images, message_thread_id=thread)
+    change = menu.settings_change(action, argument)
+    if change is None:
+        return
+    after = change(before)
+    assert change(after) == after
+    expected_images = (argument == "on") if action == "si" else images
+    assert after.post_images is expected_images
+    assert after.message_thread_id == (None if action == "st" else thread)
+
+
+def test_moving_back_to_general_clears_the_topic_and_nothing_else():
+    change = menu.settings_change("st", "general")
+    assert change is not None
+    prefs = Preferences(message_thread_id=123, post_images=False, language="en")
+    assert change(prefs) == Preferences(post_images=False, language="en")
+
+
+@pytest.mark.parametrize(
+    ("language", "line", "label"),
+    [
+        ("ko", "📌 토픽: #123", "📌 일반(General)으로 옮기기"),
+        ("en", "📌 Topic: #123", "📌 Move to General"),
+    ],
+)
+def test_a_topic_is_shown_with_a_button_back_to_general(language, line, label):
+    in_topic = Preferences(message_thread_id=123, language=language)
+    assert line in texts.settings_text(in_topic).splitlines()
+    rows = menu.settings_keyboard(in_topic)
+    assert rows[-1] == [menu.Button(label, "st", "general")]  # last, on a row of its own
+    general = Preferences(language=language)
+    assert "📌" not in texts.settings_text(general)
+    assert all(b.action != "st" for row in menu.settings_keyboard(general) for b in row)
+    # The largest topic id a link can hold still fits in the message and the button's data.
+    biggest = Preferences(message_thread_id=MAX_THREAD_ID, language=language)
+    assert f"#{MAX_THREAD_ID}" in texts.settings_text(biggest)
+    assert len(sign(KEY, -1_000_000_000_001, "st", "general").encode()) <= MAX_BYTES
+
+
 def test_settings_text_in_both_languages():
     korean = texts.settings_text(Preferences(muted_types=("post_success",), timezone="Asia/Seoul"))
     assert korean.startswith("⚙️ 알림 설정")
     assert "🔕 게시 완료: 꺼짐" in korean and "🔈 일일 리포트: 무음 (매일 09:00)" in korean
     assert "🔔 게시 실패: 켜짐" in korean and "🖼 링크 미리보기: 켜짐" in korean
+    assert "📷 게시물 이미지: 켜짐" in korean
     assert "🌙 방해 금지 시간: 꺼짐" in korean and "Asia/Seoul" in korean
     english = texts.settings_text(Preferences(quiet_hours=(time(22), time(7)), language="en"))
     assert english.startswith("⚙️ Notification settings")
@@ -152,6 +222,12 @@ def test_settings_text_in_both_languages():
     assert "🔈 Daily report: silent (daily at 09:00)" in silently
     off = Preferences(link_previews=False, language="en")
     assert "🖼 Link previews: off" in texts.settings_text(off)
+    assert "📷 Post images: on" in texts.settings_text(off)
+    no_images = texts.settings_text(Preferences(post_images=False))
+    assert "📷 게시물 이미지: 꺼짐" in no_images
+    assert "📷 Post images: off" in texts.settings_text(
+        Preferences(post_images=False, language="en")
+    )
 
 
 def test_a_type_has_one_mode():

@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from services.linker import texts
-from services.linker.preferences import MAX_THREAD_ID
+from services.linker.preferences import MAX_THREAD_ID, Preferences
 from shared.contract import EventType
 from tests.linker.helpers import bearer
 from tests.linker.helpers import publish_internal as publish
+from tests.linker.test_buttons import buttons
 from tests.support.ids import new_chat_id, new_user
 from tests.support.waiting import eventually
 
@@ -95,6 +96,55 @@ async def test_topic_closed_clears_only_the_topic_it_names(linker):
     await eventually(gone)  # events are handled in order: the first one was seen
     assert (await linker.preferences(stays))["message_thread_id"] == 7
     assert (await linker.status(cleared))["telegram_enabled"] is True
+
+
+@pytest.mark.parametrize(
+    ("language", "line", "general", "saved"),
+    [
+        ("ko", "📌 토픽: #123", "📌 일반(General)으로 옮기기", "✅ 설정을 저장했습니다"),
+        ("en", "📌 Topic: #123", "📌 Move to General", "✅ Settings saved"),
+    ],
+)
+async def test_settings_show_the_topic_and_move_notifications_back_to_general(
+    linker, language, line, general, saved
+):
+    """/settings in a topic-linked forum names the topic and offers General; pressing it clears
+    the link's topic (notifications go to the chat) and the menu loses both."""
+    user, chat = new_user(), forum()
+    await link_in_topic(linker, user, chat, 123)
+    response = await linker.client.put(
+        PREFERENCES, headers=bearer(user), json={"language": language}
+    )
+    assert response.status_code == 200, response.text
+    in_topic = {"chat_type": "supergroup", "title": "Team forum", "message_thread_id": 123}
+    assert line in (await linker.say(chat, "/settings", **in_topic)).splitlines()
+    menu = linker.standin.messages(chat, "bot")[-1]
+    assert menu["message_thread_id"] == 123  # shown in the topic it was asked in
+    keyboard = buttons(menu)
+
+    pressed = await linker.press(chat, menu["message_id"], keyboard[general])
+    assert pressed.text == saved
+    assert (await linker.preferences(user))["message_thread_id"] is None
+
+    def shown():
+        return linker.standin.messages(chat, "bot")[-1]
+
+    await eventually(lambda: shown()["edited"], what="the menu edited")
+    assert "📌" not in shown()["text"]
+    assert general not in buttons(shown())
+    assert shown()["text"] == texts.settings_text(Preferences(language=language))
+    # An old menu's press moves to General again: nothing changes, the press is answered.
+    assert (await linker.press(chat, menu["message_id"], keyboard[general])).text == saved
+    assert (await linker.preferences(user))["message_thread_id"] is None
+
+
+async def test_settings_without_a_topic_show_neither_line_nor_button(linker):
+    user, chat = new_user(), forum()
+    await link_in_topic(linker, user, chat, None)
+    text = await linker.say(chat, "/settings", chat_type="supergroup", title="Team forum")
+    assert text == texts.settings_text(Preferences())
+    keyboard = buttons(linker.standin.messages(chat, "bot")[-1])
+    assert texts.general_button("ko") not in keyboard
 
 
 THREADS = st.one_of(

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from services.linker import texts
+from services.linker.menu import SETTINGS_ACTIONS
 from services.linker.preferences import MUTABLE_TYPES
 from tests.support.ids import new_chat_id, new_user
 from tests.support.waiting import eventually
@@ -193,10 +194,13 @@ def any_press_data(draw, chat_id, sign):
     kind = draw(st.sampled_from(["text", "signed", "mangled"]))
     if kind == "text":
         return draw(st.text(min_size=1, max_size=100))
-    action = draw(st.sampled_from(["r", "m", "sm", "su", "sl", "sq", "zz"]))
+    action = draw(st.sampled_from(["r", "m", *SETTINGS_ACTIONS, "zz"]))
     argument = draw(
-        st.text(alphabet=string.ascii_letters + string.digits + "-_", max_size=24)
-        | st.sampled_from(["post_success", "en", "ko", "off", "2200-0700", "0000-0000"])
+        st.text(alphabet=string.ascii_letters + string.digits + "-_.", max_size=24)
+        | st.sampled_from(
+            ["post_success", "en", "ko", "off", "on", "2200-0700", "0000-0000", "general"]
+        )
+        | st.sampled_from(["post_failure.silent", "daily_summary.muted", "hold", "silent"])
     )
     data = sign(chat_id, action, argument)
     if kind == "mangled":
