@@ -90,6 +90,8 @@ PLATFORM_CHARS = 64
 """The longest platform name (it is a column of `activity`)."""
 POST_ID_CHARS = 200
 """The longest post id (it is a column of `activity`, and edits find the post by it)."""
+IMAGE_URL_CHARS = 2048
+"""The longest `image_url` (Telegram fetches the photo by it)."""
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 """Dates and times outside [FIRST_DAY, LAST_DAY] are refused: no SNS post is older than 2000, and
@@ -134,6 +136,17 @@ UserIdAsText = BeforeValidator(user_id_as_text)
 Platform = Annotated[Identifier, Field(max_length=PLATFORM_CHARS)]
 PostId = Annotated[Identifier, Field(max_length=POST_ID_CHARS)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+ImageUrl = Annotated[
+    str | None,
+    Field(
+        max_length=IMAGE_URL_CHARS,
+        description="The post's image, an http(s) URL Telegram can fetch (JPEG/PNG, at most 5 MB): "
+        "the notification is sent as this photo with its text as the caption. If Telegram cannot "
+        "take the photo, or the value is not an http(s) URL, the notification is sent as text.",
+        examples=["https://cdn.example.com/posts/123.jpg"],
+    ),
+]
+"""A post's image: a notification that carries one is a photo with a caption (issue 17)."""
 
 
 @lru_cache(maxsize=1)
@@ -190,6 +203,7 @@ class PostSuccessData(_Data):
     likes: Count = 0
     comments: Count = 0
     post_id: PostId | None = None
+    image_url: ImageUrl = None
 
 
 class PostFailureData(_Data):
@@ -198,6 +212,7 @@ class PostFailureData(_Data):
     platform: Platform
     error: str
     post_id: PostId | None = None
+    image_url: ImageUrl = None
 
 
 class AutomationExecutedData(_Data):

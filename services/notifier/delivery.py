@@ -22,6 +22,7 @@ from services.common import tracing
 from services.common.logging import log_context, mask_chat_id
 from services.notifier import digests, edits, metrics
 from services.notifier.config import ProcessorConfig
+from services.notifier.fallbacks import Fallback
 from services.notifier.keyboards import Keyboard, reply_markup
 from services.notifier.notes import Notes
 from services.notifier.ordering import ChatSequencer
@@ -42,7 +43,6 @@ from services.notifier.records import (
 from services.notifier.results import Results, result_of
 from services.notifier.retry import MOVED, PACED, Judge
 from services.notifier.telegram import Failure, SendError, TelegramSender
-from services.notifier.topics import TopicFallback
 from services.notifier.work import Edit, Item, Planned, Send
 
 log = logging.getLogger("notifier")
@@ -162,7 +162,7 @@ class Delivery:
                     functools.partial(self._send_once, send),
                     expose=True,
                     noted=(send.row.id, item.event.event_id),
-                    topic=TopicFallback(send, send.language),
+                    fallback=Fallback(send, send.language),
                 )
                 if span is not None:
                     span.set_attributes(
@@ -258,7 +258,7 @@ class Delivery:
         edit: bool = False,
         judge: Judge | None = None,
         noted: tuple[int, uuid.UUID] | None = None,
-        topic: TopicFallback | None = None,
+        fallback: Fallback | None = None,
     ) -> tuple[Verdict, int]:
         """`call(chat_id)` under the rate limiter (an edit's budget: `edit`) until it succeeds
         or `judge` (by default the policy's `after_send_failure`) stops it: a 429 pauses its
@@ -267,7 +267,7 @@ class Delivery:
         after a backoff. Returns the verdict (`sent` with the message id on success) and the
         attempts made. Each refused attempt is noted for the delivery log under `noted` (the
         delivery's row id and event id). A message into a forum topic that is gone goes to
-        General once (`topic`)."""
+        General once, a photo Telegram refuses goes as text once (`fallback`)."""
         judge = judge or self.config.retry.after_send_failure
         rate_limited = 0
         while True:
@@ -283,8 +283,12 @@ class Delivery:
                 if noted is not None and self.notes is not None:
                     self.notes.attempt_failed(refused(noted, attempts, error))
                 await self._heed(user_id, chat_id, error, edit)
-                if topic is not None and topic.to_general(error):
-                    await self._topic_gone(user_id, chat_id, topic, error)
+                if fallback is not None and fallback.to_general(error):
+                    await self._topic_gone(user_id, chat_id, fallback, error)
+                    continue
+                if fallback is not None and fallback.to_text(error):
+                    log.info("photo refused, sending the notification as text: %s", error)
+                    metrics.PHOTO_FALLBACKS.inc()
                     continue
                 decision = judge(error, attempts, rate_limited)
                 if isinstance(decision, Verdict):
@@ -312,10 +316,10 @@ class Delivery:
             self.limiter.release(chat_id, edit)
             self.progress.note()
             sent = Verdict(DeliveryStatus.SENT, message_id)
-            return (topic.recorded(sent) if topic is not None else sent), attempts
+            return (fallback.recorded(sent) if fallback is not None else sent), attempts
 
     async def _topic_gone(
-        self, user_id: str, chat_id: int, topic: TopicFallback, error: SendError
+        self, user_id: str, chat_id: int, topic: Fallback, error: SendError
     ) -> None:
         """The link's topic is gone: the linker clears it, and the group is told (in General,
         best effort: the notification itself follows whatever the notice meets)."""

@@ -47,6 +47,10 @@ IN_FLIGHT = Gauge("notifier_in_flight", "Events being processed (unacknowledged)
 BATCH_SIZE = Histogram(
     "notifier_batch_size", "Events per database batch", buckets=(1, 2, 5, 10, 25, 50, 100, 250)
 )
+PHOTO_FALLBACKS = Counter(
+    "notifier_photo_fallbacks_total",
+    "Photo notifications Telegram refused (bad URL, too big) and that were sent as text instead",
+)
 DIGESTS = Counter("notifier_digests_total", "Messages sent as a digest of a burst to one chat")
 ISOLATED = Counter(
     "notifier_isolated_failures_total",

@@ -32,12 +32,14 @@ from services.notifier.records import (
     storable,
 )
 from services.notifier.render import (
+    CAPTIONED,
     TEMPLATES,
     DailyReport,
     PlatformTotals,
+    render_caption,
     render_post_success,
 )
-from services.notifier.telegram import Options
+from services.notifier.telegram import Options, Photo, sent_as_photo
 from services.notifier.work import Item
 from shared.contract import (
     AutomationExecutedData,
@@ -111,7 +113,8 @@ def route(
                 silent, until = True, None  # quiet hours deliver now, without a sound
             if until is None and event.user_id in lookup.waiting:
                 until = lookup.now
-            options = Options(silent, preview_of(event.data, link), link.message_thread_id)
+            photo = photo_of(data, event.occurred_at, link)
+            options = Options(silent, preview_of(event.data, link), link.message_thread_id, photo)
             plans[key] = SendPlan(chat_id, text, buttons, link.language, options)
             if until is not None:  # the row id is filled in once the row exists
                 holds[key] = Hold(0, until, {"text": text, "buttons": buttons, **options.payload()})
@@ -122,6 +125,15 @@ def preview_of(data: Mapping[str, Any], link: Link) -> str | None:
     """The post link a notification previews (small), or None: no post link (an http(s) one,
     the same the View post button opens), or the user turned previews off."""
     return web_url(data.get("post_url")) if link.link_previews else None
+
+
+def photo_of(data: Any, occurred_at: datetime, link: Link) -> Photo | None:
+    """The photo a notification is sent as, with its text as the caption, or None: its type is
+    never a photo, it carries no http(s) `image_url`, or the user turned post images off."""
+    if type(data) not in CAPTIONED or not link.post_images:
+        return None
+    url = web_url(data.image_url)
+    return Photo(url, render_caption(data, occurred_at, link.language)) if url else None
 
 
 def dedupe_key(event: Event, data: Any) -> str:
@@ -295,14 +307,20 @@ def edit_plan(
         return Settled("the post's stored notification is invalid")
     text = render_post_success(data, post.occurred_at, link.language)
     buttons = keyboard(EventType.POST_SUCCESS, post.event_id, original, link.language)
+    kept = post.payload or {}
     if post.status is DeliveryStatus.HELD and post.delivery_id is not None:
-        return HeldEdit(post.delivery_id, {"text": text, "buttons": buttons})
+        payload: dict[str, Any] = {"text": text, "buttons": buttons}
+        if "photo" in kept:  # held as a photo: its caption shows the counts too
+            payload["caption"] = render_caption(data, post.occurred_at, link.language)
+        return HeldEdit(post.delivery_id, payload)
     if post.status is not DeliveryStatus.SENT or post.message_id is None:
         return Settled("no message was sent for this post")
-    if (post.payload or {}).get("folded"):
+    if kept.get("folded"):
         return Settled("the post's message is a quiet-hours fold")
     if post.details.get("chat") != tag:
         return Settled("the post's message is in another chat")
-    return EditPlan(
-        chat_id, post.message_id, text, buttons, Options(preview=preview_of(original, link))
-    )
+    options = Options(preview=preview_of(original, link))
+    if sent_as_photo(kept):  # its text is a caption (`editMessageCaption`)
+        caption = render_caption(data, post.occurred_at, link.language)
+        options = Options(photo=Photo(data.image_url or "", caption))
+    return EditPlan(chat_id, post.message_id, text, buttons, options)

@@ -134,6 +134,8 @@ class Verdict:
     message_id: int | None = None
     error: str | None = None
     dead_letter: DeadLetterReason | None = None
+    kept: dict[str, Any] | None = None
+    """What the delivery row's payload gains (`{"photo": true}`: the message is a photo)."""
 
 
 # -- rows: what the store reads and writes ------------------------------------------------------
@@ -220,6 +222,8 @@ class DeliveryResult:
     final: bool
     dead_letter: DeadLetterReason | None = None
     """Set when the event's RabbitMQ message goes to the DLQ (recorded with the result)."""
+    kept: dict[str, Any] | None = None
+    """Merged into the row's payload (see `Verdict.kept`)."""
 
 
 @dataclass(frozen=True, slots=True)

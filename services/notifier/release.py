@@ -14,6 +14,7 @@ from services.notifier import metrics
 from services.notifier.config import ProcessorConfig
 from services.notifier.delivery import Delivery
 from services.notifier.digests import fold_options
+from services.notifier.fallbacks import Fallback, Held
 from services.notifier.intake import ChatIdDecoder, Clock
 from services.notifier.keyboards import Keyboard
 from services.notifier.planning import link_skip_reason
@@ -23,12 +24,12 @@ from services.notifier.records import (
     DeliveryStatus,
     HeldDelivery,
     Link,
+    Verdict,
     problem,
 )
 from services.notifier.render import render_quiet_fold
 from services.notifier.store import NotifierStore
 from services.notifier.telegram import Options
-from services.notifier.topics import Held, TopicFallback
 from shared.db import is_transient
 
 log = logging.getLogger("notifier")
@@ -99,9 +100,8 @@ class Release:
             if reason is None:
                 ready.append(row)
             else:
-                results.append(
-                    _held_result(row, DeliveryStatus.SKIPPED, None, reason, row.attempts)
-                )
+                skipped = Verdict(DeliveryStatus.SKIPPED, None, reason)
+                results.append(_held_result(row, skipped, row.attempts))
         if not ready or link is None or link.chat_id is None:
             return results, []
         user_id = ready[0].user_id
@@ -117,13 +117,14 @@ class Release:
                     text = render_quiet_fold([r.payload["text"] for r in ready], link.language)
                     buttons, options = None, fold_options(kept)
                 options = replace(options, thread=link.message_thread_id)  # its topic of now
-                status, message_id, error, attempts = await self._deliver(
+                verdict, attempts = await self._deliver(
                     user_id, chat_id, text, buttons, attempts, options, link.language
                 )
             except Exception as exc:  # a bug or bad data: record it on the rows, release others
                 log.exception("releasing held deliveries failed")
-                status, message_id, error = DeliveryStatus.FAILED, None, problem(exc)
-            results += [_held_result(r, status, message_id, error, attempts) for r in ready]
+                verdict = Verdict(DeliveryStatus.FAILED, None, problem(exc))
+            results += [_held_result(r, verdict, attempts) for r in ready]
+        status = verdict.status
         metrics.RELEASED.labels(status).inc(len(ready))
         folded = [r.id for r in ready] if len(ready) > 1 and status is DeliveryStatus.SENT else []
         return results, folded
@@ -137,8 +138,8 @@ class Release:
         attempts: int,
         options: Options,
         language: str,
-    ) -> tuple[DeliveryStatus, int | None, str | None, int]:
-        """Send one released message in its chat's turn: (status, message id, error, attempts).
+    ) -> tuple[Verdict, int]:
+        """Send one released message in its chat's turn: its verdict and the attempts made.
 
         Nothing is dead-lettered: a held message has no RabbitMQ message left.
         """
@@ -153,32 +154,26 @@ class Release:
                 )
 
             held = Held(options)
-            topic = TopicFallback(held, language)
             verdict, attempts = await delivery.attempt(
-                user_id, chat_id, attempts, once, topic=topic
+                user_id, chat_id, attempts, once, fallback=Fallback(held, language)
             )
             if verdict.status is DeliveryStatus.SENT:
                 metrics.SENT.labels("quiet_hours").inc()
-            return verdict.status, verdict.message_id, verdict.error, attempts
+            return verdict, attempts
         finally:
             delivery.sequencer.leave(chat_id, ticket)
 
 
-def _held_result(
-    row: HeldDelivery,
-    status: DeliveryStatus,
-    message_id: int | None,
-    error: str | None,
-    attempts: int,
-) -> DeliveryResult:
+def _held_result(row: HeldDelivery, verdict: Verdict, attempts: int) -> DeliveryResult:
     return DeliveryResult(
         delivery_id=row.id,
         event_id=row.event_id,
         event_type=row.event_type,
         user_id=row.user_id,
-        status=status,
-        telegram_message_id=message_id,
-        error=error,
+        status=verdict.status,
+        telegram_message_id=verdict.message_id,
+        error=verdict.error,
         attempts=attempts,
-        final=status in FINAL_STATUSES,
+        final=verdict.status in FINAL_STATUSES,
+        kept=verdict.kept,
     )

@@ -23,6 +23,8 @@ from shared.contract import (
 
 MAX_MESSAGE_LENGTH = 4096
 """Telegram's limit on a message's text after entity parsing (counted in UTF-16 code units)."""
+MAX_CAPTION_LENGTH = 1024
+"""Telegram's limit on a photo's caption, counted the same way."""
 
 CONTENT_PREVIEW_CHARS = 200
 URL_CHARS = 1000
@@ -280,6 +282,45 @@ def render_daily_summary(report: DailyReport, language: str = "ko") -> str:
             lines.append(words.more_platforms_line.format(len(ranked) - MAX_PLATFORMS_LISTED))
     lines += ["", f"📅 {report.day.isoformat()}"]
     return "\n".join(lines)
+
+
+CAPTIONED: dict[type, tuple[Callable[[Any, datetime, str], str], tuple[str, ...]]] = {
+    PostSuccessData: (render_post_success, ("content", "post_url")),
+    PostFailureData: (render_post_failure, ("error",)),
+}
+"""The types that may be sent as a photo: their template, and the fields shortened, in order,
+until the text fits a caption."""
+
+
+def render_caption(
+    data: PostSuccessData | PostFailureData, occurred_at: datetime, language: str = "ko"
+) -> str:
+    """The template's text as a photo's caption (at most 1024 characters as Telegram counts):
+    the content preview (a failure's error) is shortened first, then the post link; the rest of
+    the template always fits."""
+    template, shortened = CAPTIONED[type(data)]
+    text = template(data, occurred_at, language)
+    for name in shortened:
+        if visible_length(text) <= MAX_CAPTION_LENGTH:
+            break
+        data, text = _shorten(data, name, lambda d: template(d, occurred_at, language))
+    return text
+
+
+def _shorten(data: Any, name: str, template: Callable[[Any], str]) -> tuple[Any, str]:
+    """`data` with field `name` cut to the longest prefix (marked "...") whose text fits a
+    caption, or emptied if none does; and that text (a binary search: about ten renders)."""
+    value = clean(getattr(data, name) or "").strip()
+    best = data.model_copy(update={name: ""})
+    low, high = 0, len(value)  # the prefix of length `low` fits (0: the field emptied)
+    while low < high:
+        middle = (low + high + 1) // 2
+        cut = data.model_copy(update={name: value[:middle].rstrip() + "..."})
+        if visible_length(template(cut)) <= MAX_CAPTION_LENGTH:
+            low, best = middle, cut
+        else:
+            high = middle - 1
+    return best, template(best)
 
 
 Template = Callable[[Any, datetime, str], str]

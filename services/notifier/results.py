@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.notifier.batching import Batcher, retry_while_unreachable
 from services.notifier.config import ProcessorConfig
@@ -44,6 +44,7 @@ def result_of(
     final: bool,
     attempts: int | None = None,
     dead_letter: DeadLetterReason | None = None,
+    kept: dict[str, Any] | None = None,
 ) -> DeliveryResult:
     """The result of one event's delivery."""
     return DeliveryResult(
@@ -57,6 +58,7 @@ def result_of(
         attempts=row.attempts if attempts is None else attempts,
         final=final,
         dead_letter=dead_letter,
+        kept=kept,
     )
 
 
@@ -107,7 +109,15 @@ class Results:
         carried = entry.folded if isinstance(entry, Send) else []
         for each in (entry, *carried):
             result = result_of(
-                each.item, each.row, status, message_id, error, final, attempts, verdict.dead_letter
+                each.item,
+                each.row,
+                status,
+                message_id,
+                error,
+                final,
+                attempts,
+                verdict.dead_letter,
+                verdict.kept,
             )
             self._results.add((result, each.item.future, outcome))
 

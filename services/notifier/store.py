@@ -111,9 +111,11 @@ SET status = CASE WHEN d.status = '{SENT}' THEN d.status ELSE v.status END,
     telegram_message_id = coalesce(v.message_id, d.telegram_message_id),
     error = v.error, attempts = v.attempts, updated_at = now(), handed_at = NULL,
     sent_at = CASE WHEN v.status = '{SENT}' THEN now() ELSE d.sent_at END,
-    dead_letter = v.dead_letter
-FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::int[], %s::text[])
-     AS v(id, status, message_id, error, attempts, dead_letter)
+    dead_letter = v.dead_letter,
+    payload = CASE WHEN v.kept IS NULL THEN d.payload ELSE coalesce(d.payload, '{{}}') || v.kept END
+FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::int[], %s::text[],
+            %s::jsonb[])
+     AS v(id, status, message_id, error, attempts, dead_letter, kept)
 WHERE d.id = v.id
 """  # noqa: S608 (statuses only)
 
@@ -379,6 +381,7 @@ class NotifierStore:
                 [r.telegram_message_id for r in results],
                 [None if r.error is None else storable(r.error)[:ERROR_CHARS] for r in results],
                 [r.attempts for r in results], [r.dead_letter for r in results],
+                [None if r.kept is None else Jsonb(r.kept) for r in results],
             ),
         )  # fmt: skip
         await self.mark_processed(conn, [r for r in results if r.final])

@@ -20,7 +20,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods import EditMessageText, SendMessage
+from aiogram.methods import EditMessageCaption, EditMessageText, SendMessage, SendPhoto
 from aiogram.methods.base import Response
 from aiogram.types import Message
 from opentelemetry.trace import SpanKind
@@ -69,6 +69,25 @@ class SendError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Photo:
+    """A notification sent as a photo: the image Telegram fetches by URL, and the notification's
+    text fitted into a caption (`render.render_caption`)."""
+
+    url: str
+    caption: str
+
+
+SENT_AS_PHOTO: dict[str, Any] = {"sent_as": "photo"}
+"""What a delivery row's payload gains when its message went out as a photo: an edit of it
+changes the caption (`editMessageCaption`), not the text."""
+
+
+def sent_as_photo(payload: dict[str, Any] | None) -> bool:
+    """Whether the message of a delivery row with this payload is a photo."""
+    return payload is not None and payload.get("sent_as") == SENT_AS_PHOTO["sent_as"]
+
+
+@dataclass(frozen=True, slots=True)
 class Options:
     """How a message is delivered, beyond its text and buttons."""
 
@@ -78,6 +97,8 @@ class Options:
     """The post link whose small preview the message shows; None: no preview at all."""
     thread: int | None = None
     """The forum topic it goes to (`message_thread_id`); None: the chat itself (General)."""
+    photo: Photo | None = None
+    """Sent as this photo with a caption (`sendPhoto`) instead of a text message."""
 
     def fields(self) -> dict[str, Any]:
         """The request fields of these options (`edit_fields`, the silence and the topic; an
@@ -90,10 +111,13 @@ class Options:
         return fields
 
     def edit_fields(self) -> dict[str, Any]:
-        """The fields an edit of the message takes too: its link preview.
+        """The fields an edit of the message takes too: a text message's link preview (a photo
+        has none).
 
         Sent as JSON, not through aiogram's `LinkPreviewOptions`, whose unset fields take the
         bot's defaults (`link_preview_is_disabled=True` would hide the preview we ask for)."""
+        if self.photo is not None:
+            return {}
         if self.preview is None:
             return {"link_preview_options": _NO_PREVIEW}
         return {"link_preview_options": {"url": self.preview, "prefer_small_media": True}}
@@ -103,15 +127,20 @@ class Options:
         kept: dict[str, Any] = {"silent": True} if self.silent else {}
         if self.preview is not None:
             kept["preview"] = self.preview
+        if self.photo is not None:
+            kept["photo"], kept["caption"] = self.photo.url, self.photo.caption
         return kept
 
     @classmethod
     def of_payload(cls, payload: dict[str, Any]) -> Options:
         """The options a held delivery's payload kept."""
         preview = payload.get("preview")  # written by `payload` from a checked link
+        url, caption = payload.get("photo"), payload.get("caption")
+        photo = Photo(url, caption) if isinstance(url, str) and isinstance(caption, str) else None
         return cls(
             silent=payload.get("silent") is True,
             preview=preview if isinstance(preview, str) else None,
+            photo=photo,
         )
 
 
@@ -197,17 +226,24 @@ class AiogramSender:
     def __init__(self, bot: Bot, *, allow_paid_broadcast: bool = False) -> None:
         self._bot = bot
         self._session = bot.session
-        self._url = bot.session.api.api_url(token=bot.token, method="sendMessage")
         self._extra: dict[str, Any] = {"parse_mode": "HTML"}
         if allow_paid_broadcast:
             self._extra["allow_paid_broadcast"] = True
-        self._method = SendMessage(chat_id=0, text="sendMessage")
-        self._edit_url = bot.session.api.api_url(token=bot.token, method="editMessageText")
-        self._edit_method = EditMessageText(chat_id=0, message_id=0, text="editMessageText")
         self._timeout = aiohttp.ClientTimeout(total=float(bot.session.timeout))
+        methods = (
+            SendMessage(chat_id=0, text="-"),
+            SendPhoto(chat_id=0, photo="-"),
+            EditMessageText(chat_id=0, message_id=0, text="-"),
+            EditMessageCaption(chat_id=0, message_id=0),
+        )
+        self._urls = {
+            m.__api_method__: bot.session.api.api_url(token=bot.token, method=m.__api_method__)
+            for m in methods
+        }
+        self._methods = {m.__api_method__: m for m in methods}
+        """aiogram's method objects, for parsing refusals into its exceptions."""
         self._spans = {
-            name: tracing.bot_api_span(bot.session.api.base, name)
-            for name in ("sendMessage", "editMessageText")
+            name: tracing.bot_api_span(bot.session.api.base, name) for name in self._methods
         }
 
     async def send_text(
@@ -219,16 +255,22 @@ class AiogramSender:
         on_written: Callable[[], None] | None = None,
         options: Options = LOUD,
     ) -> int:
-        """Send one message; raise `SendError` classified from Telegram's answer.
+        """Send one message (a photo with its caption when `options.photo`: `sendPhoto`);
+        raise `SendError` classified from Telegram's answer.
 
         `on_written` is called once the request has been handed to the connection (from then
         on Telegram may act on it even if no answer ever reaches us).
         """
-        fields: dict[str, Any] = {"chat_id": chat_id, "text": text, **self._extra}
+        fields: dict[str, Any] = {"chat_id": chat_id, **self._extra}
+        if options.photo is None:
+            method, fields["text"] = "sendMessage", text
+        else:
+            method, fields["photo"] = "sendPhoto", options.photo.url
+            fields["caption"] = options.photo.caption
         fields.update(options.fields())
         if reply_markup is not None:
             fields["reply_markup"] = reply_markup
-        result = await self._post(self._url, fields, self._method, on_written)
+        result = await self._post(method, fields, on_written)
         message_id = result.get("message_id") if isinstance(result, dict) else None
         if not isinstance(message_id, int):  # accepted, but no id to record: do not resend
             raise SendError(Failure.UNCERTAIN, "Telegram accepted the message without an id")
@@ -237,18 +279,18 @@ class AiogramSender:
     async def edit_text(
         self, chat: int, message: int, text: str, markup: Markup = None, options: Options = LOUD
     ) -> None:
-        """Replace a message's text and buttons; "message is not modified" counts as done."""
-        fields: dict[str, Any] = {
-            "chat_id": chat,
-            "message_id": message,
-            "text": text,
-            "parse_mode": "HTML",
-            **options.edit_fields(),
-        }
+        """Replace a message's text (a photo's caption: `editMessageCaption`) and buttons;
+        "message is not modified" counts as done."""
+        fields: dict[str, Any] = {"chat_id": chat, "message_id": message, "parse_mode": "HTML"}
+        if options.photo is None:
+            method, fields["text"] = "editMessageText", text
+        else:
+            method, fields["caption"] = "editMessageCaption", options.photo.caption
+        fields.update(options.edit_fields())
         if markup is not None:
             fields["reply_markup"] = markup
         try:
-            await self._post(self._edit_url, fields, self._edit_method)
+            await self._post(method, fields)
         except SendError as error:
             # The same text and buttons again (a repeated metrics update): nothing to change.
             # Telegram says so only in the description of a plain 400.
@@ -257,18 +299,16 @@ class AiogramSender:
             raise
 
     async def _post(
-        self,
-        url: str,
-        fields: dict[str, Any],
-        method: Any,
-        on_written: Callable[[], None] | None = None,
+        self, method: str, fields: dict[str, Any], on_written: Callable[[], None] | None = None
     ) -> Any:
-        """POST `fields` as JSON; Telegram's `result`, or a classified `SendError`. Traced as
-        an HTTP client span (OpenTelemetry's HTTP conventions), the bot token redacted."""
-        name, attributes = self._spans[method.__api_method__]
+        """POST `fields` to Bot API `method` as JSON; Telegram's `result`, or a classified
+        `SendError`. Traced as an HTTP client span (OpenTelemetry's HTTP conventions), the bot
+        token redacted."""
+        name, attributes = self._spans[method]
+        url, parser = self._urls[method], self._methods[method]
         with tracing.span(name, kind=SpanKind.CLIENT, attributes=attributes) as span:
             try:
-                return await self._request(url, fields, method, on_written, span)
+                return await self._request(url, fields, parser, on_written, span)
             except SendError as error:
                 # Raised outside the span: a frozen dataclass cannot take the traceback that
                 # a context manager's exit assigns to what passes through it.

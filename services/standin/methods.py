@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from services.standin import updates
+from services.standin import photos, updates
 from services.standin.members import chat_member
 from services.standin.model import Chat, StoredMessage, Text
 from services.standin.wire import (
@@ -100,10 +100,25 @@ TOPIC_ERRORS = {
 
 
 def send_message(state: StandInState, token: str, params: dict[str, Any]) -> dict[str, Any]:
-    """sendMessage: the only rate-limited method."""
+    """sendMessage: rate limited (with sendPhoto)."""
     if params.get("chat_id") in (None, ""):
         raise ApiError(400, "Bad Request: chat_id is empty")
-    text = message_text(params, state.strict_html_entities)
+    return _deliver(state, token, params, message_text(params, state.strict_html_entities))
+
+
+def send_photo(state: StandInState, token: str, params: dict[str, Any]) -> dict[str, Any]:
+    """sendPhoto: a photo (by URL or file id) with a caption, delivered like a sendMessage."""
+    if params.get("chat_id") in (None, ""):
+        raise ApiError(400, "Bad Request: chat_id is empty")
+    photo = photos.photo_of(params)
+    caption = photos.caption_of(params, state.strict_html_entities)
+    return _deliver(state, token, params, caption, photo)
+
+
+def _deliver(
+    state: StandInState, token: str, params: dict[str, Any], content: Text, photo: str | None = None
+) -> dict[str, Any]:
+    """Store a message the bot sends, after the chat's state, its topic and the limits."""
     chat = target_chat(state, params)
     markup = reply_markup(params.get("reply_markup"))
     options = delivery_options(params)
@@ -113,15 +128,15 @@ def send_message(state: StandInState, token: str, params: dict[str, Any]) -> dic
     paid = as_bool(params.get("allow_paid_broadcast", False))
     if state.limits.enabled:
         state.limiter.check(token, chat.id, paid=paid)
-    msg = StoredMessage(chat, "bot", state.bot_user(token), text, markup)
-    msg.options, msg.thread = options, thread
+    msg = StoredMessage(chat, "bot", state.bot_user(token), content, markup)
+    msg.options, msg.thread, msg.photo = options, thread, photo
     msg = state.store(msg)
     state.send_message_accepted += 1
     state.paid_broadcasts += paid
     return msg.to_api()
 
 
-def _edit_target(state: StandInState, params: dict[str, Any]) -> StoredMessage:
+def edit_target(state: StandInState, params: dict[str, Any]) -> StoredMessage:
     if params.get("inline_message_id"):
         raise ApiError(400, "Bad Request: message to edit not found")
     chat = target_chat(state, params)
@@ -135,7 +150,7 @@ def _edit_target(state: StandInState, params: dict[str, Any]) -> StoredMessage:
     return msg
 
 
-def _edit(
+def edit(
     state: StandInState, msg: StoredMessage, text: Text | None, markup: dict[str, Any] | None
 ) -> dict[str, Any]:
     new = text if text is not None else msg.content()
@@ -150,23 +165,36 @@ def _edit(
 
 def edit_message_text(state: StandInState, token: str, params: dict[str, Any]) -> dict[str, Any]:
     """editMessageText: new text (and inline keyboard) for a message the bot sent."""
-    msg = _edit_target(state, params)
+    msg = edit_target(state, params)
+    if msg.photo is not None:
+        raise ApiError(400, photos.NO_TEXT)
     text = message_text(params, state.strict_html_entities)
     preview = delivery_options(params).get("link_preview_options")
     if state.limits.edits_per_group_per_min:
         state.limiter.check_edit(msg.chat.id)
-    edited = _edit(state, msg, text, reply_markup(params.get("reply_markup")))
+    edited = edit(state, msg, text, reply_markup(params.get("reply_markup")))
     if preview is not None:
         msg.options["link_preview_options"] = preview
     return edited
+
+
+def edit_message_caption(state: StandInState, token: str, params: dict[str, Any]) -> dict[str, Any]:
+    """editMessageCaption: a new caption (and inline keyboard) for a photo the bot sent."""
+    msg = edit_target(state, params)
+    if msg.photo is None:
+        raise ApiError(400, photos.NO_CAPTION)
+    caption = photos.caption_of(params, state.strict_html_entities)
+    if state.limits.edits_per_group_per_min:
+        state.limiter.check_edit(msg.chat.id)
+    return edit(state, msg, caption, reply_markup(params.get("reply_markup")))
 
 
 def edit_message_reply_markup(
     state: StandInState, token: str, params: dict[str, Any]
 ) -> dict[str, Any]:
     """editMessageReplyMarkup: a new inline keyboard (or none) for a message the bot sent."""
-    msg = _edit_target(state, params)
-    return _edit(state, msg, None, reply_markup(params.get("reply_markup")))
+    msg = edit_target(state, params)
+    return edit(state, msg, None, reply_markup(params.get("reply_markup")))
 
 
 def delete_message(state: StandInState, token: str, params: dict[str, Any]) -> bool:
@@ -224,7 +252,9 @@ METHODS: dict[str, Handler] = {
     "getMe": get_me,
     "getChatMember": get_chat_member,
     "sendMessage": send_message,
+    "sendPhoto": send_photo,
     "editMessageText": edit_message_text,
+    "editMessageCaption": edit_message_caption,
     "editMessageReplyMarkup": edit_message_reply_markup,
     "deleteMessage": delete_message,
     "answerCallbackQuery": answer_callback_query,

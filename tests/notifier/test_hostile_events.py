@@ -119,7 +119,14 @@ VALUE = st.one_of(
         lambda n: {f"p{i}": {"posts": 1, "engagement": 1} for i in range(n)}
     ),
 )
-FIELDS = ["platform", "content", "post_url", "likes", "comments", "post_id", "error",
+IMAGE = st.one_of(
+    st.sampled_from(["https://cdn.example.com/1.jpg", "https://cdn.invalid/1.jpg",
+                     "ftp://cdn.example.com/1.jpg", "https://" + "x" * 2050, "", None]),
+    TEXT,
+    VALUE,
+)  # fmt: skip
+"""An image_url: a photo, one Telegram refuses, not http(s), too long, anything."""
+FIELDS = ["platform", "content", "post_url", "likes", "comments", "post_id", "error", "image_url",
           "automation_name", "platforms", "execution_time", "date", "timezone", "resend",
           "total_posts", "successful_posts", "failed_posts", "total_engagement",
           "original_event_id", "reason", "error_code", "new_chat_id"]  # fmt: skip
@@ -131,10 +138,13 @@ def plausible_data(kind: str) -> st.SearchStrategy[dict[str, Any]]:
         return st.fixed_dictionaries(
             {"platform": st.sampled_from(["instagram", "Twitter", "x" * 64, "x" * 65])},
             optional={"content": TEXT, "post_url": TEXT, "likes": COUNT, "comments": COUNT,
-                      "post_id": st.sampled_from(["p1", "p2", "p\x00", "p" * 201])},
+                      "post_id": st.sampled_from(["p1", "p2", "p\x00", "p" * 201]),
+                      "image_url": IMAGE},
         )  # fmt: skip
     if kind == "post_failure":
-        return st.fixed_dictionaries({"platform": st.just("instagram"), "error": TEXT})
+        return st.fixed_dictionaries(
+            {"platform": st.just("instagram"), "error": TEXT}, optional={"image_url": IMAGE}
+        )
     if kind == "automation_executed":
         return st.fixed_dictionaries(
             {"automation_name": TEXT, "platforms": VALUE, "execution_time": TEXT}

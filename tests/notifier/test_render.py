@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.notifier.render import (
+    MAX_CAPTION_LENGTH,
     MAX_MESSAGE_LENGTH,
     DailyReport,
     PlatformTotals,
@@ -18,6 +19,7 @@ from services.notifier.render import (
     platform_emoji,
     platform_name,
     render_automation_executed,
+    render_caption,
     render_daily_summary,
     render_post_failure,
     render_post_success,
@@ -126,3 +128,37 @@ def test_control_characters_and_lone_surrogates_are_removed():
     text = render_post_failure(data, AT)
     assert "⚠️ 오류: bad[31m? end\nline" in text
     text.encode("utf-8")
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    content=huge,
+    url=huge,
+    error=huge,
+    platform=st.text(min_size=1, max_size=64),
+    language=st.sampled_from(["ko", "en"]),
+)
+def test_a_caption_always_fits_and_is_the_text_whenever_the_text_fits(
+    content, url, error, platform, language
+):
+    success = PostSuccessData.model_construct(platform=platform, content=content, post_url=url,
+                                              likes=12, comments=3)  # fmt: skip
+    failure = PostFailureData.model_construct(platform=platform, error=error)
+    for data, template in ((success, render_post_success), (failure, render_post_failure)):
+        text, caption = template(data, AT, language), render_caption(data, AT, language)
+        assert 0 < visible_length(caption) <= MAX_CAPTION_LENGTH
+        if visible_length(text) <= MAX_CAPTION_LENGTH:
+            assert caption == text
+        # Only the content, the link or the error give way: the title and the closing lines
+        # (the counts, the time, the dashboard hint) stay whole.
+        lines, shown = text.split("\n"), caption.split("\n")
+        assert shown[0] == lines[0] and shown[-2:] == lines[-2:]
+
+
+def test_a_caption_cuts_the_content_before_the_link():
+    data = PostSuccessData(platform="instagram", content="가" * 180,
+                           post_url="https://x.com/" + "a" * 820)  # fmt: skip
+    caption = render_caption(data, AT)
+    assert visible_length(render_post_success(data, AT)) > MAX_CAPTION_LENGTH
+    assert f"🔗 {data.post_url}" in caption.split("\n")
+    assert "📝 " + "가" * 10 in caption and caption.count("가") < 180 and "가..." in caption
