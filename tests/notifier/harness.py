@@ -22,6 +22,7 @@ from shared.contract import INTERNAL_EXCHANGE, NOTIFIER_DLQ, Event
 from shared.db import create_engine
 from shared.publisher import EventPublisher
 from tests.support.bus import bound_queue, take
+from tests.support.ids import new_chat_id, new_user
 from tests.support.links import seed_links
 from tests.support.waiting import eventually
 
@@ -39,6 +40,12 @@ class Harness:
     ) -> None:
         """Link `user_id` to `chat_id` as the linker would (`extra`: more of the link's columns)."""
         await seed_links(self.engine, [(user_id, chat_id)], enabled=enabled, **extra)
+
+    async def new_link(self, **extra: Any) -> tuple[str, int]:
+        """A new user linked to a new private chat (`extra`: more of the link's columns)."""
+        user, chat = new_user(), new_chat_id()
+        await self.link(user, chat, **extra)
+        return user, chat
 
     async def publish(self, type_: str, user_id: str, data: dict[str, Any], **kw: Any) -> Event:
         return await self.publisher.send(type_, user_id, data, **kw)

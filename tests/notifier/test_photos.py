@@ -20,7 +20,6 @@ from tests.notifier.test_delivery_options import (
     at_night,
     held_until_morning,
 )
-from tests.support.ids import new_chat_id, new_user
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +40,7 @@ async def test_a_post_with_an_image_is_one_photo_captioned_with_the_golden_text(
     database_url, rabbitmq_url, language, event_type
 ):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = new_user(), new_chat_id()
-        await h.link(user, chat, language=language)
+        user, chat = await h.new_link(language=language)
         data = sample_data(event_type, date(2026, 2, 26)) | {"image_url": IMAGE}
         event = await h.publish(event_type, user, data, occurred_at=AT)
         row = await h.wait_delivery(event, "sent")
@@ -58,8 +56,7 @@ async def test_a_long_post_is_captioned_within_1024_characters_content_cut_first
     database_url, rabbitmq_url
 ):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = new_user(), new_chat_id()
-        await h.link(user, chat)
+        user, chat = await h.new_link()
         long_link = "https://instagram.com/p/" + "x" * 900
         data = SUCCESS | {"content": "😀" * 300, "post_url": long_link, "image_url": IMAGE}
         event = await h.publish("post_success", user, data)
@@ -78,8 +75,7 @@ async def test_a_photo_telegram_refuses_goes_as_the_text_once_and_the_row_says_w
     database_url, rabbitmq_url, language
 ):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = new_user(), new_chat_id()
-        await h.link(user, chat, language=language)
+        user, chat = await h.new_link(language=language)
         data = sample_data(EventType.POST_SUCCESS, date(2026, 2, 26))
         data |= {"image_url": UNREACHABLE, "post_id": COUNTS["post_id"]}
         event = await h.publish("post_success", user, data, occurred_at=AT)
@@ -98,8 +94,7 @@ async def test_a_photo_telegram_refuses_goes_as_the_text_once_and_the_row_says_w
 
 async def test_new_counts_edit_the_photos_caption(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = new_user(), new_chat_id()
-        await h.link(user, chat, language="en")
+        user, chat = await h.new_link(language="en")
         event = await h.publish("post_success", user, SUCCESS | {"image_url": IMAGE})
         await h.wait_delivery(event, "sent")
         update = await h.publish("post_metrics_updated", user, COUNTS)
@@ -113,10 +108,8 @@ async def test_new_counts_edit_the_photos_caption(database_url, rabbitmq_url):
 
 async def test_what_is_not_a_photo_goes_as_text(database_url, rabbitmq_url):
     async with running_notifier(database_url, rabbitmq_url) as h:
-        user, chat = new_user(), new_chat_id()
-        off, off_chat = new_user(), new_chat_id()
-        await h.link(user, chat)
-        await h.link(off, off_chat, post_images=False)  # the user turned post images off
+        user, chat = await h.new_link()
+        off, off_chat = await h.new_link(post_images=False)  # the user turned post images off
         not_http = await h.publish("post_failure", user, FAILURE | {"image_url": "ftp://x/1.jpg"})
         turned_off = await h.publish("post_success", off, SUCCESS | {"image_url": IMAGE})
         automation = {"automation_name": "a", "platforms": ["x"], "execution_time": "now",
@@ -134,10 +127,8 @@ async def test_a_held_photo_is_released_as_a_photo_with_its_new_counts_and_a_fol
 ):
     clock, night = at_night(database_url, rabbitmq_url)
     async with night as h:
-        alone, alone_chat = new_user(), new_chat_id()
-        folded, folded_chat = new_user(), new_chat_id()
-        await h.link(alone, alone_chat, language="en", **QUIET)
-        await h.link(folded, folded_chat, **QUIET)
+        alone, alone_chat = await h.new_link(language="en", **QUIET)
+        folded, folded_chat = await h.new_link(**QUIET)
         held = [
             await h.publish("post_success", alone, SUCCESS | {"image_url": IMAGE}),
             await h.publish("post_success", folded, SUCCESS | {"image_url": IMAGE}),
