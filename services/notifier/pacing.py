@@ -11,12 +11,16 @@ raises it a little (additive increase). Each decrease halves the increase step (
 minimum), so the sender probes the real limit more and more gently: the 429s it costs fall over
 time. Reaching the ceiling again restores the step.
 
-`RoundTrips` keeps the round trips of recent answers: half the shortest is the one-way delay (a
-send reaches Telegram that long after it is written, and that is when Telegram counts it). Every
-send reaches it one such delay after its grant, give or take the spread of the answers: an answer
-that took longer than the shortest moves its send's stamp by that much, to the latest instant it
-can have arrived (`SlidingWindow.move`), which is in time for every window longer than a round
-trip; a send still unanswered when its window turns counts as happening now.
+`RoundTrips` keeps the shortest round trip of the last minute's answers: half of it is the one-way
+delay (a send reaches Telegram that long after it is written, and that is when Telegram counts
+it). Every send reaches it one such delay after its grant, give or take the spread of the
+answers: an answer that took longer than the shortest moves its send's stamp by that much, to the
+latest instant it can have arrived (`SlidingWindow.move`), which is in time for every window
+longer than a round trip; a send still unanswered when its window turns counts as happening now,
+and one answered only after that counts where it can have arrived. When the shortest falls (the
+first answers were slowed by cold connections or a queued burst), every send answered before is
+moved by the fall (`SlidingWindow.delay_answered`): its lateness was measured from too slow a
+shortest.
 """
 
 from __future__ import annotations
@@ -74,12 +78,20 @@ class SlidingWindow:
             self.pending.remove(stamp)
 
     def move(self, old: float, new: float) -> None:
-        """Count the event stamped `old` at `new` instead (nothing if it has expired)."""
-        try:
+        """Count the event stamped `old` at `new` instead; also when `old` has already left the
+        window (an answer slower than the window: it counted as happening now while `pending`,
+        and must go on counting where it can have arrived, or the next window overlaps it)."""
+        with contextlib.suppress(ValueError):
             self.stamps.remove(old)
-        except ValueError:
-            return
         bisect.insort(self.stamps, new)
+
+    def delay_answered(self, by: float) -> None:
+        """Count every answered event `by` seconds later (those still `pending` stay at their
+        grant): the shortest round trip fell, so each was moved too little."""
+        if not self.stamps:
+            return
+        waiting = set(self.pending)
+        self.stamps = deque(sorted(t if t in waiting else t + by for t in self.stamps))
 
     def idle(self, now: float) -> bool:
         """True when no event in the window constrains the future."""
@@ -181,33 +193,42 @@ class Aimd:
 
 @dataclass
 class RoundTrips:
-    """The round trips of the last `size` answers. The shortest is the way there and back with
-    no wait on either side: a send whose answer took `late` seconds longer may have reached
+    """The shortest round trip answered in the last `horizon` seconds: the way there and back
+    with no wait on either side. A send whose answer took `late` seconds longer may have reached
     Telegram up to `late` seconds later than the fastest would have (all of the extra time is
-    taken as the way there, which is cautious)."""
+    taken as the way there, which is cautious).
 
-    size: int = 512
-    _samples: deque[float] = field(default_factory=deque, init=False)
-    _shortest: float = field(default=math.inf, init=False)
-    _added: int = field(default=0, init=False)
+    The horizon is time, not a number of answers: an answer slowed by a busy moment (ours or
+    the network's) says nothing about the path, and 512 answers are half a second at paid
+    broadcast's 1000/s, after which the shortest rose to the busy moment's and the sends of it
+    were moved too little (429s at 1000/s on a loaded machine). A path that really got slower
+    costs at most a horizon of cautious counting."""
 
-    def add(self, seconds: float) -> float:
-        """One answered request took `seconds` from being granted to its answer; returns how
-        much longer than the shortest recent one it took."""
-        samples = self._samples
+    horizon: float = 60.0
+    _minima: deque[tuple[float, float]] = field(default_factory=deque, init=False)
+    """(answered at, round trip), round trips increasing: the sliding minimum."""
+    dropped: float = field(default=0.0, init=False)
+    """How much the last `add` lowered the shortest (0: it did not, or it was the first)."""
+
+    def add(self, seconds: float, at: float = 0.0) -> float:
+        """One request answered at `at` took `seconds` from being granted to its answer;
+        returns how much longer than the shortest recent one it took."""
+        minima = self._minima
         seconds = max(0.0, seconds)
-        samples.append(seconds)
-        if len(samples) > self.size:
-            samples.popleft()
-        self._added += 1
-        if seconds < self._shortest or self._added % 64 == 0:  # the oldest may have left
-            self._shortest = min(samples)
-        return seconds - self._shortest
+        before = minima[0][1] if minima else math.inf
+        while minima and minima[-1][1] >= seconds:
+            minima.pop()
+        minima.append((at, seconds))
+        while minima[0][0] < at - self.horizon:
+            minima.popleft()
+        shortest = minima[0][1]
+        self.dropped = before - shortest if math.isfinite(before) and shortest < before else 0.0
+        return seconds - shortest
 
     @property
     def shortest(self) -> float:
         """The shortest recent round trip (0 before any answer)."""
-        return self._shortest if self._samples else 0.0
+        return self._minima[0][1] if self._minima else 0.0
 
     @property
     def one_way(self) -> float:

@@ -198,7 +198,9 @@ class RateLimiter:
             sent = granted.popleft()
             if not granted:
                 del self._granted[chat_id]
-            late = self.trips.add(at - sent)
+            late = self.trips.add(at - sent, at)
+            if self._arrival and self.trips.dropped:
+                self._delay_answered(self.trips.dropped)
             if self._arrival:
                 for window in self._windows(chat_id, edit):
                     window.answered(sent)
@@ -211,6 +213,15 @@ class RateLimiter:
         self._acquired += 1
         if self._acquired % 4096 == 0:
             self._forget_idle(at)
+
+    def _delay_answered(self, by: float) -> None:
+        """The shortest round trip fell by `by`: every send answered before was counted that
+        much too early (its lateness was measured from a slower shortest), so move them all."""
+        if self._global is not None:
+            self._global.delay_answered(by)
+        for table in (self._chats, self._groups, self._edits):
+            for window in table.values():
+                window.delay_answered(by)
 
     def record(self, chat_id: int, at: float) -> None:
         """Count a message sent to `chat_id` that started and completed at `at`."""

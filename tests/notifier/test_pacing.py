@@ -149,7 +149,7 @@ def test_a_send_is_counted_when_it_reaches_telegram_not_when_its_answer_is_back(
 
 
 def test_round_trips_give_the_one_way_delay_and_each_answers_lateness():
-    trips = RoundTrips(size=100)
+    trips = RoundTrips()
     for i in range(100):
         trips.add(0.080 + (i % 10) / 1000)  # 80 to 89 ms
     assert trips.one_way == pytest.approx(0.040)
@@ -185,3 +185,52 @@ def test_a_send_still_unanswered_when_its_window_turns_keeps_counting():
     clock.now = 1.6
     limiter.finish(1, 1.6)
     assert limiter.next_allowed(3, 1.6) == 1.6
+
+
+def test_sends_answered_before_the_shortest_round_trip_fell_are_moved_by_the_fall():
+    """The first answers are slow (cold connections, a burst queued): lateness measured from
+    their shortest is too small once faster answers show the real one, and a send one window
+    later would reach Telegram while they still count there (the 429 at 80 ms)."""
+    clock = Clock(0.0)
+    limiter = RateLimiter(Limits(2, 0, 0, margin=0.0), clock=clock)
+    limiter.start(1)  # granted at 0.0, answered 200 ms later: the shortest so far
+    limiter.finish(1, 0.2)
+    clock.now = 0.5
+    limiter.start(2)
+    limiter.finish(2, 0.52)  # 20 ms: the first took 180 ms longer than a send needs
+    assert limiter.trips.shortest == pytest.approx(0.02)
+    assert limiter.next_allowed(3, 1.0) == pytest.approx(1.18)  # 1.0 if it stayed at its grant
+
+
+def test_a_send_answered_after_its_window_turned_counts_where_it_can_have_arrived():
+    clock = Clock(0.0)
+    limiter = RateLimiter(Limits(1, 0, 0, margin=0.0), clock=clock)
+    limiter.start(1)
+    limiter.finish(1, 0.01)  # a 10 ms round trip
+    clock.now = 1.0
+    limiter.start(2)
+    assert limiter.next_allowed(3, 2.4) == float("inf")  # unanswered: it counts as now
+    limiter.finish(2, 2.5)  # 1.5 s: it may have reached Telegram as late as 2.49
+    assert limiter.next_allowed(3, 2.5) == pytest.approx(3.49)
+
+
+def test_round_trips_say_how_much_the_shortest_fell():
+    trips = RoundTrips()
+    trips.add(0.2)
+    assert trips.dropped == 0.0  # the first sets it
+    trips.add(0.3)
+    assert trips.dropped == 0.0
+    trips.add(0.05)
+    assert trips.dropped == pytest.approx(0.15)
+    trips.add(0.06)
+    assert trips.dropped == 0.0
+
+
+def test_the_shortest_round_trip_is_the_last_minutes_not_the_last_answers():
+    trips = RoundTrips(horizon=60.0)
+    trips.add(0.08, at=0.0)
+    for i in range(5000):  # a busy moment: thousands of slow answers within seconds
+        assert trips.add(0.3, at=1.0 + i / 1000) == pytest.approx(0.22)
+    assert trips.shortest == pytest.approx(0.08)
+    trips.add(0.3, at=61.0)  # a minute on, the path may really have got slower
+    assert trips.shortest == pytest.approx(0.3)
