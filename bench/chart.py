@@ -256,23 +256,31 @@ def convergence(rate_ax: Axes, refused_ax: Axes, result: dict[str, Any]) -> None
 
 
 def round_trips(paid_ax: Axes, standard_ax: Axes, result: dict[str, Any]) -> None:
-    """% of the limit reached at each round trip, counted on arrival beside until the answer."""
-    if not result:
+    """The sending path's budget use at each round trip (median of its runs, the bar's whisker
+    their spread), counted on arrival beside until the answer."""
+    by_rtt = result.get("by_rtt", {})
+    if not by_rtt:
         _missing(standard_ax, "30/s a round trip away")
         return _missing(paid_ax, "Paid broadcast a round trip away")
-    rtts = list(result)
+    rtts = list(by_rtt)
     width = 0.38
     for ax, part, limit in ((paid_ax, "paid_broadcast", 1000), (standard_ax, "standard", 30)):
         for offset, count_at, color in (
             (-width / 2, "completion", SPEC),
             (width / 2, "arrival", OURS),
         ):
-            runs = [result[r][count_at][part] for r in rtts]
+            runs = [by_rtt[r][count_at][part] for r in rtts]
             values = [100 * run["fraction_of_limit"] for run in runs]
+            spread = [
+                [v - 100 * run["fraction_min"] for v, run in zip(values, runs, strict=True)],
+                [100 * run["fraction_max"] - v for v, run in zip(values, runs, strict=True)],
+            ]
             bars = ax.bar(
                 [i + offset for i in range(len(rtts))],
                 values,
                 width,
+                yerr=spread,
+                capsize=3,
                 color=color,
                 label=f"counted at {count_at}" + (" (before)" if count_at == "completion" else ""),
             )
@@ -285,12 +293,13 @@ def round_trips(paid_ax: Axes, standard_ax: Axes, result: dict[str, Any]) -> Non
                 ],
             )
         ax.set_xticks(range(len(rtts)), [f"RTT {r}" for r in rtts])
-        lowest = min(100 * result[r][c][part]["fraction_of_limit"] for r in rtts for c in result[r])
+        lowest = min(100 * by_rtt[r][c][part]["fraction_min"] for r in rtts for c in by_rtt[r])
         ax.set_ylim(80 if lowest > 85 else 0, 108)
-        ax.set_ylabel(f"% of {limit}/s")
+        ax.set_ylabel(f"% of {limit}/s (median of {result.get('repetitions', 1)} runs)")
         ax.legend(fontsize=8, loc="lower left")
         ax.set_title(
-            f"{'Paid broadcast drain' if limit == 1000 else '30/s'} a round trip away",
+            f"{'Paid broadcast drain' if limit == 1000 else '30/s'} a round trip away "
+            "(limiter + sender alone)",
             fontsize=11,
             loc="left",
         )
