@@ -378,7 +378,8 @@ def limits_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         now, before = pipeline["arrival"], pipeline["completion"]
         out.append(
             (
-                f"RTT {pipeline['rtt_ms']} ms, whole notifier (CPU-bound on 2 cores): "
+                f"RTT {pipeline['rtt_ms']} ms, whole notifier (its ceiling here "
+                f"{pipeline['ceiling_no_limits_no_delay']['events_per_second']:.0f}/s): "
                 "paid /s · 30/s %",
                 f"{now['paid_broadcast']['achieved_per_second']:.0f}/s · "
                 f"{100 * now['standard']['fraction_of_limit']:.1f} %",

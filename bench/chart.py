@@ -313,7 +313,12 @@ def render_limits(path: Path | None = None) -> Path | None:
     figure, axes = plt.subplots(2, 2, figsize=(15, 9.5))
     convergence(axes[0][0], axes[0][1], result.get("convergence", {}))
     round_trips(axes[1][0], axes[1][1], result.get("rtt", {}))
-    figure.suptitle(f"Limits that adapt, the budget a network away — {result['measured_at']}")
+    when = " · ".join(
+        f"{part} {result[part].get('measured_at') or result['measured_at']}"
+        for part in ("convergence", "rtt")
+        if part in result
+    )
+    figure.suptitle(f"Limits that adapt, the budget a network away — measured: {when}")
     figure.tight_layout(rect=(0, 0, 1, 0.96))
     path = path or RESULTS / "limits.png"
     figure.savefig(path, dpi=110)
