@@ -45,23 +45,36 @@ class Publishing:
     async def publish_pending(
         self, now: datetime, run: JobRun, only: Sequence[int] | None = None
     ) -> None:
-        """Publish every unpublished run within the grace (or only the runs `only`), as `run`."""
+        """Publish every unpublished run within the grace (or only the runs `only`), as `run`.
+
+        Once the broker refuses one lane's trigger, every lane stops claiming: without that, a
+        lane claiming after the failed lane committed would take the same triggers again and
+        count a second failed attempt for each in one tick."""
         lanes = self.config.lanes if only is None else 1
-        await in_lanes(lanes, lambda: self._publish_lane(now, run, only, lanes))
+        refused = asyncio.Event()
+        await in_lanes(lanes, lambda: self._publish_lane(now, run, only, lanes, refused))
 
     async def _publish_lane(
-        self, now: datetime, run: JobRun, only: Sequence[int] | None, lanes: int
+        self,
+        now: datetime,
+        run: JobRun,
+        only: Sequence[int] | None,
+        lanes: int,
+        refused: asyncio.Event,
     ) -> None:
         oldest = now - self.config.catch_up
-        while True:
+        while not refused.is_set():
             async with self.store.begin() as tx:
+                if refused.is_set():  # set while this transaction began
+                    return
                 pending = await tx.claim_unpublished(oldest, self.config.batch_size, only)
                 if not pending:
                     return
                 await self.runs.id_of(run)
-                failed = await self._publish_claimed(tx, pending, run, lanes)
-            if failed:
-                return  # the broker is refusing: leave the rest for the next tick
+                if await self._publish_claimed(tx, pending, run, lanes):
+                    # The broker is refusing: leave the rest for the next tick (set before
+                    # this commit releases the claimed rows to another lane).
+                    refused.set()
 
     async def _publish_claimed(
         self, tx: SchedulerTx, pending: Sequence[PendingRun], run: JobRun, lanes: int
